@@ -1,0 +1,3 @@
+"""Shared fixtures: logging capture helpers live with the tests that use them."""
+
+from __future__ import annotations
