@@ -1,5 +1,29 @@
-"""Middleware written once as protocol-neutral cores, run natively on WSGI and ASGI."""
+"""Middleware written once as protocol-neutral cores, run natively on WSGI and ASGI.
+
+Each class is constructed as ``X(app, **options)`` and gives back an app of the same
+interface as ``app``: a WSGI app for a WSGI app, an ASGI 3 app for an ASGI 3 app (an
+ASGI app is a coroutine function or an object whose ``__call__`` is one; pass
+``interface="wsgi"`` or ``"asgi"`` when that test is ambiguous). Nothing converts
+between the interfaces: the ASGI driver starts no threads, the WSGI driver no loops.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from middleware._access_log import AccessLog
+from middleware._compress import Compress
+from middleware._compression import DEFAULT_EXCLUDED_CONTENT_TYPES
+from middleware._cors import CORS
+from middleware._encodings import AVAILABLE as AVAILABLE_ENCODINGS
+from middleware._gzip import GZip
+from middleware._stack import Middleware, Stack
+
+__all__ = [
+    "AVAILABLE_ENCODINGS",
+    "CORS",
+    "DEFAULT_EXCLUDED_CONTENT_TYPES",
+    "AccessLog",
+    "Compress",
+    "GZip",
+    "Middleware",
+    "Stack",
+]

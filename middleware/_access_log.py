@@ -1,0 +1,263 @@
+"""AccessLog: one stdlib ``logging`` record per request, written when it is complete.
+
+The message uses gunicorn's access-log atoms (``%(h)s``, ``%(r)s``, ``%(s)s`` ...,
+``%({header}i)s`` for a request header and ``%({header}o)s`` for a response header),
+computed lazily: ``logging`` formats the message only if a handler emits it, and no
+record is built at all when the logger is not enabled for the level. The same facts go
+on the record as ``record.http`` (a dict) for JSON formatters.
+
+Status is 499 (nginx's "client closed request") when the client went away before the
+response was complete, and 500 when the app raised; the exception itself propagates
+unchanged. Bytes are body bytes as they left this middleware (after any inner
+compression); for an opaque body (pathsend, file wrapper) the ``Content-Length``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import time
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+from middleware._base import MiddlewareBase
+from middleware._core import Core, Handler, Head, HeaderList, Outcome, RequestHead
+from middleware._headers import find
+
+__all__ = ["DEFAULT_FORMAT", "AccessLog"]
+
+DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+"""gunicorn's default ``access_log_format``."""
+
+_PLAIN_ATOMS = frozenset(
+    ["h", "l", "u", "t", "r", "s", "m", "U", "q", "H", "b", "B", "f", "a", "T", "D", "M", "L", "p"]
+)
+_ATOM = re.compile(r"%\(([^)]*)\)")
+_HEADER_ATOM = re.compile(r"\{([^}]+)\}([io])\Z")
+CLIENT_CLOSED_REQUEST = 499
+
+
+class _Atoms(Mapping[str, object]):
+    """gunicorn's atoms for one request, computed only when the message is formatted."""
+
+    __slots__ = ("_h",)
+
+    def __init__(self, handler: _AccessHandler) -> None:
+        self._h = handler
+
+    def __getitem__(self, key: str) -> object:
+        h = self._h
+        head = h.head
+        if key == "h":
+            return head.client[0] if head.client else "-"
+        if key == "l":
+            return "-"
+        if key == "u":
+            return _basic_user(head.headers.get(b"authorization")) or "-"
+        if key == "t":
+            return time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(h.wall))
+        if key == "r":
+            target = head.path + ("?" + head.query.decode("latin-1") if head.query else "")
+            return f"{head.method} {target} HTTP/{head.http_version}"
+        if key == "s":
+            return h.status
+        if key == "m":
+            return head.method
+        if key == "U":
+            return head.path
+        if key == "q":
+            return head.query.decode("latin-1")
+        if key == "H":
+            return f"HTTP/{head.http_version}"
+        if key in ("b", "B"):
+            return h.sent
+        if key == "f":
+            return _text(head.headers.get(b"referer"))
+        if key == "a":
+            return _text(head.headers.get(b"user-agent"))
+        micros = round(h.duration * 1_000_000)
+        if key == "T":
+            return micros // 1_000_000
+        if key == "D":
+            return micros
+        if key == "M":
+            return micros // 1000
+        if key == "L":
+            return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+        if key == "p":
+            return f"<{os.getpid()}>"
+        match = _HEADER_ATOM.match(key)
+        if match is not None:
+            name = match.group(1).lower().encode("latin-1")
+            if match.group(2) == "i":
+                return _text(head.headers.get(name))
+            return _text(find(h.response_headers, name))
+        return "-"
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(_PLAIN_ATOMS))
+
+    def __len__(self) -> int:
+        return len(_PLAIN_ATOMS)
+
+
+def _text(value: bytes | None) -> str:
+    return "-" if value is None else value.decode("latin-1")
+
+
+def _basic_user(value: bytes | None) -> str | None:
+    if value is None or value[:6].lower() != b"basic ":
+        return None
+    try:
+        decoded = base64.b64decode(value[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
+class _AccessHandler(Handler):
+    __slots__ = (
+        "core",
+        "duration",
+        "head",
+        "response_headers",
+        "sent",
+        "start",
+        "status",
+        "ttfb",
+        "wall",
+    )
+
+    def __init__(self, core: _AccessLogCore, head: RequestHead) -> None:
+        self.core = core
+        self.head = head
+        self.start = time.perf_counter()
+        self.wall = time.time()
+        self.status = 0
+        self.sent = 0
+        self.ttfb: float | None = None
+        self.duration = 0.0
+        self.response_headers: HeaderList = []
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head:
+        self.status = status
+        self.response_headers = headers
+        if self.ttfb is None:
+            self.ttfb = time.perf_counter() - self.start
+        return status, headers
+
+    def on_body(self, chunk: bytes, more: bool) -> bytes:
+        self.sent += len(chunk)
+        return chunk
+
+    def on_opaque_body(self) -> Head | None:
+        length = find(self.response_headers, b"content-length")
+        if length is not None and length.isdigit():
+            self.sent = int(length)
+        return None
+
+    def on_complete(self, outcome: Outcome) -> None:
+        self.duration = time.perf_counter() - self.start
+        if outcome is Outcome.CLIENT_DISCONNECTED:
+            self.status = CLIENT_CLOSED_REQUEST
+        elif outcome is Outcome.APP_EXCEPTION:
+            self.status = 500
+        self.core.emit(self, outcome)
+
+
+class _AccessLogCore(Core):
+    __slots__ = ("_exclude", "_format", "_level", "_logger")
+
+    def __init__(
+        self, logger: logging.Logger, fmt: str, exclude_paths: frozenset[str], level: int
+    ) -> None:
+        self._logger = logger
+        self._format = fmt
+        self._exclude = exclude_paths
+        self._level = level
+
+    def on_request(self, head: RequestHead) -> Handler | None:
+        if head.path in self._exclude or not self._logger.isEnabledFor(self._level):
+            return None
+        return _AccessHandler(self, head)
+
+    def emit(self, h: _AccessHandler, outcome: Outcome) -> None:
+        head = h.head
+        fields = {
+            "method": head.method,
+            "path": head.path,
+            "query": head.query.decode("latin-1"),
+            "status": h.status,
+            "bytes": h.sent,
+            "duration": h.duration,
+            "ttfb": h.ttfb,
+            "client": head.client[0] if head.client else None,
+            "user_agent": _none_or_text(head.headers.get(b"user-agent")),
+            "referer": _none_or_text(head.headers.get(b"referer")),
+            "http_version": head.http_version,
+            "scheme": head.scheme,
+            "outcome": outcome.value,
+        }
+        self._logger.log(self._level, self._format, _Atoms(h), extra={"http": fields})
+
+
+def _none_or_text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("latin-1")
+
+
+def _check_format(fmt: str) -> str:
+    if not isinstance(fmt, str):
+        raise TypeError(f"format must be a str, not {type(fmt).__name__}")
+    for atom in _ATOM.findall(fmt):
+        if atom not in _PLAIN_ATOMS and _HEADER_ATOM.match(atom) is None:
+            raise ValueError(
+                f"format: unknown atom %({atom})s; known: {' '.join(sorted(_PLAIN_ATOMS))}, "
+                "{header}i, {header}o"
+            )
+    probe: dict[str, object] = dict.fromkeys(_PLAIN_ATOMS, 0)
+    probe.update((atom, "-") for atom in _ATOM.findall(fmt))
+    try:
+        fmt % probe  # only to surface a bad conversion now, not per request
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"format {fmt!r} is not a valid %-format: {exc}") from None
+    return fmt
+
+
+class AccessLog(MiddlewareBase):
+    """Log one line per request through stdlib ``logging`` (default ``middleware.access``).
+
+    ``format`` uses gunicorn's atoms (default: gunicorn's default format);
+    ``exclude_paths`` are exact paths never logged (health checks); ``level`` is the
+    record's level. Put it outermost in a stack.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        logger: logging.Logger | str | None = None,
+        format: str | None = None,  # shadows the builtin: gunicorn calls it format
+        exclude_paths: Collection[str] = (),
+        *,
+        level: int = logging.INFO,
+        interface: str | None = None,
+    ) -> None:
+        if logger is None:
+            logger = logging.getLogger("middleware.access")
+        elif isinstance(logger, str):
+            logger = logging.getLogger(logger)
+        elif not isinstance(logger, logging.Logger):
+            raise TypeError(f"logger must be a logging.Logger, a name or None, not {logger!r}")
+        if isinstance(exclude_paths, str) or not isinstance(exclude_paths, Collection):
+            raise TypeError("exclude_paths must be a collection of paths such as ('/health',)")
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise TypeError(f"level must be a logging level int, not {level!r}")
+        core = _AccessLogCore(
+            logger,
+            _check_format(DEFAULT_FORMAT if format is None else format),
+            frozenset(exclude_paths),
+            level,
+        )
+        self._setup(app, core, interface)

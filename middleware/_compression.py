@@ -1,0 +1,282 @@
+"""The compression core shared by :class:`GZip` and :class:`Compress`.
+
+What it must leave alone, and why (RFC 9110 unless said otherwise):
+
+* HEAD requests, 1xx, 204, 304 (no content), 206 and any ``Content-Range`` (ranges
+  address the stored representation, 14.4), responses with a ``Content-Encoding``
+  already, ``Cache-Control: no-transform`` (RFC 9111 5.2.2.6), excluded media types
+  (Server-Sent Events, already-compressed formats), and bodies that never pass through
+  Python (``http.response.pathsend``, ``wsgi.file_wrapper``): headers unchanged.
+* ``Vary: Accept-Encoding`` goes on every response whose coding could have differed:
+  every eligible response except one whose ``Content-Length`` proves it too small.
+* Up to ``minimum_size`` bytes are buffered before deciding, streamed responses too;
+  after that every chunk is sync-flushed, so a stream is never delayed by compression.
+* ``Content-Length`` is set when the whole body was compressed at once, else dropped;
+  a strong ``ETag`` becomes weak (``W/``): the bytes are no longer the same (8.8.1).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Sequence
+
+from middleware._core import Core, Handler, Head, HeaderList, RequestHead
+from middleware._encodings import Compressor, EncoderSpec, negotiate, parse_accept_encoding
+from middleware._headers import add_vary
+
+__all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "CompressionCore"]
+
+DEFAULT_EXCLUDED_CONTENT_TYPES: tuple[str, ...] = (
+    "text/event-stream",  # Server-Sent Events: latency matters more than size
+    "application/grpc",
+    "application/gzip",
+    "application/x-gzip",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/zstd",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/x-7z-compressed",
+    "application/x-rar-compressed",
+    "application/vnd.rar",
+    "audio/*",
+    "video/*",
+    "font/woff",
+    "font/woff2",
+    "image/avif",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/heic",
+    "image/jxl",
+)
+"""Media types never compressed by default (``type/*`` covers a whole top-level type)."""
+
+_CACHE_SIZE = 256
+_UNCHANGED_STATUSES = frozenset({204, 206, 304})
+
+
+class _Eligibility(enum.Enum):
+    NEVER = enum.auto()  # leave the response exactly as it is
+    SMALL = enum.auto()  # Content-Length below minimum_size: same for every client
+    MAYBE = enum.auto()  # compress if the client accepts and the body is big enough
+
+
+_NEVER = _Eligibility.NEVER
+_SMALL = _Eligibility.SMALL
+_MAYBE = _Eligibility.MAYBE
+
+
+class _Phase(enum.Enum):
+    PASSING = enum.auto()  # body untouched
+    BUFFERING = enum.auto()  # head held, body collected up to minimum_size
+    COMPRESSING = enum.auto()  # head sent with Content-Encoding, chunks compressed
+
+
+_PASSING = _Phase.PASSING
+_BUFFERING = _Phase.BUFFERING
+_COMPRESSING = _Phase.COMPRESSING
+
+
+def _weaken(headers: HeaderList) -> None:
+    for index, (key, value) in enumerate(headers):
+        if key == b"etag" and value.startswith(b'"'):
+            headers[index] = (key, b"W/" + value)
+
+
+class _VaryHandler(Handler):
+    """The client accepts no offered coding: only ``Vary`` may change. Stateless, shared."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: CompressionCore) -> None:
+        self._core = core
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head:
+        if self._core.eligibility(status, headers) is _MAYBE:
+            add_vary(headers, b"Accept-Encoding", b"accept-encoding")
+        return status, headers
+
+
+class _CompressHandler(Handler):
+    __slots__ = ("_buffer", "_compressor", "_core", "_head", "_phase", "_ready", "_size", "_spec")
+
+    def __init__(self, core: CompressionCore, spec: EncoderSpec) -> None:
+        self._core = core
+        self._spec = spec
+        self._phase = _PASSING
+        self._head: Head | None = None
+        self._ready: Head | None = None
+        self._buffer: list[bytes] = []
+        self._size = 0
+        self._compressor: Compressor | None = None
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
+        # May run twice (a WSGI app's start_response with exc_info): start over.
+        self._buffer = []
+        self._size = 0
+        if self._core.eligibility(status, headers) is not _MAYBE:
+            self._phase = _PASSING
+            return status, headers
+        self._phase = _BUFFERING
+        self._head = (status, headers)
+        return None
+
+    def _release(self, length: int | None) -> None:
+        """Decide to compress: the held head gets its new headers."""
+        assert self._head is not None
+        status, headers = self._head
+        headers = [pair for pair in headers if pair[0] != b"content-length"]
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        headers.append((b"content-encoding", self._spec.name.encode()))
+        add_vary(headers, b"Accept-Encoding", b"accept-encoding")
+        _weaken(headers)
+        self._ready = (status, headers)
+        self._head = None
+
+    def on_body(self, chunk: bytes, more: bool) -> bytes:
+        phase = self._phase
+        if phase is _COMPRESSING:
+            compressor = self._compressor
+            assert compressor is not None
+            return compressor.compress(chunk) if more else compressor.flush(chunk)
+        if phase is _PASSING:
+            return chunk
+        if self._buffer:
+            self._buffer.append(chunk)
+            chunk = b"".join(self._buffer)
+        size = len(chunk)
+        if more and size < self._core.minimum_size:
+            if not self._buffer:
+                self._buffer.append(chunk)
+            return b""
+        self._buffer = []
+        if size < self._core.minimum_size:
+            # The whole body is small: send it as is, but it could have been compressed.
+            assert self._head is not None
+            add_vary(self._head[1], b"Accept-Encoding", b"accept-encoding")
+            self._ready = self._head
+            self._head = None
+            self._phase = _PASSING
+            return chunk
+        if not more:
+            body = self._spec.one_shot(chunk)
+            self._release(len(body))
+            self._phase = _PASSING
+            return body
+        self._release(None)
+        self._phase = _COMPRESSING
+        compressor = self._compressor = self._spec.streaming()
+        return compressor.compress(chunk)
+
+    def pending_head(self) -> Head | None:
+        ready, self._ready = self._ready, None
+        return ready
+
+    def on_opaque_body(self) -> Head | None:
+        head, self._head = self._head, None
+        self._phase = _PASSING
+        return head
+
+
+class CompressionCore(Core):
+    """Negotiates a coding per request and compresses eligible responses."""
+
+    __slots__ = (
+        "_excluded",
+        "_negotiated",
+        "_offered",
+        "_specs",
+        "_types",
+        "_vary",
+        "minimum_size",
+    )
+
+    def __init__(
+        self,
+        specs: Sequence[EncoderSpec],
+        minimum_size: int,
+        exclude_content_types: Collection[str],
+    ) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+        self._offered = tuple(spec.name for spec in specs)
+        self.minimum_size = minimum_size
+        excluded = {item.partition(";")[0].strip().lower() for item in exclude_content_types}
+        self._excluded = frozenset(item.encode("latin-1") for item in excluded)
+        # Memoised per configuration: clients send a handful of distinct values.
+        self._negotiated: dict[bytes, EncoderSpec | None] = {}
+        self._types: dict[bytes, bool] = {}
+        self._vary = _VaryHandler(self)
+
+    def on_request(self, head: RequestHead) -> Handler | None:
+        if head.method == "HEAD":
+            return None  # no body to compress
+        accept = head.headers.get(b"accept-encoding")
+        if accept is None:
+            return self._vary
+        spec = self._negotiated.get(accept, False)
+        if spec is False:
+            name = negotiate(parse_accept_encoding(accept.decode("latin-1")), self._offered)
+            spec = None if name is None else self._specs[name]
+            if len(self._negotiated) >= _CACHE_SIZE:
+                self._negotiated.clear()
+            self._negotiated[accept] = spec
+        if spec is None:
+            return self._vary
+        assert isinstance(spec, EncoderSpec)
+        return _CompressHandler(self, spec)
+
+    def excluded_type(self, content_type: bytes) -> bool:
+        """Whether a ``Content-Type`` value names an excluded media type."""
+        excluded = self._types.get(content_type)
+        if excluded is None:
+            media = content_type.partition(b";")[0].strip().lower()
+            major = media.partition(b"/")[0]
+            excluded = (
+                media in self._excluded
+                or major + b"/*" in self._excluded
+                or (media.startswith(b"application/grpc") and b"application/grpc" in self._excluded)
+            )
+            if len(self._types) >= _CACHE_SIZE:
+                self._types.clear()
+            self._types[content_type] = excluded
+        return excluded
+
+    def eligibility(self, status: int, headers: HeaderList) -> _Eligibility:
+        if status < 200 or status in _UNCHANGED_STATUSES:
+            return _NEVER
+        result = _MAYBE
+        for key, value in headers:
+            if key == b"content-type":
+                if self.excluded_type(value):
+                    return _NEVER
+            elif key == b"content-length":
+                if value.isdigit() and int(value) < self.minimum_size:
+                    result = _SMALL
+            elif key == b"content-encoding":
+                if value.strip().lower() != b"identity":
+                    return _NEVER
+            elif key == b"content-range" or (
+                key == b"cache-control" and b"no-transform" in value.lower()
+            ):
+                return _NEVER
+        return result
+
+
+def check_size(minimum_size: object) -> int:
+    if not isinstance(minimum_size, int) or isinstance(minimum_size, bool) or minimum_size < 0:
+        raise ValueError(f"minimum_size must be a non-negative int, not {minimum_size!r}")
+    return minimum_size
+
+
+def check_types(exclude_content_types: object) -> tuple[str, ...]:
+    if isinstance(exclude_content_types, (str, bytes)) or not isinstance(
+        exclude_content_types, Collection
+    ):
+        raise TypeError("exclude_content_types must be a collection of media type strings")
+    for item in exclude_content_types:
+        if not isinstance(item, str) or "/" not in item:
+            raise ValueError(f"exclude_content_types: {item!r} is not a media type")
+    return tuple(exclude_content_types)

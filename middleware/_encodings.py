@@ -1,0 +1,217 @@
+"""Content codings: ``Accept-Encoding`` negotiation and incremental compressors.
+
+Pure code: no I/O. RFC 9110 12.5.3 (Accept-Encoding) and 12.4.2 (quality values)
+decide the parsing; 8.4.1 lists the codings (``x-gzip`` is an alias of ``gzip``).
+
+Compressors are shaped like httpx's decoders, for one response each:
+
+* ``compress(chunk) -> bytes`` returns everything needed to decode the body up to the
+  end of ``chunk`` (a sync flush), so a streamed response is never held back;
+* ``flush(chunk=b"") -> bytes`` compresses a last chunk and ends the stream.
+
+``br`` (module ``brotli``) and ``zstd`` (module ``zstandard``) are optional extras;
+:data:`AVAILABLE` lists what this interpreter can produce.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+__all__ = [
+    "AVAILABLE",
+    "Compressor",
+    "EncoderSpec",
+    "negotiate",
+    "parse_accept_encoding",
+]
+
+
+def _optional(module: str) -> Any:
+    """The module, or ``None`` when the optional extra is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+_brotli = _optional("brotli")  # optional extra "brotli"
+_zstandard = _optional("zstandard")  # optional extra "zstd"
+
+
+class Compressor(Protocol):
+    """An incremental compressor for one response body."""
+
+    def compress(self, chunk: bytes) -> bytes: ...
+    def flush(self, chunk: bytes = b"") -> bytes: ...
+
+
+class _Gzip:
+    __slots__ = ("_z",)
+
+    def __init__(self, level: int) -> None:
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+
+    def compress(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        z = self._z
+        return z.compress(chunk) + z.flush(zlib.Z_SYNC_FLUSH)
+
+    def flush(self, chunk: bytes = b"") -> bytes:
+        z = self._z
+        return z.compress(chunk) + z.flush() if chunk else z.flush()
+
+
+class _Brotli:
+    __slots__ = ("_c",)
+
+    def __init__(self, quality: int) -> None:
+        assert _brotli is not None
+        self._c = _brotli.Compressor(quality=quality)
+
+    def compress(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        c = self._c
+        out: bytes = c.process(chunk) + c.flush()
+        return out
+
+    def flush(self, chunk: bytes = b"") -> bytes:
+        c = self._c
+        out: bytes = (c.process(chunk) if chunk else b"") + c.finish()
+        return out
+
+
+class _Zstd:
+    __slots__ = ("_c",)
+
+    def __init__(self, level: int) -> None:
+        assert _zstandard is not None
+        self._c = _zstandard.ZstdCompressor(level=level).compressobj()
+
+    def compress(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return b""
+        assert _zstandard is not None
+        c = self._c
+        out: bytes = c.compress(chunk) + c.flush(_zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        return out
+
+    def flush(self, chunk: bytes = b"") -> bytes:
+        c = self._c
+        out: bytes = (c.compress(chunk) if chunk else b"") + c.flush()
+        return out
+
+
+def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
+    if sys.version_info >= (3, 11):
+        # One C call, no compressor object: the cheapest way to gzip a whole body.
+        return lambda data: zlib.compress(data, level, wbits=16 + zlib.MAX_WBITS)
+    return lambda data: _Gzip(level).flush(data)  # pragma: no cover - Python 3.10
+
+
+class EncoderSpec:
+    """One coding at one level: makes compressors and compresses whole bodies."""
+
+    __slots__ = ("level", "name", "one_shot", "streaming")
+
+    def __init__(self, name: str, level: int) -> None:
+        self.name = name
+        self.level = level
+        self.streaming: Callable[[], Compressor]
+        self.one_shot: Callable[[bytes], bytes]
+        if name == "gzip":
+            if not 0 <= level <= 9:
+                raise ValueError(f"gzip compresslevel must be 0..9, not {level}")
+            self.streaming = lambda: _Gzip(level)
+            self.one_shot = _gzip_one_shot(level)
+        elif name == "br":
+            if _brotli is None:  # pragma: no cover - see the import
+                raise ValueError("'br' needs the brotli package (pip install brotli)")
+            if not 0 <= level <= 11:
+                raise ValueError(f"brotli_quality must be 0..11, not {level}")
+            compress = _brotli.compress
+            self.streaming = lambda: _Brotli(level)
+            self.one_shot = lambda data: bytes(compress(data, quality=level))
+        elif name == "zstd":
+            if _zstandard is None:  # pragma: no cover - see the import
+                raise ValueError("'zstd' needs the zstandard package (pip install zstandard)")
+            if not -7 <= level <= 22:
+                raise ValueError(f"zstd_level must be -7..22, not {level}")
+            zstd = _zstandard
+            # A ZstdCompressor must not be shared between threads: one per body.
+            self.streaming = lambda: _Zstd(level)
+            self.one_shot = lambda data: bytes(zstd.ZstdCompressor(level=level).compress(data))
+        else:
+            raise ValueError(f"unknown content coding {name!r}; known: gzip, br, zstd")
+
+
+AVAILABLE: tuple[str, ...] = tuple(
+    name
+    for name, module in (("zstd", _zstandard), ("br", _brotli), ("gzip", zlib))
+    if module is not None
+)
+"""Codings this interpreter can produce, in the default order of preference."""
+
+
+def _qvalue(text: str) -> float | None:
+    # RFC 9110 12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+    # Accept anything float() reads within [0, 1]; anything else is malformed.
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        return None
+    return value
+
+
+def parse_accept_encoding(value: str) -> dict[str, float]:
+    """Codings and their weights from an ``Accept-Encoding`` value.
+
+    Names are lower-cased (``x-gzip`` becomes ``gzip``); an element with a malformed
+    weight is ignored, as if it was not sent; the first mention of a coding wins.
+    """
+    result: dict[str, float] = {}
+    for element in value.split(","):
+        coding, _, params = element.partition(";")
+        coding = coding.strip().lower()
+        if not coding or " " in coding:
+            continue
+        weight: float | None = 1.0
+        if params:
+            for param in params.split(";"):
+                key, _, text = param.partition("=")
+                if key.strip().lower() == "q":
+                    weight = _qvalue(text.strip())
+        if weight is None:
+            continue
+        if coding == "x-gzip":
+            coding = "gzip"
+        result.setdefault(coding, weight)
+    return result
+
+
+def negotiate(accept: dict[str, float], offered: Sequence[str]) -> str | None:
+    """The best of ``offered`` for ``accept``; ``None`` means send the body as is.
+
+    Highest weight wins, ties go to the earlier entry of ``offered``; ``*`` stands for
+    any coding not named. Identity wins only when named with a higher weight, since
+    RFC 9110 makes an unnamed identity merely acceptable, not preferred.
+    """
+    star = accept.get("*", 0.0)
+    best: str | None = None
+    best_weight = 0.0
+    for coding in offered:
+        weight = accept.get(coding, star)
+        if weight > best_weight:
+            best, best_weight = coding, weight
+    identity = accept.get("identity")
+    if best is not None and identity is not None and identity > best_weight:
+        return None
+    return best

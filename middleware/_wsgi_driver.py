@@ -1,0 +1,329 @@
+"""The WSGI (PEP 3333) driver: runs any core over ``environ`` / ``start_response``.
+
+It translates the WSGI call into the neutral protocol of :mod:`middleware._core` and
+back, and makes no policy decision of its own. It starts no threads and no event loops.
+
+PEP 3333 facts that shape it:
+
+* ``start_response`` may be called late, as long as it is called before the first
+  non-empty body string reaches the server, so a core may hold the head until it has
+  seen enough body to decide.
+* ``close()`` of the app's iterable must be called once by whoever iterates it; the
+  returned iterable's ``close()`` calls the inner one exactly once, and that is also
+  when the request is complete (a server that stops early has lost its client).
+* A ``wsgi.file_wrapper`` response may be sent with ``sendfile``; it is handed back as a
+  file wrapper (never iterated here) and the core is told the body is opaque.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from bridge._http import ClientDisconnected, status_line
+from bridge._types import Environ, Headers, OptExcInfo, StartResponse
+from middleware._core import (
+    Core,
+    Handler,
+    Head,
+    HeaderList,
+    Outcome,
+    RequestHead,
+    RequestHeaders,
+    Response,
+)
+
+__all__ = ["WSGIDriver"]
+
+
+class _State(enum.Enum):
+    """Where the response is, seen from this middleware's side of ``start_response``."""
+
+    AWAITING_START = enum.auto()  # the app has not called start_response
+    HEAD_HELD = enum.auto()  # the app started; the core holds the head until it decides
+    STREAMING = enum.auto()  # the head went to the server; body chunks follow
+    COMPLETE = enum.auto()  # the app's iterable is exhausted and the last bytes went out
+    CLOSED = enum.auto()  # close() ran; on_complete was called
+
+
+_AWAITING_START = _State.AWAITING_START
+_HEAD_HELD = _State.HEAD_HELD
+_STREAMING = _State.STREAMING
+_COMPLETE = _State.COMPLETE
+_CLOSED = _State.CLOSED
+
+# CGI names of header keys: "content-type" -> "CONTENT_TYPE", "origin" -> "HTTP_ORIGIN".
+# Filled on demand from the names cores ask for, a handful per process.
+_ENVIRON_KEYS: dict[bytes, str] = {}
+
+
+def _environ_key(name: bytes) -> str:
+    key = name.decode("latin-1").upper().replace("-", "_")
+    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        key = "HTTP_" + key
+    _ENVIRON_KEYS[name] = key
+    return key
+
+
+class EnvironHeaders(RequestHeaders):
+    """Request headers read from ``environ`` (latin-1 ``str`` values, PEP 3333)."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Environ) -> None:
+        self._environ = environ
+
+    def get(self, name: bytes) -> bytes | None:
+        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        value = self._environ.get(key)
+        return None if value is None else value.encode("latin-1")
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:]
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                name = key
+            else:
+                continue
+            yield name.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")
+
+
+def request_head(environ: Environ) -> RequestHead:
+    """The neutral request head for a WSGI ``environ``."""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if not path.isascii():
+        # PEP 3333 hands the raw path bytes over as latin-1 str; the URL is UTF-8.
+        path = path.encode("latin-1").decode("utf-8", "replace")
+    addr = environ.get("REMOTE_ADDR")
+    client = None
+    if addr is not None:
+        port = environ.get("REMOTE_PORT")
+        client = (addr, int(port) if port and port.isdigit() else 0)
+    protocol: str = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    return RequestHead(
+        environ["REQUEST_METHOD"],
+        path,
+        environ.get("QUERY_STRING", "").encode("latin-1"),
+        EnvironHeaders(environ),
+        environ.get("wsgi.url_scheme", "http"),
+        client,
+        protocol[5:] if protocol.startswith("HTTP/") else protocol,
+    )
+
+
+def _to_wsgi_headers(headers: HeaderList) -> Headers:
+    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+
+
+class _Exchange:
+    """One request's trip through a core: a ``start_response``/``write`` pair for the app."""
+
+    __slots__ = (
+        "_exc_info",
+        "_held_status",
+        "_outer_start",
+        "_outer_write",
+        "_status",
+        "handler",
+        "state",
+    )
+
+    def __init__(self, handler: Handler, start_response: StartResponse) -> None:
+        self.handler = handler
+        self._outer_start = start_response
+        self._outer_write: Callable[[bytes], object] | None = None
+        self.state = _AWAITING_START
+        self._status = ""
+        self._held_status = 0
+        self._exc_info: OptExcInfo | None = None
+
+    def start_response(
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[0] is not None:
+            if self.state is not _AWAITING_START and self.state is not _HEAD_HELD:
+                # PEP 3333: the headers already went out; re-raise the app's error.
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.state is not _AWAITING_START:
+            raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
+        code = int(status[:3])
+        converted: HeaderList = [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
+        ]
+        self._status = status
+        result = self.handler.on_response_start(code, converted)
+        if result is None:
+            self.state = _HEAD_HELD
+            self._held_status = code
+            self._exc_info = exc_info
+        else:
+            self._emit_head(result, exc_info)
+        return self.write
+
+    def _emit_head(self, head: Head, exc_info: OptExcInfo | None = None) -> None:
+        code, headers = head
+        # Keep the app's own reason phrase unless a core changed the status.
+        status = self._status if code == int(self._status[:3]) else status_line(code)
+        self.state = _STREAMING
+        self._outer_write = self._outer_start(status, _to_wsgi_headers(headers), exc_info)
+
+    def body(self, chunk: bytes, more: bool) -> bytes:
+        """Run one chunk through the core; emit the head when the core releases it."""
+        state = self.state
+        if state is _STREAMING:
+            out = self.handler.on_body(chunk, more)
+        elif state is _HEAD_HELD:
+            out = self.handler.on_body(chunk, more)
+            head = self.handler.pending_head()
+            if head is not None:
+                exc_info, self._exc_info = self._exc_info, None
+                self._emit_head(head, exc_info)
+        else:
+            raise RuntimeError("the app sent body before calling start_response() (PEP 3333)")
+        if not more:
+            self.state = _COMPLETE
+        return out
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable (PEP 3333) for imperative apps."""
+        if not data:
+            return
+        out = self.body(data, True)
+        if out:
+            assert self._outer_write is not None
+            self._outer_write(out)
+
+    def opaque(self) -> None:
+        """The body is a file wrapper the server may ``sendfile``: release the head unchanged."""
+        head = self.handler.on_opaque_body()
+        if self.state is _HEAD_HELD:
+            if head is None:
+                raise RuntimeError("a core holding the head must return it from on_opaque_body")
+            exc_info, self._exc_info = self._exc_info, None
+            self._emit_head(head, exc_info)
+        self.state = _COMPLETE
+
+
+class _Body:
+    """The iterable handed to the server: the app's body, run through the core."""
+
+    __slots__ = ("_exchange", "_iterator", "_outcome", "_result")
+
+    def __init__(self, exchange: _Exchange, result: Iterable[bytes]) -> None:
+        self._exchange = exchange
+        self._result = result
+        self._iterator: Iterator[bytes] | None = None
+        self._outcome = Outcome.CLIENT_DISCONNECTED  # unless the body runs to its end
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        exchange = self._exchange
+        if exchange.state is _COMPLETE or exchange.state is _CLOSED:
+            raise StopIteration
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self._result)
+        try:
+            for chunk in iterator:
+                if chunk:
+                    out = exchange.body(chunk, True)
+                    if out:
+                        return out
+            if exchange.state is _AWAITING_START:
+                raise StopIteration  # no start_response: the server reports the app's bug
+            out = exchange.body(b"", False)
+        except (ClientDisconnected, StopIteration):
+            raise  # the client went away (wsgi.input), or the end of the body
+        except BaseException:
+            self._outcome = Outcome.APP_EXCEPTION
+            raise
+        self._outcome = Outcome.COMPLETED
+        if out:
+            return out
+        raise StopIteration
+
+    def close(self) -> None:
+        exchange = self._exchange
+        if exchange.state is _CLOSED:
+            return
+        exchange.state = _CLOSED
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            exchange.handler.on_complete(self._outcome)
+
+
+class _FileProxy:
+    """A file object for a new file wrapper: ``close()`` also completes the request."""
+
+    def __init__(self, filelike: Any, on_close: Callable[[], None]) -> None:
+        self._filelike = filelike
+        self._on_close: Callable[[], None] | None = on_close
+
+    def __getattr__(self, name: str) -> Any:
+        # fileno/read/seek/tell go straight to the real file, so sendfile still works.
+        return getattr(self._filelike, name)
+
+    def close(self) -> None:
+        on_close, self._on_close = self._on_close, None
+        if on_close is None:
+            return
+        try:
+            close = getattr(self._filelike, "close", None)
+            if close is not None:
+                close()
+        finally:
+            on_close()
+
+
+def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[bytes]:
+    exchange.opaque()
+    handler = exchange.handler
+
+    def complete() -> None:
+        exchange.state = _CLOSED
+        handler.on_complete(Outcome.COMPLETED)
+
+    wrapper: Iterable[bytes] = environ["wsgi.file_wrapper"](
+        _FileProxy(result.filelike, complete), getattr(result, "blksize", 8192)
+    )
+    return wrapper
+
+
+class WSGIDriver:
+    """Mixin giving a middleware a WSGI ``__call__`` that runs its core."""
+
+    __slots__ = ()
+    app: Any
+    _core: Core
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        handler = self._core.on_request(request_head(environ))
+        if handler is None:
+            result: Iterable[bytes] = self.app(environ, start_response)
+            return result
+        if type(handler) is Response:
+            start_response(status_line(handler.status), _to_wsgi_headers(handler.headers))
+            return [handler.body]
+        assert isinstance(handler, Handler)
+        exchange = _Exchange(handler, start_response)
+        try:
+            result = self.app(environ, exchange.start_response)
+        except BaseException:
+            handler.on_complete(Outcome.APP_EXCEPTION)
+            raise
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if (
+            isinstance(file_wrapper, type)
+            and isinstance(result, file_wrapper)
+            and hasattr(result, "filelike")
+            and exchange.state is not _AWAITING_START
+        ):
+            return _wrap_file(environ, exchange, result)
+        return _Body(exchange, result)
