@@ -1,0 +1,898 @@
+"""``ASGIToWSGI``: serve an ASGI 3 (or 2) application from any WSGI server.
+
+Each WSGI call becomes one ASGI ``http`` connection (ASGI spec "HTTP & WebSocket" 2.4,
+lifespan per "Lifespan" 2.0). The WSGI thread drives the ASGI task itself: it runs the
+event loop only while it needs something from the app (the response head, the next
+body chunk, the end of background work), and the WSGI response iterable pulls body
+chunks out as the app sends them, so responses stream.
+
+Rules of this file:
+
+* Pure translation (environ -> scope, response head -> WSGI) lives in ``_scope.py``;
+  loop and thread machinery in ``_loops.py``. This file wires them to one request.
+* Per-request state lives in ``_Exchange``; the adapter holds configuration and loops.
+* The response side is an explicit state machine (``_Phase`` and ``_SEND``).
+* Nothing starts in ``__init__``: loops, threads and lifespan start lazily in the
+  process and thread that serves requests (pre-fork servers, ``--preload``).
+* Failures are logged on the ``bridge.asgi_to_wsgi`` logger; never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import io
+import logging
+import queue
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum, auto
+from types import TracebackType
+from typing import Any, Literal, cast
+
+from asgiref.compatibility import guarantee_single_callable
+
+from bridge._http import ClientDisconnected
+from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
+from bridge._scope import ASGI_VERSION, InvalidResponse, ScopeError, http_scope, response_head
+from bridge._types import ASGIApp, Environ, Message, Scope, StartResponse
+
+__all__ = ["ASGIToWSGI", "LifespanStartupFailed"]
+
+logger = logging.getLogger("bridge.asgi_to_wsgi")
+
+LoopMode = Literal["thread", "shared"]
+LifespanMode = Literal["auto", "on", "off"]
+
+# A sending app is paused once this many body chunks wait for the WSGI server.
+_MAX_BUFFERED_CHUNKS = 16
+# How long a cancelled task may take to unwind before it is abandoned (and logged).
+_CANCEL_GRACE = 5.0
+
+
+class LifespanStartupFailed(RuntimeError):
+    """The ASGI app reported (or raised) a lifespan startup failure."""
+
+
+# --- the response state machine --------------------------------------------------------
+
+
+class _Phase(Enum):
+    AWAITING_START = auto()
+    STREAMING = auto()
+    COMPLETE = auto()
+    # The app sent a head HTTP cannot carry: the request is answered 500 whatever it does next.
+    REJECTED = auto()
+    # The WSGI server closed the response early (client gone): send() raises from now on.
+    DISCONNECTED = auto()
+
+
+# (phase, message type, more_body) -> next phase. Anything missing is an app error.
+_SEND: dict[tuple[_Phase, str, bool], _Phase] = {
+    (_Phase.AWAITING_START, "http.response.start", False): _Phase.STREAMING,
+    (_Phase.STREAMING, "http.response.body", True): _Phase.STREAMING,
+    (_Phase.STREAMING, "http.response.body", False): _Phase.COMPLETE,
+    (_Phase.STREAMING, "http.response.pathsend", False): _Phase.COMPLETE,
+}
+
+
+class _Body(Enum):
+    EMPTY = auto()  # no request body: the first receive() says so, once
+    READING = auto()  # chunks still to read from wsgi.input
+    DONE = auto()  # everything delivered (or the client went away)
+
+
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _plain_response(start_response: StartResponse, status: str, text: str) -> list[bytes]:
+    body = text.encode("utf-8")
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+# --- lifespan ---------------------------------------------------------------------------
+
+
+class _LifespanPhase(Enum):
+    NOT_STARTED = auto()
+    READY = auto()  # startup complete (or lifespan off / unsupported)
+    FAILED = auto()
+    SHUT_DOWN = auto()
+
+
+class _Lifespan:
+    """The lifespan protocol on one event loop: startup once, shutdown at close."""
+
+    def __init__(self, app: ASGIApp, mode: LifespanMode, timeout: float) -> None:
+        self.app = app
+        self.mode = mode
+        self.timeout = timeout
+        self.phase = _LifespanPhase.NOT_STARTED
+        self.state: dict[str, Any] = {}
+        self.failure = ""
+        self._task: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[Message] | None = None
+        self._started: asyncio.Future[str | None] | None = None
+        self._stopped: asyncio.Future[str | None] | None = None
+        self._sent_any = False
+        self._error: BaseException | None = None
+
+    async def startup(self) -> None:
+        if self.phase is not _LifespanPhase.NOT_STARTED:
+            return
+        if self.mode == "off":
+            self.phase = _LifespanPhase.READY
+            return
+        loop = asyncio.get_running_loop()
+        self._inbox = asyncio.Queue()
+        self._started = loop.create_future()
+        self._stopped = loop.create_future()
+        self._task = loop.create_task(self._main())
+        self._inbox.put_nowait({"type": "lifespan.startup"})
+        waiters: list[asyncio.Future[Any]] = [self._started, self._task]
+        await asyncio.wait(
+            waiters,
+            timeout=self.timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if self._started.done():
+            failure = self._started.result()
+            if failure is None:
+                self.phase = _LifespanPhase.READY
+                return
+            self._fail(f"the app sent lifespan.startup.failed: {failure}")
+        elif self._task.done():
+            if self._sent_any or self.mode == "on":
+                self._fail("the app's lifespan handler ended before startup completed")
+            else:
+                # ASGI lifespan spec: an app that raises on this scope does not support it.
+                logger.debug(
+                    "ASGI app does not support lifespan; continuing without it",
+                    exc_info=self._error,
+                )
+                self._task = None
+                self.phase = _LifespanPhase.READY
+        else:
+            self._fail(f"lifespan startup did not complete within {self.timeout}s")
+            await self._stop_task()
+
+    def _fail(self, reason: str) -> None:
+        self.phase = _LifespanPhase.FAILED
+        self.failure = reason
+        logger.error(
+            "ASGI lifespan startup failed; requests will be answered 500: %s",
+            reason,
+            exc_info=self._error,
+        )
+
+    async def _main(self) -> None:
+        assert self._inbox is not None
+        scope: Scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
+        try:
+            await self.app(scope, self._receive, self._send)
+        except Exception as exc:  # reported by startup()/shutdown(), which know the context
+            self._error = exc
+
+    async def _receive(self) -> Message:
+        assert self._inbox is not None
+        return await self._inbox.get()
+
+    async def _send(self, message: Message) -> None:
+        assert self._started is not None
+        assert self._stopped is not None
+        self._sent_any = True
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            _resolve(self._started, None)
+        elif kind == "lifespan.startup.failed":
+            _resolve(self._started, str(message.get("message", "")) or "no message")
+        elif kind == "lifespan.shutdown.complete":
+            _resolve(self._stopped, None)
+        elif kind == "lifespan.shutdown.failed":
+            _resolve(self._stopped, str(message.get("message", "")) or "no message")
+        else:
+            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
+
+    async def shutdown(self) -> None:
+        task, self._task = self._task, None
+        was_ready = self.phase is _LifespanPhase.READY
+        self.phase = _LifespanPhase.SHUT_DOWN
+        if task is None or self._inbox is None or self._stopped is None:
+            return
+        self._task = task
+        if was_ready and not task.done():
+            self._inbox.put_nowait({"type": "lifespan.shutdown"})
+            waiters: list[asyncio.Future[Any]] = [self._stopped, task]
+            await asyncio.wait(waiters, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+            failure = self._stopped.result() if self._stopped.done() else None
+            if failure is not None:
+                logger.error("ASGI lifespan shutdown failed: %s", failure)
+            elif not self._stopped.done():
+                logger.error("ASGI lifespan shutdown did not complete", exc_info=self._error)
+        await self._stop_task()
+
+    async def _stop_task(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=_CANCEL_GRACE)
+        if task.done() and not task.cancelled():
+            task.result()
+
+
+class _LoopContext:
+    """What a per-thread loop carries: the loop and that loop's lifespan."""
+
+    __slots__ = ("lifespan", "loop")
+
+    def __init__(self, loop: TaskLoop, lifespan: _Lifespan) -> None:
+        self.loop = loop
+        self.lifespan = lifespan
+
+
+# --- one request ------------------------------------------------------------------------
+
+
+class _Exchange:
+    """One request: the ASGI side (``receive``/``send``, run on the loop) and the
+    WSGI side's view of it (``wait``, ``take``, ``abandon``, run in the WSGI thread).
+
+    Per-thread mode: both sides run in the WSGI thread; ``wait`` runs the loop until
+    the app reports progress. Shared mode: the app runs on the loop thread, reports
+    progress through a doorbell queue, and asks the WSGI thread to read the body
+    (``wsgi.input`` must not block the shared loop).
+    """
+
+    __slots__ = (
+        "background_timeout",
+        "body",
+        "chunk_size",
+        "chunks",
+        "disconnect",
+        "doorbell",
+        "drain",
+        "error",
+        "finished",
+        "future",
+        "headers",
+        "input",
+        "invalid",
+        "left",
+        "loop",
+        "path",
+        "phase",
+        "read_request",
+        "remaining",
+        "scope",
+        "shared",
+        "status",
+        "task",
+        "timer",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        environ: Environ,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        shared: bool,
+        chunk_size: int,
+        background_timeout: float,
+    ) -> None:
+        self.loop = loop
+        self.shared = shared
+        self.chunk_size = chunk_size
+        self.background_timeout = background_timeout
+        self.phase = _Phase.AWAITING_START
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: deque[bytes] = deque()
+        self.path: str | None = None
+        self.error: Exception | None = None
+        self.invalid: InvalidResponse | None = None
+        self.finished = False
+        self.left = False
+        self.task: asyncio.Task[None] | None = None
+        self.future: concurrent.futures.Future[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.wake: asyncio.Future[None] | None = None
+        self.doorbell: queue.SimpleQueue[None] | None = queue.SimpleQueue() if shared else None
+        self.drain: asyncio.Future[None] | None = None
+        self.disconnect: asyncio.Future[None] | None = None
+        self.read_request: asyncio.Future[tuple[bytes, bool, bool]] | None = None
+        self.scope: Scope = {}
+        self.input = environ["wsgi.input"]
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            try:
+                self.remaining: int | None = int(length)
+            except ValueError:
+                self.remaining = 0
+            self.body = _Body.READING if self.remaining else _Body.EMPTY
+        elif environ.get("wsgi.input_terminated"):
+            # Chunked upload: the server ends the stream at the end of the body.
+            self.remaining = None
+            self.body = _Body.READING
+        else:
+            # PEP 3333: without CONTENT_LENGTH, do not read past what was declared.
+            self.remaining = 0
+            self.body = _Body.EMPTY
+
+    @property
+    def request_line(self) -> str:
+        """``"METHOD /path"`` for log messages."""
+        return f"{self.scope.get('method')} {self.scope.get('path')}"
+
+    # --- ASGI side (runs on the event loop) ----------------------------------------------
+
+    async def run(self, app: ASGIApp, scope: Scope) -> None:
+        if self.shared:
+            self.task = asyncio.current_task()
+        try:
+            await app(scope, self.receive, self.send)
+        except Exception as exc:
+            self.error = exc
+            if self.phase is _Phase.COMPLETE or self.phase is _Phase.DISCONNECTED:
+                # The response is over, so no WSGI frame is left to report this.
+                logger.error(
+                    "ASGI app raised after the response was complete: %s",
+                    self.request_line,
+                    exc_info=exc,
+                )
+        finally:
+            self.finished = True
+            if self.timer is not None:
+                self.timer.cancel()
+            self.notify()
+
+    async def receive(self) -> Message:
+        body = self.body
+        if body is _Body.EMPTY:
+            self.body = _Body.DONE
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if body is _Body.READING and not self.left:
+            if self.shared:
+                data, more, gone = await self._read_in_wsgi_thread()
+            else:
+                data, more, gone = self.read_chunk()
+            if gone:
+                self.body = _Body.DONE
+                return _disconnect()
+            if not more:
+                self.body = _Body.DONE
+            return {"type": "http.request", "body": data, "more_body": more}
+        if self.phase is _Phase.STREAMING or self.phase is _Phase.AWAITING_START:
+            # Body consumed, response still running: the client may yet disconnect, and
+            # we only learn whether when the response ends (WSGI reports nothing sooner).
+            if self.disconnect is None:
+                self.disconnect = self.loop.create_future()
+            await asyncio.shield(self.disconnect)
+        return _disconnect()
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        phase = self.phase
+        if phase is _Phase.DISCONNECTED:
+            raise ClientDisconnected("the client went away before the response was complete")
+        more = kind == "http.response.body" and bool(message.get("more_body", False))
+        next_phase = _SEND.get((phase, kind, more))
+        if next_phase is None:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in response phase {phase.name}")
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            if body:
+                self.chunks.append(bytes(body))
+            self.phase = next_phase
+            if not more:
+                self._complete()
+            self.notify()
+            if more and len(self.chunks) >= _MAX_BUFFERED_CHUNKS:
+                # Backpressure: wait until the WSGI server has taken what we hold.
+                self.drain = self.loop.create_future()
+                await self.drain
+            return
+        if kind == "http.response.start":
+            try:
+                self.status, self.headers = response_head(message)
+            except InvalidResponse as exc:
+                self.invalid = exc
+                self.phase = _Phase.REJECTED
+                self.notify()
+                raise
+            self.phase = next_phase
+            self.notify()
+            return
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise RuntimeError(f"http.response.pathsend needs a str path, got {path!r}")
+        self.path = path
+        self.phase = next_phase
+        self._complete()
+        self.notify()
+
+    def _complete(self) -> None:
+        if self.disconnect is not None:
+            _resolve(self.disconnect)
+        if self.shared and not self.finished:
+            # Background work runs on the shared loop by itself; bound it there.
+            self.timer = self.loop.call_later(self.background_timeout, self._background_expired)
+
+    def _background_expired(self) -> None:
+        if not self.finished and self.task is not None:
+            logger.warning(
+                "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
+                self.background_timeout,
+                self.request_line,
+            )
+            self.task.cancel()
+
+    async def _read_in_wsgi_thread(self) -> tuple[bytes, bool, bool]:
+        future: asyncio.Future[tuple[bytes, bool, bool]] = self.loop.create_future()
+        self.read_request = future
+        self.notify()
+        return await future
+
+    def notify(self) -> None:
+        """Tell the WSGI side that something changed."""
+        if self.doorbell is not None:
+            self.doorbell.put(None)
+            return
+        wake = self.wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def on_left(self) -> None:
+        """The WSGI side is done with this request (runs on the loop)."""
+        self.left = True
+        if self.phase is not _Phase.COMPLETE:
+            self.phase = _Phase.DISCONNECTED
+        for future in (self.disconnect, self.drain):
+            if future is not None:
+                _resolve(future)
+        if self.read_request is not None:
+            _resolve(self.read_request, (b"", False, True))
+
+    # --- WSGI side (runs in the WSGI thread) -------------------------------------------
+
+    def read_chunk(self) -> tuple[bytes, bool, bool]:
+        """``(data, more_body, client_gone)`` for the next body chunk from wsgi.input."""
+        remaining = self.remaining
+        size = self.chunk_size if remaining is None else min(remaining, self.chunk_size)
+        try:
+            data = self.input.read(size)
+        except Exception:  # each server has its own "client went away" error
+            logger.debug("reading wsgi.input failed; treating as disconnect", exc_info=True)
+            return b"", False, True
+        if remaining is None:
+            return data, bool(data), False
+        if not data:
+            return b"", False, True  # EOF before CONTENT_LENGTH: the client gave up
+        remaining -= len(data)
+        self.remaining = remaining
+        return data, remaining > 0, False
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the app reports progress (or ``timeout`` passes)."""
+        drain = self.drain
+        if drain is not None and not self.chunks:
+            self.drain = None
+            self.call_on_loop(_resolve, drain)
+        if self.doorbell is not None:
+            try:
+                self.doorbell.get(timeout=timeout)
+            except queue.Empty:
+                return
+            request = self.read_request
+            if request is not None:
+                self.read_request = None
+                self.loop.call_soon_threadsafe(_resolve, request, self.read_chunk())
+            return
+        loop = self.loop
+        wake = loop.create_future()
+        self.wake = wake
+        try:
+            if timeout is None:
+                loop.run_until_complete(wake)
+            else:
+                loop.run_until_complete(asyncio.wait([wake], timeout=timeout))
+        finally:
+            self.wake = None
+
+    def wait_finished(self, timeout: float) -> bool:
+        deadline = self.loop.time() + timeout
+        while not self.finished:
+            remaining = deadline - self.loop.time()
+            if remaining <= 0:
+                return False
+            self.wait(remaining)
+        return True
+
+    def call_on_loop(self, function: Callable[..., object], *args: Any) -> None:
+        if self.shared:
+            self.loop.call_soon_threadsafe(function, *args)
+        else:
+            function(*args)
+
+    def take(self) -> bytes:
+        return self.chunks.popleft()
+
+    def cancel(self) -> None:
+        if self.future is not None:
+            self.future.cancel()  # thread-safe: cancels the task on the shared loop
+        elif self.task is not None:
+            self.task.cancel()
+
+
+class _PathFile(io.FileIO):
+    """The file named by ``http.response.pathsend``; closing it also ends the request.
+
+    A real file object, so servers can ``sendfile()`` it through ``wsgi.file_wrapper``.
+    """
+
+    def __init__(self, path: str, on_close: Callable[[], None]) -> None:
+        super().__init__(path, "rb")
+        self._on_close: Callable[[], None] | None = on_close
+
+    def close(self) -> None:
+        super().close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+
+class _ResponseBody:
+    """The WSGI response iterable: yields body chunks as the ASGI app sends them.
+
+    ``close()`` (PEP 3333: called by the server once it is done, early or not) finishes
+    the request: it lets background work run (bounded) after a complete response, or
+    cancels the task when the client went away first.
+    """
+
+    __slots__ = ("_closed", "_ex", "_file")
+
+    def __init__(self, exchange: _Exchange) -> None:
+        self._ex = exchange
+        self._file: io.FileIO | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        ex = self._ex
+        while True:
+            if ex.chunks:
+                return ex.take()
+            if ex.path is not None:
+                return self._next_from_file(ex.path)
+            phase = ex.phase
+            if phase is _Phase.COMPLETE:
+                raise StopIteration
+            if ex.finished or phase is _Phase.REJECTED:
+                self._raise_incomplete()
+            ex.wait()
+
+    def _next_from_file(self, path: str) -> bytes:
+        if self._file is None:
+            self._file = io.FileIO(path, "rb")
+        data = self._file.read(self._ex.chunk_size)
+        if data:
+            return data
+        self._file.close()
+        self._ex.path = None
+        raise StopIteration
+
+    def _raise_incomplete(self) -> None:
+        ex = self._ex
+        if ex.invalid is not None:
+            error: Exception = ex.invalid
+        elif ex.error is not None:
+            error = ex.error
+        else:
+            error = RuntimeError("ASGI app returned without completing the response")
+        logger.error(
+            "ASGI app failed after the response started; aborting it: %s",
+            ex.request_line,
+            exc_info=error,
+        )
+        raise error
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._file is not None:
+            self._file.close()
+        finish_exchange(self._ex)
+
+
+def finish_exchange(ex: _Exchange) -> None:
+    """End a request from the WSGI side: background work or cancellation, then cleanup."""
+    if not ex.finished:
+        if ex.phase is _Phase.COMPLETE:
+            if ex.shared:
+                # The shared loop finishes background work on its own (bounded by a timer).
+                ex.call_on_loop(ex.on_left)
+                return
+            if not ex.wait_finished(ex.background_timeout):
+                logger.warning(
+                    "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
+                    ex.background_timeout,
+                    ex.request_line,
+                )
+                ex.cancel()
+        else:
+            ex.call_on_loop(ex.on_left)
+            ex.cancel()
+        if not ex.wait_finished(_CANCEL_GRACE):
+            logger.error("ASGI task ignored cancellation; abandoning it: %s", ex.request_line)
+    ex.call_on_loop(ex.on_left)
+
+
+# --- the adapter ------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for adapter in list(_LIVE):
+        adapter.close()
+
+
+class _State(Enum):
+    OPEN = auto()
+    CLOSED = auto()
+
+
+class ASGIToWSGI:
+    """A WSGI application that runs an ASGI application.
+
+    ``ASGIToWSGI(asgi_app)`` can be served by any PEP 3333 server::
+
+        application = ASGIToWSGI(get_asgi_application())
+        # gunicorn -k gthread --threads 8 mysite.wsgi:application
+
+    Options:
+
+    * ``loop_mode="thread"`` (default): each WSGI worker thread gets its own event
+      loop, created on its first request; the request runs in that thread with no
+      hand-off, which is the fastest choice (a few microseconds per request). Choose it
+      for fixed thread pools (gunicorn sync/gthread, waitress, uWSGI threads) when the
+      app keeps no loop-bound resource shared across threads. Lifespan runs once per
+      loop, so startup state (a client, a pool) exists once per thread. Tasks the app
+      spawns and leaves running only progress while that thread serves a request.
+    * ``loop_mode="shared"``: one background loop thread per process; WSGI threads
+      wait on it. Choose it when the app's resources are bound to one loop (an async
+      DB pool created in lifespan and shared by all requests), when fire-and-forget
+      tasks must keep running, or for servers that start a thread per request. Costs
+      a thread hop per request.
+    * ``lifespan="auto"|"on"|"off"``: "auto" runs the lifespan protocol and carries on
+      (debug log) if the app does not support it; "on" treats that as a failure. A
+      failed startup is logged and every request is answered 500 (``start()`` raises
+      ``LifespanStartupFailed`` instead). ``lifespan_timeout`` bounds startup/shutdown.
+    * ``background_timeout``: seconds that work after the final body message (e.g.
+      Starlette ``BackgroundTask``) may run once the response is complete before it is
+      cancelled. In thread mode it runs inside the iterable's ``close()``.
+    * ``chunk_size``: the most request-body bytes read per ``http.request`` message.
+
+    Startup happens lazily before the first request. To start eagerly and fail fast,
+    and to shut down cleanly, use gunicorn hooks in ``gunicorn.conf.py``::
+
+        def post_worker_init(worker):  # runs in the worker process, in its main thread
+            worker.wsgi.start()
+        def worker_exit(server, worker):
+            worker.wsgi.close()
+
+    (``start()`` in thread mode starts the calling thread's loop only; it is the one
+    serving requests under the sync worker.) ``close()`` also runs at interpreter
+    exit, and the adapter is a context manager.
+    """
+
+    def __init__(
+        self,
+        asgi_app: Callable[..., Any],
+        *,
+        loop_mode: LoopMode = "thread",
+        lifespan: LifespanMode = "auto",
+        lifespan_timeout: float = 60.0,
+        background_timeout: float = 30.0,
+        chunk_size: int = 64 * 1024,
+    ) -> None:
+        if loop_mode not in ("thread", "shared"):
+            raise ValueError(f"loop_mode must be 'thread' or 'shared', not {loop_mode!r}")
+        if lifespan not in ("auto", "on", "off"):
+            raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        self.app: ASGIApp = cast(ASGIApp, guarantee_single_callable(asgi_app))  # type: ignore[no-untyped-call]
+        self.loop_mode = loop_mode
+        self.lifespan = lifespan
+        self.lifespan_timeout = lifespan_timeout
+        self.background_timeout = background_timeout
+        self.chunk_size = chunk_size
+        self._state = _State.OPEN
+        self._shared = loop_mode == "shared"
+        self._threads: PerThreadLoops[_LoopContext] = PerThreadLoops(
+            self._new_loop_context, self._retire_loop_context
+        )
+        self._shared_loop = SharedLoop(name="asgi-to-wsgi-loop")
+        self._shared_lifespan = _Lifespan(self.app, lifespan, lifespan_timeout)
+        self._shared_lock = threading.Lock()
+        _LIVE.add(self)
+
+    # --- loops and lifespan ------------------------------------------------------------
+
+    def _new_loop_context(self, loop: TaskLoop) -> _LoopContext:
+        return _LoopContext(loop, _Lifespan(self.app, self.lifespan, self.lifespan_timeout))
+
+    def _retire_loop_context(self, context: _LoopContext) -> None:
+        loop = context.loop
+        if loop.is_closed():
+            return
+        if loop.is_running():  # pragma: no cover - close() while a request is in flight
+            logger.warning("close(): a thread's loop is still serving a request; leaving it")
+            return
+        try:
+            loop.run_until_complete(context.lifespan.shutdown())
+        finally:
+            close_loop(loop, _CANCEL_GRACE)
+
+    def _thread_context(self) -> _LoopContext:
+        context = self._threads.current()
+        if context.lifespan.phase is _LifespanPhase.NOT_STARTED:
+            context.loop.run_until_complete(context.lifespan.startup())
+        return context
+
+    def _shared_ready(self) -> _Lifespan:
+        lifespan = self._shared_lifespan
+        if lifespan.phase is _LifespanPhase.NOT_STARTED:
+            with self._shared_lock:
+                if lifespan.phase is _LifespanPhase.NOT_STARTED:
+                    self._shared_loop.run(lifespan.startup())
+        return lifespan
+
+    def start(self) -> None:
+        """Start eagerly: create this thread's (or the shared) loop and run lifespan startup.
+
+        Raises ``LifespanStartupFailed`` when startup fails.
+        """
+        if self._state is _State.CLOSED:
+            raise RuntimeError("ASGIToWSGI.start() after close()")
+        lifespan = self._shared_ready() if self._shared else self._thread_context().lifespan
+        if lifespan.phase is _LifespanPhase.FAILED:
+            raise LifespanStartupFailed(lifespan.failure)
+
+    def close(self) -> None:
+        """Run lifespan shutdown and close every loop this adapter created. Idempotent."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        _LIVE.discard(self)
+        self._threads.close_all()
+        if self._shared_loop.started:
+            try:
+                self._shared_loop.run(self._shared_lifespan.shutdown(), self.lifespan_timeout + 10)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                logger.exception("ASGI lifespan shutdown on the shared loop failed")
+            finally:
+                self._shared_loop.stop(_CANCEL_GRACE)
+
+    def __enter__(self) -> ASGIToWSGI:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- requests ------------------------------------------------------------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if self._state is _State.CLOSED:
+            logger.error("request after ASGIToWSGI.close(); answering 503")
+            return _plain_response(start_response, "503 Service Unavailable", "Unavailable")
+        if self._shared:
+            lifespan = self._shared_ready()
+            loop: asyncio.AbstractEventLoop = self._shared_loop.get()
+            context = None
+        else:
+            context = self._thread_context()
+            lifespan = context.lifespan
+            loop = context.loop
+        if lifespan.phase is not _LifespanPhase.READY:
+            logger.error("ASGI lifespan startup failed; answering 500: %s", lifespan.failure)
+            return _plain_response(
+                start_response, "500 Internal Server Error", "Internal Server Error"
+            )
+        try:
+            scope = http_scope(
+                environ,
+                state=lifespan.state.copy(),
+                extensions={"http.response.pathsend": {}},
+            )
+        except ScopeError as exc:
+            logger.info("bad request: %s", exc)
+            return _plain_response(start_response, "400 Bad Request", "Bad Request")
+        ex = _Exchange(
+            environ,
+            loop,
+            shared=self._shared,
+            chunk_size=self.chunk_size,
+            background_timeout=self.background_timeout,
+        )
+        ex.scope = scope
+        coro = ex.run(self.app, scope)
+        if context is not None:
+            ex.task = context.loop.start_task(coro)
+        else:
+            ex.future = asyncio.run_coroutine_threadsafe(coro, loop)
+
+        while ex.phase is _Phase.AWAITING_START and not ex.finished:
+            ex.wait()
+
+        if ex.phase is _Phase.AWAITING_START or ex.phase is _Phase.REJECTED:
+            return self._fail_before_start(ex, start_response)
+
+        if ex.finished and ex.phase is _Phase.COMPLETE and ex.path is None:
+            # The whole response is known and nothing runs after it: a plain list.
+            start_response(ex.status, ex.headers)
+            return list(ex.chunks)
+
+        body = _ResponseBody(ex)
+        if ex.phase is _Phase.COMPLETE and ex.path is not None and not ex.chunks:
+            file_wrapper = environ.get("wsgi.file_wrapper")
+            if file_wrapper is not None:
+                path = ex.path
+                try:
+                    file = _PathFile(path, body.close)
+                except OSError:
+                    body.close()
+                    logger.exception("http.response.pathsend: cannot open %r", path)
+                    return _plain_response(
+                        start_response, "500 Internal Server Error", "Internal Server Error"
+                    )
+                start_response(ex.status, ex.headers)
+                return cast(Iterable[bytes], file_wrapper(file, self.chunk_size))
+        start_response(ex.status, ex.headers)
+        return body
+
+    def _fail_before_start(self, ex: _Exchange, start_response: StartResponse) -> list[bytes]:
+        if ex.invalid is not None:
+            logger.error(
+                "ASGI app sent an invalid response head; answering 500: %s: %s",
+                ex.request_line,
+                ex.invalid,
+            )
+        elif ex.error is not None:
+            logger.error(
+                "ASGI app raised before starting the response; answering 500: %s",
+                ex.request_line,
+                exc_info=ex.error,
+            )
+        else:
+            logger.error(
+                "ASGI app returned without sending a response; answering 500: %s",
+                ex.request_line,
+            )
+        finish_exchange(ex)
+        return _plain_response(start_response, "500 Internal Server Error", "Internal Server Error")

@@ -1,0 +1,245 @@
+"""Event loops for ``ASGIToWSGI``: one per WSGI worker thread, or one shared loop thread.
+
+This module and ``_asgi_to_wsgi.py`` are the only places in the ASGI-on-WSGI direction
+that own threads or event loops. Nothing here starts at import or construction time:
+loops and threads appear lazily, in the process and thread that serves requests, so
+pre-fork servers (gunicorn ``--preload``, uWSGI) never inherit a running loop. After a
+fork the child forgets every loop it inherited (``os.register_at_fork``) and builds its
+own; the inherited objects are parked, never closed or collected, because closing would
+act on file descriptors the parent still uses and collecting them would report the
+parent's pending tasks as "destroyed but pending".
+
+It knows nothing about HTTP or ASGI messages: it hands out loops and runs callables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+# Objects inherited across fork(): referenced forever so they are never finalized.
+_INHERITED: list[object] = []
+_FORK_AWARE: weakref.WeakSet[PerThreadLoops[Any] | SharedLoop] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for owner in list(_FORK_AWARE):
+        owner.forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class TaskLoop(asyncio.SelectorEventLoop):
+    """A selector event loop that can run a new task's first step inline.
+
+    ``loop.run_until_complete`` costs a full loop turn (a ``select()`` call, asyncgen
+    hooks, running-loop bookkeeping): about ten microseconds, most of the adapter's
+    budget. Most requests finish without ever awaiting a real future, so ``start_task``
+    creates a genuine ``asyncio.Task`` (``current_task()``, cancellation and anyio all
+    work as usual) but runs its first step right here instead of scheduling it. Only a
+    task that then waits on something needs the loop to run.
+    """
+
+    _capture: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] | None
+    _capture = None
+
+    def call_soon(  # type: ignore[override]
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        capture = self._capture
+        if capture is not None and context is not None:
+            # The one call_soon made by Task.__init__ while start_task() listens: keep
+            # the step to run it inline. The handle is never scheduled.
+            self._capture = None
+            capture.append((callback, args, context))
+            return asyncio.Handle(callback, args, self, context)
+        return super().call_soon(callback, *args, context=context)
+
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Wrap ``coro`` in a task on this loop and run its first step in this thread."""
+        if asyncio._get_running_loop() is not None:
+            coro.close()
+            raise RuntimeError(
+                "ASGIToWSGI was called from a thread that is running an event loop; "
+                "call it from a WSGI server thread, or use loop_mode='shared'"
+            )
+        captured: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] = []
+        self._capture = captured
+        try:
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=self)
+        finally:
+            self._capture = None
+        if captured:
+            callback, args, context = captured[0]
+            asyncio._set_running_loop(self)
+            try:
+                context.run(callback, *args)
+            finally:
+                asyncio._set_running_loop(None)
+        return task
+
+
+def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> None:
+    """Cancel what is left on an idle ``loop``, finish async generators, close it."""
+    if loop.is_closed():
+        return
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.wait(pending, timeout=grace))
+    for task in pending:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the adapter already logged what mattered
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
+class _ThreadToken:
+    """Lives in a thread's ``threading.local``; its death means the thread is gone."""
+
+    __slots__ = ("__weakref__",)
+
+
+class PerThreadLoops(Generic[T]):
+    """One ``TaskLoop`` per thread, created on first use, with a per-loop value ``T``.
+
+    ``factory(loop)`` builds the value kept beside each loop (the adapter's lifespan);
+    ``retire(value)`` runs when that loop's thread has died, or at ``close_all()``, from
+    whichever thread notices, while the loop is idle.
+    """
+
+    def __init__(self, factory: Callable[[TaskLoop], T], retire: Callable[[T], None]) -> None:
+        self._factory = factory
+        self._retire = retire
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._live: dict[int, T] = {}
+        self._dead: list[T] = []
+        self._next_key = 0
+        _FORK_AWARE.add(self)
+
+    def current(self) -> T:
+        """This thread's value, creating its loop on first use."""
+        value: T | None = getattr(self._local, "value", None)
+        if value is not None:
+            return value
+        if self._dead:
+            self.reap()
+        value = self._factory(TaskLoop())
+        with self._lock:
+            key = self._next_key
+            self._next_key += 1
+            self._live[key] = value
+        token = _ThreadToken()
+        # threading.local drops the token when the thread exits; the loop is then
+        # retired by the next thread that asks (thread-per-request servers make many).
+        weakref.finalize(token, self._thread_died, key)
+        self._local.value = value
+        self._local.token = token
+        return value
+
+    def _thread_died(self, key: int) -> None:
+        with self._lock:
+            value = self._live.pop(key, None)
+            if value is not None:
+                self._dead.append(value)
+
+    def reap(self) -> None:
+        """Retire the loops of threads that have exited."""
+        with self._lock:
+            dead, self._dead = self._dead, []
+        for value in dead:
+            self._retire(value)
+
+    def close_all(self) -> None:
+        """Retire every loop (call when no request is in flight)."""
+        with self._lock:
+            values = [*self._dead, *self._live.values()]
+            self._dead = []
+            self._live = {}
+        self._local = threading.local()
+        for value in values:
+            self._retire(value)
+
+    def forget_after_fork(self) -> None:
+        _INHERITED.append((self._local, self._live, self._dead))
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._live = {}
+        self._dead = []
+
+
+class SharedLoop:
+    """One event loop running in a daemon thread, started on first ``get()``."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        _FORK_AWARE.add(self)
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is not None:
+            return loop
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                running = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(loop, running), name=self._name, daemon=True
+                )
+                thread.start()
+                running.wait()
+                self._thread = thread
+                self._loop = loop
+            return self._loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, running: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(running.set)
+        loop.run_forever()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the shared loop and wait for its result in this thread."""
+        return asyncio.run_coroutine_threadsafe(coro, self.get()).result(timeout)
+
+    @property
+    def started(self) -> bool:
+        return self._loop is not None
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the loop thread, cancelling leftover tasks, and close the loop."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("SharedLoop.stop() called from the loop thread")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(grace + 5.0)
+        if thread.is_alive():  # pragma: no cover - a callback blocking the loop thread
+            _INHERITED.append(loop)
+            return
+        close_loop(loop, grace)
+
+    def forget_after_fork(self) -> None:
+        _INHERITED.append((self._loop, self._thread))
+        self._lock = threading.Lock()
+        self._loop = None
+        self._thread = None

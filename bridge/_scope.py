@@ -1,0 +1,240 @@
+"""Pure translation for ``ASGIToWSGI``: a WSGI environ in, an ASGI HTTP scope out, and an
+ASGI ``http.response.start`` message back out as a WSGI status line and header list.
+
+Implements the ASGI HTTP connection scope (ASGI spec "HTTP & WebSocket", version 2.4)
+from the CGI variables of PEP 3333. Rules this file keeps:
+
+* No I/O, no threads, no event loops: everything here is a function of its arguments,
+  so every edge case is a row in ``tests/bridge/test_scope.py``.
+* PEP 3333 environ strings are latin-1 "bytes in disguise"; ASGI wants real text for
+  ``path`` (UTF-8) and bytes for ``raw_path``, ``query_string`` and headers. A path that
+  is not UTF-8 cannot be represented in a scope: that is the client's fault, reported as
+  ``ScopeError`` so the adapter answers 400 instead of crashing.
+* ``root_path`` is ``SCRIPT_NAME`` and ``path`` *includes* it (the ASGI convention since
+  spec 2.x clarified it; Starlette's and Django's routers strip ``root_path`` themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+from bridge._http import HOP_BY_HOP, invalid_value_bytes, is_token_bytes, status_line
+from bridge._types import Environ, Headers, Scope
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+# SERVER_PROTOCOL -> scope["http_version"]; the spec allows "1.0", "1.1" and "2".
+_HTTP_VERSIONS = {
+    "HTTP/1.1": "1.1",
+    "HTTP/1.0": "1.0",
+    "HTTP/2": "2",
+    "HTTP/2.0": "2",
+    "HTTP/3": "3",
+    "HTTP/3.0": "3",
+}
+
+# environ key -> ASGI header name (None: not a header), memoised because the same few
+# dozen keys arrive on every request. Bounded so that clients inventing header names
+# cannot grow it forever.
+_HEADER_NAMES: dict[str, bytes | None] = {
+    # PEP 3333 moves these out of the HTTP_ namespace; they are read separately because
+    # an empty CGI value means "absent". A server's extra HTTP_CONTENT_* copy is ignored.
+    "HTTP_CONTENT_TYPE": None,
+    "HTTP_CONTENT_LENGTH": None,
+}
+_HEADER_NAMES_MAX = 1024
+_UNKNOWN = b"<not yet classified>"  # compared by identity: no header name is this object
+# Response header name -> its WSGI str (None: hop-by-hop, dropped); valid names only.
+_RESPONSE_NAMES: dict[bytes, str | None] = {}
+_NOT_CACHED = "<not cached>"  # compared by identity
+_STATUS_LINES: dict[int, str] = {}
+# Characters that may appear unescaped in a path (RFC 3986 pchar plus "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_PATH_SAFE_BYTES = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + _PATH_SAFE.encode()
+)
+
+
+class ScopeError(ValueError):
+    """The request cannot be expressed as an ASGI scope; the client's fault (answer 400)."""
+
+
+class InvalidResponse(ValueError):
+    """The ASGI app sent a response head that HTTP cannot carry; the app's fault (500)."""
+
+
+def http_version(server_protocol: str) -> str:
+    """``scope["http_version"]`` for a ``SERVER_PROTOCOL`` value (unknown -> ``"1.1"``)."""
+    return _HTTP_VERSIONS.get(server_protocol.upper(), "1.1")
+
+
+def _header_name(key: str) -> bytes | None:
+    name = (
+        key[5:].replace("_", "-").lower().encode("latin-1")
+        if key[:5] == "HTTP_" and len(key) > 5
+        else None
+    )
+    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+        _HEADER_NAMES[key] = name
+    return name
+
+
+def request_headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The request headers as lowercase ``(name, value)`` bytes pairs.
+
+    Values are str of latin-1 code points per PEP 3333, so ``encode("latin-1")`` gives
+    back the bytes the client sent.
+    """
+    headers = []
+    names = _HEADER_NAMES
+    for key, value in environ.items():
+        name = names.get(key, _UNKNOWN)
+        if name is _UNKNOWN:
+            name = _header_name(key)
+        if name is not None:
+            headers.append((name, value.encode("latin-1")))
+    value = environ.get("CONTENT_TYPE")
+    if value:
+        headers.append((b"content-type", value.encode("latin-1")))
+    value = environ.get("CONTENT_LENGTH")
+    if value:
+        headers.append((b"content-length", value.encode("latin-1")))
+    return headers
+
+
+def _raw_path(environ: Mapping[str, Any], path_bytes: bytes) -> bytes:
+    # RAW_URI (gunicorn) and REQUEST_URI (waitress, uWSGI, Apache) keep the request
+    # target exactly as sent, percent-escapes included. Trust it only when it still
+    # names the same path: a dispatcher or rewriting middleware may have changed
+    # SCRIPT_NAME/PATH_INFO since the server built the environ.
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if target:
+        raw = str(target).split("?", 1)[0].split("#", 1)[0]
+        if "://" in raw:  # absolute-form (RFC 9112 3.2.2): keep the path part only
+            raw = "/" + raw.split("://", 1)[1].partition("/")[2]
+        try:
+            raw_bytes = raw.encode("latin-1")
+        except UnicodeEncodeError:
+            raw_bytes = b""
+        if raw_bytes == path_bytes or (
+            b"%" in raw_bytes and unquote_to_bytes(raw_bytes) == path_bytes
+        ):
+            return raw_bytes
+    if not path_bytes.rstrip(_PATH_SAFE_BYTES):
+        return path_bytes  # nothing to escape (the common case)
+    return quote_from_bytes(path_bytes, safe=_PATH_SAFE).encode("ascii")
+
+
+def _server(environ: Mapping[str, Any], scheme: str) -> tuple[str, int | None] | None:
+    name = environ.get("SERVER_NAME")
+    if not name:
+        return None
+    port = str(environ.get("SERVER_PORT") or "")
+    if port.isdigit():
+        return (name, int(port))
+    # Missing, empty or non-numeric: the scheme's default is what the client used.
+    return (name, _DEFAULT_PORTS.get(scheme))
+
+
+def _client(environ: Mapping[str, Any]) -> tuple[str, int | None] | None:
+    host = environ.get("REMOTE_ADDR")
+    if not host:
+        return None
+    port = str(environ.get("REMOTE_PORT") or "")
+    # Unix sockets and some servers give no port: say "unknown" rather than invent 0.
+    return (host, int(port) if port.isdigit() else None)
+
+
+def http_scope(
+    environ: Environ,
+    *,
+    state: dict[str, Any] | None = None,
+    extensions: dict[str, dict[object, object]] | None = None,
+) -> Scope:
+    """The ASGI ``http`` scope for one WSGI request.
+
+    Raises ``ScopeError`` when ``SCRIPT_NAME``/``PATH_INFO`` are not UTF-8 (answer 400).
+    """
+    script_name: str = environ.get("SCRIPT_NAME", "")
+    path_info: str = environ.get("PATH_INFO", "")
+    try:
+        path_bytes = (script_name + path_info).encode("latin-1")
+        path = path_bytes.decode("utf-8")
+        root_path = script_name.encode("latin-1").decode("utf-8") if script_name else ""
+    except UnicodeError as exc:
+        raise ScopeError(f"request path is not UTF-8: {script_name + path_info!r}") from exc
+    query: str = environ.get("QUERY_STRING", "")
+    try:
+        query_string = query.encode("latin-1")
+    except UnicodeEncodeError:
+        # Not PEP 3333 (the server decoded as something other than latin-1): keep the
+        # characters rather than fail the request.
+        query_string = query.encode("utf-8")
+    scheme: str = environ.get("wsgi.url_scheme", "http")
+    scope: Scope = {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+        "method": environ.get("REQUEST_METHOD", "GET").upper(),
+        "scheme": scheme,
+        "path": path,
+        "raw_path": _raw_path(environ, path_bytes),
+        "query_string": query_string,
+        "root_path": root_path,
+        "headers": request_headers(environ),
+        "client": _client(environ),
+        "server": _server(environ, scheme),
+        "extensions": extensions if extensions is not None else {},
+    }
+    if state is not None:
+        scope["state"] = state
+    return scope
+
+
+def _response_name(name: bytes) -> str | None:
+    if not is_token_bytes(name):
+        raise InvalidResponse(f"header name {name!r} is not an HTTP token")
+    text = name.decode("latin-1")
+    result = None if text.lower() in HOP_BY_HOP else text
+    if len(_RESPONSE_NAMES) < _HEADER_NAMES_MAX:
+        _RESPONSE_NAMES[name] = result
+    return result
+
+
+def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
+    """WSGI ``(status, headers)`` for an ASGI ``http.response.start`` message.
+
+    Raises ``InvalidResponse`` for a status that is not an int in 200-999 (WSGI cannot
+    send 1xx) or a header that is not a bytes token name with a CR/LF/NUL-free value.
+    Hop-by-hop headers are dropped: PEP 3333 reserves them for the server (wsgiref
+    asserts on them).
+    """
+    status = message.get("status")
+    if type(status) is not int or not 200 <= status <= 999:
+        raise InvalidResponse(f"invalid status {status!r} in http.response.start")
+    headers: Headers = []
+    raw_headers: Iterable[Any] = message.get("headers", ())
+    for item in raw_headers:
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise InvalidResponse(f"header {item!r} is not a (name, value) pair") from None
+        if not isinstance(value, bytes) or invalid_value_bytes(value):
+            raise InvalidResponse(
+                f"header {name!r} value {value!r} is not bytes free of CR, LF, NUL"
+            )
+        if type(name) is not bytes:
+            raise InvalidResponse(f"header name {name!r} is not bytes")
+        text_name = _RESPONSE_NAMES.get(name, _NOT_CACHED)
+        if text_name is _NOT_CACHED:
+            text_name = _response_name(name)
+        if text_name is not None:
+            headers.append((text_name, value.decode("latin-1")))
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = _STATUS_LINES[status] = status_line(status)
+    return line, headers
