@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 
 from middleware._core import Core, Handler, Head, HeaderList, RequestHead
 from middleware._encodings import Compressor, EncoderSpec, negotiate, parse_accept_encoding
-from middleware._headers import add_vary
+from middleware._headers import add_vary, find
 
 __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "CompressionCore"]
 
@@ -100,7 +100,16 @@ class _VaryHandler(Handler):
 
 
 class _CompressHandler(Handler):
-    __slots__ = ("_buffer", "_compressor", "_core", "_head", "_phase", "_ready", "_size", "_spec")
+    __slots__ = (
+        "_buffer",
+        "_compressor",
+        "_core",
+        "_expected",
+        "_head",
+        "_phase",
+        "_ready",
+        "_spec",
+    )
 
     def __init__(self, core: CompressionCore, spec: EncoderSpec) -> None:
         self._core = core
@@ -109,16 +118,20 @@ class _CompressHandler(Handler):
         self._head: Head | None = None
         self._ready: Head | None = None
         self._buffer: list[bytes] = []
-        self._size = 0
+        self._expected = -1
         self._compressor: Compressor | None = None
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
         # May run twice (a WSGI app's start_response with exc_info): start over.
         self._buffer = []
-        self._size = 0
         if self._core.eligibility(status, headers) is not _MAYBE:
             self._phase = _PASSING
             return status, headers
+        # With a declared length the end of the body is known before the server says
+        # so (a WSGI iterable only ends with StopIteration), so the whole body can be
+        # compressed at once and given an exact Content-Length.
+        length = find(headers, b"content-length")
+        self._expected = int(length) if length is not None and length.isdigit() else -1
         self._phase = _BUFFERING
         self._head = (status, headers)
         return None
@@ -148,6 +161,8 @@ class _CompressHandler(Handler):
             self._buffer.append(chunk)
             chunk = b"".join(self._buffer)
         size = len(chunk)
+        if size == self._expected:
+            more = False
         if more and size < self._core.minimum_size:
             if not self._buffer:
                 self._buffer.append(chunk)

@@ -209,13 +209,16 @@ class _Exchange:
 class _Body:
     """The iterable handed to the server: the app's body, run through the core."""
 
-    __slots__ = ("_exchange", "_iterator", "_outcome", "_result")
+    __slots__ = ("_exchange", "_iterator", "_outcome", "_remaining", "_result")
 
     def __init__(self, exchange: _Exchange, result: Iterable[bytes]) -> None:
         self._exchange = exchange
         self._result = result
         self._iterator: Iterator[bytes] | None = None
         self._outcome = Outcome.CLIENT_DISCONNECTED  # unless the body runs to its end
+        # A list or tuple says which chunk is the last, so the core can treat a one-item
+        # body as complete (exact Content-Length) instead of as a stream.
+        self._remaining = len(result) if isinstance(result, (list, tuple)) else -1
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -229,13 +232,18 @@ class _Body:
             iterator = self._iterator = iter(self._result)
         try:
             for chunk in iterator:
+                remaining = self._remaining = self._remaining - 1
+                if remaining == 0:
+                    out = exchange.body(chunk, False)
+                    break
                 if chunk:
                     out = exchange.body(chunk, True)
                     if out:
                         return out
-            if exchange.state is _AWAITING_START:
-                raise StopIteration  # no start_response: the server reports the app's bug
-            out = exchange.body(b"", False)
+            else:
+                if exchange.state is _AWAITING_START:
+                    raise StopIteration  # no start_response: the server reports the app's bug
+                out = exchange.body(b"", False)
         except (ClientDisconnected, StopIteration):
             raise  # the client went away (wsgi.input), or the end of the body
         except BaseException:
