@@ -1,0 +1,224 @@
+"""The ASGI driver: pass-through of everything a core does not handle, errors, outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import pytest
+
+from middleware import CORS, AccessLog, GZip
+from tests.middleware.harness import Request, call_asgi_async, scope_for
+
+BIG = b"x" * 5000
+GZIP_ORIGIN = (("Accept-Encoding", "gzip"), ("Origin", "https://a.example"))
+
+
+def recording_app(messages: list[dict[str, Any]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        for message in messages:
+            await send(message)
+
+    return app
+
+
+def start(status: int = 200, **extra: Any) -> dict[str, Any]:
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(BIG)).encode())]
+    return {"type": "http.response.start", "status": status, "headers": headers, **extra}
+
+
+@pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
+async def test_non_http_scopes_reach_the_app_with_the_servers_own_callables(
+    scope_type: str,
+) -> None:
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.extend([scope, receive, send])
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError
+
+    scope = {"type": scope_type}
+    for middleware in (GZip(app), CORS(app, allow_origins=["*"]), AccessLog(app)):
+        seen.clear()
+        await middleware(scope, receive, send)
+        assert seen == [scope, receive, send]
+
+
+async def test_pathsend_leaves_the_response_head_unchanged() -> None:
+    messages = [start(), {"type": "http.response.pathsend", "path": "/srv/big.txt"}]
+    result = await call_asgi_async(GZip(recording_app(messages)), Request(headers=GZIP_ORIGIN))
+    assert result.messages[0]["headers"] == messages[0]["headers"]
+    assert result.messages[1] == messages[1]
+
+
+async def test_trailers_pass_through_and_the_start_keeps_its_trailers_flag() -> None:
+    trailers = {"type": "http.response.trailers", "headers": [(b"x-sum", b"1")]}
+    messages = [
+        start(trailers=True),
+        {"type": "http.response.body", "body": BIG, "more_body": False},
+        trailers,
+    ]
+    result = await call_asgi_async(GZip(recording_app(messages)), Request(headers=GZIP_ORIGIN))
+    assert result.messages[0]["trailers"] is True
+    assert result.messages[-1] is trailers
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "http.response.informational", "status": 103, "headers": [(b"link", b"</a>")]},
+        {"type": "http.response.early_hint", "links": ["</style.css>; rel=preload"]},
+        {"type": "http.response.something_new", "payload": 1},
+    ],
+    ids=["informational", "early_hint", "unknown"],
+)
+async def test_messages_a_core_does_not_handle_pass_through_untouched(
+    message: dict[str, Any],
+) -> None:
+    messages = [message, start(), {"type": "http.response.body", "body": BIG}]
+    wrapped = CORS(GZip(AccessLog(recording_app(messages))), allow_origins=["*"])
+    result = await call_asgi_async(wrapped, Request(headers=GZIP_ORIGIN))
+    assert result.messages[0] is message
+    assert result.header("content-encoding") == "gzip"
+
+
+async def test_an_app_error_before_the_response_gets_a_500_with_cors_headers() -> None:
+    error = ValueError("boom")
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise error
+
+    with pytest.raises(ValueError) as raised:
+        await call_asgi_async(
+            CORS(app, allow_origins=["https://a.example"]), Request(headers=GZIP_ORIGIN)
+        )
+    assert raised.value is error
+
+
+async def test_the_500_is_what_the_client_sees(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise KeyError("boom")
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    wrapped = AccessLog(CORS(app, allow_origins=["https://a.example"]))
+    with caplog.at_level(logging.INFO, "middleware.access"), pytest.raises(KeyError):
+        await wrapped(scope_for(Request(headers=GZIP_ORIGIN)), receive, send)
+    assert sent[0]["status"] == 500
+    assert (b"access-control-allow-origin", b"https://a.example") in sent[0]["headers"]
+    assert sent[1]["body"] == b"Internal Server Error"
+    assert caplog.records[0].http["status"] == 500  # type: ignore[attr-defined]
+    assert caplog.records[0].http["outcome"] == "app_exception"  # type: ignore[attr-defined]
+
+
+async def test_send_failing_with_oserror_counts_as_a_client_disconnect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start())
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            raise ConnectionResetError
+
+    with caplog.at_level(logging.INFO, "middleware.access"), pytest.raises(ConnectionResetError):
+        await AccessLog(app)(scope_for(Request()), receive, send)
+    assert caplog.records[0].http["status"] == 499  # type: ignore[attr-defined]
+
+
+async def test_a_disconnect_message_before_the_end_counts_as_499(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start())
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await receive()
+        message = await receive()
+        assert message["type"] == "http.disconnect"
+
+    with caplog.at_level(logging.INFO, "middleware.access"):
+        await call_asgi_async(AccessLog(app), Request(), disconnect=True)
+    assert caplog.records[0].http["status"] == 499  # type: ignore[attr-defined]
+    assert caplog.records[0].http["outcome"] == "client_disconnected"  # type: ignore[attr-defined]
+
+
+async def test_a_disconnect_after_a_complete_response_is_still_complete(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start())
+        await send({"type": "http.response.body", "body": BIG})
+        await receive()
+        await receive()
+
+    with caplog.at_level(logging.INFO, "middleware.access"):
+        await call_asgi_async(AccessLog(app), Request(), disconnect=True)
+    assert caplog.records[0].http["status"] == 200  # type: ignore[attr-defined]
+
+
+async def test_empty_intermediate_body_messages_are_not_forwarded() -> None:
+    messages = [
+        start(),
+        {"type": "http.response.body", "body": b"", "more_body": True},
+        {"type": "http.response.body", "body": BIG, "more_body": False},
+    ]
+    result = await call_asgi_async(CORS(recording_app(messages)), Request())
+    bodies = [m for m in result.messages if m["type"] == "http.response.body"]
+    assert [m["body"] for m in bodies] == [BIG]
+
+
+async def test_the_asgi_driver_starts_no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise AssertionError("the ASGI driver must not start threads")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    messages = [start(), {"type": "http.response.body", "body": BIG * 40}]
+    result = await call_asgi_async(
+        AccessLog(CORS(GZip(recording_app(messages)), allow_origins=["*"])),
+        Request(headers=GZIP_ORIGIN),
+    )
+    assert result.decoded == BIG * 40
+
+
+async def test_requests_are_independent_when_concurrent() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start())
+        await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": scope["path"].encode() * 1000})
+
+    wrapped = CORS(GZip(app), allow_origins=["https://a.example", "https://b.example"])
+    results = await asyncio.gather(
+        *(
+            call_asgi_async(
+                wrapped,
+                Request(
+                    path=f"/{i}",
+                    headers=(
+                        ("Origin", f"https://{'ab'[i % 2]}.example"),
+                        ("Accept-Encoding", "gzip"),
+                    ),
+                ),
+            )
+            for i in range(10)
+        )
+    )
+    for i, result in enumerate(results):
+        assert result.decoded == f"/{i}".encode() * 1000
+        assert result.header("access-control-allow-origin") == f"https://{'ab'[i % 2]}.example"

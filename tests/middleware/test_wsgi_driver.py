@@ -1,0 +1,240 @@
+"""The WSGI driver: close() exactly once, file wrappers, write(), exc_info, outcomes."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+import zlib
+from collections.abc import Iterator
+from typing import Any
+from wsgiref.util import FileWrapper
+
+import pytest
+
+from bridge import ClientDisconnected
+from middleware import CORS, AccessLog, GZip
+from tests.middleware.harness import Request, TrackedBody, call_wsgi, environ_for
+
+BIG = b"y" * 5000
+GZIP = (("Accept-Encoding", "gzip"),)
+
+
+def tracked_app(chunks: list[bytes], bodies: list[TrackedBody]) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        body = TrackedBody(chunks)
+        bodies.append(body)
+        return body
+
+    return app
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    [GZip, AccessLog, lambda app: CORS(app, allow_origins=["*"])],
+    ids=["gzip", "access_log", "cors"],
+)
+def test_close_of_the_inner_iterable_runs_once_after_a_full_response(wrap: Any) -> None:
+    bodies: list[TrackedBody] = []
+    result = call_wsgi(wrap(tracked_app([BIG, BIG], bodies)), Request(headers=GZIP))
+    assert result.decoded == BIG * 2
+    assert bodies[0].closed == 1
+
+
+def test_close_runs_once_when_the_server_stops_early_and_that_is_a_499(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bodies: list[TrackedBody] = []
+    app = AccessLog(GZip(tracked_app([BIG] * 5, bodies)))
+    environ = environ_for(Request(headers=GZIP))
+    with caplog.at_level(logging.INFO, "middleware.access"):
+        body = app(environ, lambda status, headers, exc_info=None: lambda data: None)
+        next(iter(body))
+        body.close()  # type: ignore[attr-defined]
+        body.close()  # type: ignore[attr-defined]
+    assert bodies[0].closed == 1
+    assert [r.http["status"] for r in caplog.records] == [499]  # type: ignore[attr-defined]
+
+
+def test_close_without_iterating_still_closes_the_inner_iterable() -> None:
+    bodies: list[TrackedBody] = []
+    body = GZip(tracked_app([BIG], bodies))(environ_for(Request()), lambda *a: lambda d: None)
+    body.close()  # type: ignore[attr-defined]
+    assert bodies[0].closed == 1
+
+
+def test_an_error_while_iterating_is_reraised_logged_as_500_and_closes_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            yield BIG
+            raise RuntimeError("mid-body")
+        finally:
+            closed.append(1)
+
+    with caplog.at_level(logging.INFO, "middleware.access"), pytest.raises(RuntimeError):
+        call_wsgi(AccessLog(GZip(app)), Request(headers=GZIP), validate=False)
+    assert closed == [1]
+    assert caplog.records[0].http["status"] == 500  # type: ignore[attr-defined]
+
+
+def test_an_error_from_the_app_call_is_reraised_unchanged_and_logged_as_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = LookupError("no")
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise error
+
+    with caplog.at_level(logging.INFO, "middleware.access"), pytest.raises(LookupError) as raised:
+        call_wsgi(AccessLog(app), Request())
+    assert raised.value is error
+    assert caplog.records[0].http["status"] == 500  # type: ignore[attr-defined]
+
+
+def test_a_client_gone_while_reading_input_is_a_499(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"a"
+        raise ClientDisconnected("gone")
+
+    with caplog.at_level(logging.INFO, "middleware.access"), pytest.raises(ClientDisconnected):
+        call_wsgi(AccessLog(app), Request(), validate=False)
+    assert caplog.records[0].http["status"] == 499  # type: ignore[attr-defined]
+
+
+def test_a_file_wrapper_stays_a_file_wrapper_and_gzip_leaves_it_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    data = io.BytesIO(BIG)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BIG)))]
+        )
+        return environ["wsgi.file_wrapper"](data, 1024)
+
+    environ = environ_for(Request(headers=GZIP))
+    environ["wsgi.file_wrapper"] = FileWrapper
+    seen: list[Any] = []
+    with caplog.at_level(logging.INFO, "middleware.access"):
+        body = AccessLog(GZip(app))(environ, lambda s, h, e=None: seen.append(h))
+        assert isinstance(body, FileWrapper)
+        assert dict(seen[0]) == {"content-type": "text/plain", "content-length": str(len(BIG))}
+        assert b"".join(body) == BIG
+        assert not caplog.records  # complete only when the server closes it
+        body.close()
+        body.close()
+    assert data.closed
+    assert caplog.records[0].http["bytes"] == len(BIG)  # type: ignore[attr-defined]
+    assert caplog.records[0].http["status"] == 200  # type: ignore[attr-defined]
+
+
+def test_the_write_callable_goes_through_the_core() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(BIG)
+        write(b"")
+        write(BIG)
+        return [b"tail"]
+
+    result = call_wsgi(GZip(app), Request(headers=GZIP), validate=False)
+    assert result.header("content-encoding") == "gzip"
+    assert zlib.decompress(result.body, 31) == BIG * 2 + b"tail"
+
+
+def test_start_response_with_exc_info_before_the_head_went_out_replaces_it() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise ValueError("late")
+        except ValueError:
+            start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
+        return [b"error"]
+
+    result = call_wsgi(GZip(app), Request(headers=GZIP), validate=False)
+    assert result.status == 500
+    assert result.body == b"error"
+
+
+def test_start_response_with_exc_info_after_the_head_went_out_reraises() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield b"partial"
+        try:
+            raise ValueError("late")
+        except ValueError:
+            start_response("500 Oops", [], sys.exc_info())
+
+    with pytest.raises(ValueError, match="late"):
+        call_wsgi(CORS(app), Request(), validate=False)
+
+
+def test_start_response_twice_without_exc_info_is_an_error() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        start_response("200 OK", [])
+        return []
+
+    with pytest.raises(RuntimeError, match="twice"):
+        call_wsgi(CORS(app), Request(), validate=False)
+
+
+def test_a_body_before_start_response_is_an_error() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        yield b"too early"
+
+    with pytest.raises(RuntimeError, match="before calling start_response"):
+        call_wsgi(CORS(app), Request(), validate=False)
+
+
+def test_a_one_item_list_body_is_compressed_whole_with_an_exact_length() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [BIG]
+
+    result = call_wsgi(GZip(app), Request(headers=GZIP))
+    assert result.header("content-length") == str(len(result.body))
+    assert zlib.decompress(result.body, 31) == BIG
+
+
+def test_the_apps_reason_phrase_is_kept() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 Fine Thanks", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    statuses: list[str] = []
+    body = CORS(app)(environ_for(Request()), lambda s, h, e=None: statuses.append(s))
+    list(body)
+    assert statuses == ["200 Fine Thanks"]
+
+
+def test_a_preflight_never_calls_the_wsgi_app() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise AssertionError("preflight reached the app")
+
+    request = Request(
+        "OPTIONS",
+        headers=(("Origin", "https://a.example"), ("Access-Control-Request-Method", "GET")),
+    )
+    result = call_wsgi(CORS(app, allow_origins=["https://a.example"]), request)
+    assert (result.status, result.body) == (200, b"OK")
+
+
+def test_non_ascii_paths_reach_the_core_decoded(caplog: pytest.LogCaptureFixture) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return []
+
+    environ = environ_for(Request())
+    environ["PATH_INFO"] = "/café".encode().decode("latin-1")
+    with caplog.at_level(logging.INFO, "middleware.access"):
+        body = AccessLog(app)(environ, lambda s, h, e=None: None)
+        list(body)
+        body.close()  # type: ignore[attr-defined]
+    assert caplog.records[0].http["path"] == "/café"  # type: ignore[attr-defined]
