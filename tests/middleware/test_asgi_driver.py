@@ -95,7 +95,7 @@ async def test_an_app_error_before_the_response_gets_a_500_with_cors_headers() -
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raise error
 
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(ValueError, match="boom") as raised:
         await call_asgi_async(
             CORS(app, allow_origins=["https://a.example"]), Request(headers=GZIP_ORIGIN)
         )
