@@ -127,6 +127,7 @@ def environ_for(request: Request) -> dict[str, Any]:
         "QUERY_STRING": request.query,
         "REMOTE_ADDR": "10.0.0.7",
         "REMOTE_PORT": "5000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
         "wsgi.input": io.BytesIO(b""),
         "wsgi.errors": sys.stderr,
     }

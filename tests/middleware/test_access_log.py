@@ -1,0 +1,196 @@
+"""AccessLog: gunicorn's atoms, structured fields, exclusions, on both interfaces."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from middleware import AccessLog, GZip
+from middleware._access_log import DEFAULT_FORMAT
+from tests.middleware.harness import Reply, Request, asgi_app, call_asgi, call_wsgi, wsgi_app
+
+REQUEST = Request(
+    "POST",
+    "/items/7",
+    "page=2",
+    (
+        ("User-Agent", "curl/8.0"),
+        ("Referer", "https://ref.example/"),
+        ("Authorization", "Basic " + base64.b64encode(b"alice:secret").decode()),
+        ("X-Request-Id", "abc-123"),
+    ),
+)
+REPLY = Reply(headers=(("Content-Type", "text/plain"), ("X-Cache", "miss")), chunks=(b"ab", b"cde"))
+
+
+def call(interface: str, app: Any, request: Request = REQUEST) -> None:
+    if interface == "wsgi":
+        call_wsgi(app, request)
+    else:
+        call_asgi(app, request)
+
+
+def build(interface: str, reply: Reply = REPLY) -> Any:
+    return wsgi_app(reply) if interface == "wsgi" else asgi_app(reply)
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def interface(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class _Records(Sequence[logging.LogRecord]):
+    """The records of the current test phase (caplog swaps its list between phases)."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self._caplog = caplog
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._caplog.records[index]
+
+    def __len__(self) -> int:
+        return len(self._caplog.records)
+
+
+@pytest.fixture
+def records(caplog: pytest.LogCaptureFixture) -> Sequence[logging.LogRecord]:
+    caplog.set_level(logging.INFO, "middleware.access")
+    return _Records(caplog)
+
+
+def test_the_default_line_is_gunicorns_default_format(
+    interface: str, records: Sequence[logging.LogRecord]
+) -> None:
+    call(interface, AccessLog(build(interface)))
+    (record,) = records
+    assert record.name == "middleware.access"
+    assert record.levelno == logging.INFO
+    assert re.fullmatch(
+        r"10\.0\.0\.7 - alice \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "
+        r'"POST /items/7\?page=2 HTTP/1\.1" 200 5 "https://ref\.example/" "curl/8\.0"',
+        record.getMessage(),
+    )
+
+
+def test_every_atom_is_formatted(interface: str, records: Sequence[logging.LogRecord]) -> None:
+    fmt = (
+        "%(h)s|%(l)s|%(u)s|%(r)s|%(s)s|%(m)s|%(U)s|%(q)s|%(H)s|%(b)s|%(B)s|%(f)s|%(a)s|"
+        "%(T)s|%(D)s|%(M)s|%(L)s|%(p)s|%({x-request-id}i)s|%({x-cache}o)s|%({missing}i)s"
+    )
+    call(interface, AccessLog(build(interface), format=fmt))
+    parts = records[0].getMessage().split("|")
+    assert parts[:13] == [
+        "10.0.0.7",
+        "-",
+        "alice",
+        "POST /items/7?page=2 HTTP/1.1",
+        "200",
+        "POST",
+        "/items/7",
+        "page=2",
+        "HTTP/1.1",
+        "5",
+        "5",
+        "https://ref.example/",
+        "curl/8.0",
+    ]
+    seconds, micros, millis, decimal, pid = parts[13:18]
+    assert int(seconds) == 0
+    assert int(millis) == int(micros) // 1000
+    assert re.fullmatch(r"0\.\d{6}", decimal)
+    assert re.fullmatch(r"<\d+>", pid)
+    assert parts[18:] == ["abc-123", "miss", "-"]
+
+
+def test_structured_fields_ride_on_the_record(
+    interface: str, records: Sequence[logging.LogRecord]
+) -> None:
+    call(interface, AccessLog(build(interface)))
+    http = records[0].http  # type: ignore[attr-defined]
+    assert {k: http[k] for k in ("method", "path", "query", "status", "bytes", "client")} == {
+        "method": "POST",
+        "path": "/items/7",
+        "query": "page=2",
+        "status": 200,
+        "bytes": 5,
+        "client": "10.0.0.7",
+    }
+    assert http["user_agent"] == "curl/8.0"
+    assert http["referer"] == "https://ref.example/"
+    assert http["outcome"] == "completed"
+    assert 0 <= http["ttfb"] <= http["duration"]
+
+
+def test_bytes_are_counted_after_compression(
+    interface: str, records: Sequence[logging.LogRecord]
+) -> None:
+    reply = Reply(chunks=(b"z" * 10_000,), content_length=True)
+    gzip_request = Request(headers=(("Accept-Encoding", "gzip"),))
+    call(interface, AccessLog(GZip(build(interface, reply))), gzip_request)
+    assert 0 < records[0].http["bytes"] < 200  # type: ignore[attr-defined]
+
+
+def test_excluded_paths_are_not_logged(
+    interface: str, records: Sequence[logging.LogRecord]
+) -> None:
+    call(interface, AccessLog(build(interface), exclude_paths=["/health"]), Request(path="/health"))
+    call(interface, AccessLog(build(interface), exclude_paths=["/health"]), Request(path="/x"))
+    assert [r.http["path"] for r in records] == ["/x"]  # type: ignore[attr-defined]
+
+
+def test_nothing_is_built_when_the_logger_is_disabled(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "middleware.access")
+    call(interface, AccessLog(build(interface)))
+    assert not caplog.records
+
+
+def test_a_custom_logger_and_level_are_used(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "my.access")
+    call(interface, AccessLog(build(interface), logger="my.access", level=logging.DEBUG))
+    call(interface, AccessLog(build(interface), logger=logging.getLogger("my.access")))
+    assert [(r.name, r.levelno) for r in caplog.records] == [
+        ("my.access", logging.DEBUG),
+        ("my.access", logging.INFO),
+    ]
+
+
+def test_formatting_is_left_to_logging(records: Sequence[logging.LogRecord]) -> None:
+    call("asgi", AccessLog(build("asgi")))
+    assert records[0].msg == DEFAULT_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"format": "%(zz)s"}, ValueError),
+        ({"format": "%(h)d"}, ValueError),
+        ({"format": 5}, TypeError),
+        ({"logger": 5}, TypeError),
+        ({"exclude_paths": "/health"}, TypeError),
+        ({"level": "INFO"}, TypeError),
+    ],
+    ids=["unknown_atom", "bad_conversion", "format_not_str", "bad_logger", "str_paths", "level"],
+)
+def test_bad_options_are_refused_at_construction(options: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        AccessLog(build("wsgi"), **options)
+
+
+def test_a_malformed_basic_authorization_logs_no_user(records: Sequence[logging.LogRecord]) -> None:
+    request = Request(headers=(("Authorization", "Basic !!!"),))
+    call("wsgi", AccessLog(build("wsgi"), format="%(u)s"), request)
+    call(
+        "wsgi",
+        AccessLog(build("wsgi"), format="%(u)s"),
+        Request(headers=(("Authorization", "Bearer x"),)),
+    )
+    assert [r.getMessage() for r in records] == ["-", "-"]
