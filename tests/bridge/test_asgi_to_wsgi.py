@@ -1,0 +1,892 @@
+"""In-process tests for ``bridge.ASGIToWSGI``: WSGI calls made directly, no sockets.
+
+Every request goes through ``wsgiref.validate.validator`` so the stdlib also checks that
+the adapter keeps PEP 3333 (start_response before the body, bytes chunks, close()).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import io
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from wsgiref.util import FileWrapper, setup_testing_defaults
+from wsgiref.validate import validator
+
+import httpx
+import pytest
+
+from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
+from bridge._http import ClientDisconnected
+from bridge._types import Message, Receive, Scope, Send
+
+LOGGER = "bridge.asgi_to_wsgi"
+
+
+@pytest.fixture(params=["thread", "shared"])
+def loop_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make() -> Iterator[Callable[..., ASGIToWSGI]]:
+    """Build adapters that are always closed at the end of the test."""
+    made: list[ASGIToWSGI] = []
+
+    def factory(app: Any, **options: Any) -> ASGIToWSGI:
+        options.setdefault("lifespan", "off")
+        adapter = ASGIToWSGI(app, **options)
+        made.append(adapter)
+        return adapter
+
+    yield factory
+    for adapter in made:
+        adapter.close()
+
+
+@dataclass
+class Response:
+    status: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    chunks: list[bytes] = field(default_factory=list)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def make_environ(
+    path: str = "/", method: str = "GET", body: bytes = b"", **extra: Any
+) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+    }
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = io.BytesIO(body)
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    environ.update(extra)
+    return environ
+
+
+def call(app: Any, environ: dict[str, Any] | None = None, *, validate: bool = True) -> Response:
+    """Make one WSGI request and drain the response, closing it as a server would."""
+    response = Response()
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        response.status = status
+        response.headers = headers
+        return response.chunks.append
+
+    wsgi_app = validator(app) if validate else app
+    result = wsgi_app(environ or make_environ(), start_response)
+    try:
+        for chunk in result:
+            response.chunks.append(chunk)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return response
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"hello"})
+
+
+async def start(
+    send: Send, status: int = 200, headers: Any = ((b"content-type", b"text/plain"),)
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+
+
+# --- responses --------------------------------------------------------------------------
+
+
+def test_hello_app_gives_status_headers_and_body(make: Any, loop_mode: str) -> None:
+    response = call(make(hello, loop_mode=loop_mode))
+    assert response.status == "200 OK"
+    assert response.headers == [("content-type", "text/plain"), ("content-length", "5")]
+    assert response.chunks == [b"hello"]
+
+
+def test_repeated_response_headers_are_preserved_in_order(make: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(
+            send,
+            200,
+            [(b"set-cookie", b"a=1"), (b"content-type", b"text/plain"), (b"set-cookie", b"b=2")],
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    assert call(make(app)).headers == [
+        ("set-cookie", "a=1"),
+        ("content-type", "text/plain"),
+        ("set-cookie", "b=2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        (201, "201 Created"),
+        (418, "418 I'm a Teapot"),
+        (299, "299 Success"),
+        (499, "499 Client Error"),
+    ],
+)
+def test_status_line_has_the_right_phrase_even_for_unknown_codes(
+    make: Any, code: int, status: str
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send, code)
+        await send({"type": "http.response.body"})
+
+    assert call(make(app)).status == status
+
+
+def test_body_chunks_are_yielded_as_the_app_sends_them(make: Any, loop_mode: str) -> None:
+    sent: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        for part in ("a", "b", "c"):
+            sent.append(part)
+            await send({"type": "http.response.body", "body": part.encode(), "more_body": True})
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body"})
+
+    seen: list[tuple[bytes, list[str]]] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        return None
+
+    result = validator(make(app, loop_mode=loop_mode))(make_environ(), start_response)
+    try:
+        for chunk in result:
+            seen.append((chunk, list(sent)))
+    finally:
+        result.close()
+    assert seen == [(b"a", ["a"]), (b"b", ["a", "b"]), (b"c", ["a", "b", "c"])]
+
+
+def test_a_fast_producer_is_paused_until_the_server_takes_chunks(make: Any) -> None:
+    sent = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await start(send)
+        for _ in range(1000):
+            sent += 1
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body"})
+
+    result = make(app)(make_environ(), lambda *args: None)
+    try:
+        assert next(iter(result)) == b"x"
+        assert sent <= 20  # bounded buffer, not the whole response
+        assert b"".join(result) == b"x" * 999
+    finally:
+        result.close()
+    assert sent == 1000
+
+
+def test_invalid_header_value_with_crlf_gives_500_and_is_logged(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await start(send, 200, [(b"x-bad", b"a\r\nset-cookie: evil=1")])
+        except ValueError as exc:
+            raised.append(exc)
+            # Even an app that swallows the error cannot send a response any more.
+            await start(send, 200)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        response = call(make(app, loop_mode=loop_mode))
+    assert response.status == "500 Internal Server Error"
+    assert response.body == b"Internal Server Error"
+    assert len(raised) == 1
+    assert "invalid response head" in caplog.text
+    assert "x-bad" in caplog.text
+
+
+def test_hop_by_hop_response_headers_never_reach_the_wsgi_server(make: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send, 200, [(b"connection", b"close"), (b"content-type", b"text/plain")])
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    # validator() itself asserts that no hop-by-hop header is passed to start_response.
+    assert call(make(app)).headers == [("content-type", "text/plain")]
+
+
+def test_undecodable_path_gives_400_without_calling_the_app(make: Any) -> None:
+    called = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        called.append(scope)
+
+    response = call(make(app), make_environ(path="/caf\xe9"))
+    assert response.status == "400 Bad Request"
+    assert called == []
+
+
+def test_scope_reaches_the_app_with_path_including_root_path(make: Any) -> None:
+    scopes: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scopes.append(scope)
+        await hello(scope, receive, send)
+
+    environ = make_environ(path="/items/caf\xc3\xa9", SCRIPT_NAME="/app", QUERY_STRING="q=1")
+    call(make(app), environ)
+    scope = scopes[0]
+    assert scope["path"] == "/app/items/café"
+    assert scope["root_path"] == "/app"
+    assert scope["raw_path"] == b"/app/items/caf%C3%A9"
+    assert scope["query_string"] == b"q=1"
+    assert scope["extensions"] == {"http.response.pathsend": {}}
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+
+
+# --- request bodies ---------------------------------------------------------------------
+
+
+def recorder() -> tuple[list[Message], Callable[..., Any]]:
+    messages: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            messages.append(message)
+            if not message.get("more_body"):
+                break
+        body = b"".join(m.get("body", b"") for m in messages)
+        await start(send)
+        await send({"type": "http.response.body", "body": body})
+
+    return messages, app
+
+
+def test_request_body_arrives_in_bounded_chunks(make: Any, loop_mode: str) -> None:
+    messages, app = recorder()
+    response = call(
+        make(app, loop_mode=loop_mode, chunk_size=4),
+        make_environ(method="POST", body=b"0123456789"),
+    )
+    assert response.body == b"0123456789"
+    assert messages == [
+        {"type": "http.request", "body": b"0123", "more_body": True},
+        {"type": "http.request", "body": b"4567", "more_body": True},
+        {"type": "http.request", "body": b"89", "more_body": False},
+    ]
+
+
+def test_chunked_upload_without_content_length_is_delivered_fully(
+    make: Any, loop_mode: str
+) -> None:
+    messages, app = recorder()
+    environ = make_environ(method="POST", **{"wsgi.input_terminated": True})
+    environ["wsgi.input"] = io.BytesIO(b"x" * 10)
+    response = call(make(app, loop_mode=loop_mode, chunk_size=4), environ)
+    assert response.body == b"x" * 10
+    assert [m["more_body"] for m in messages] == [True, True, True, False]
+
+
+def test_body_without_length_or_terminated_input_is_not_read(make: Any) -> None:
+    messages, app = recorder()
+    environ = make_environ(method="POST")
+    environ["wsgi.input"] = io.BytesIO(b"must not be read")
+    call(make(app), environ)
+    assert messages == [{"type": "http.request", "body": b"", "more_body": False}]
+
+
+def test_truncated_body_is_reported_as_disconnect(make: Any) -> None:
+    messages: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        messages.append(await receive())
+        messages.append(await receive())
+        await start(send)
+        await send({"type": "http.response.body"})
+
+    environ = make_environ(method="POST", body=b"abc")
+    environ["CONTENT_LENGTH"] = "10"
+    call(make(app, chunk_size=3), environ, validate=False)
+    assert messages == [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+
+def test_receive_after_the_response_returns_disconnect_at_once(make: Any, loop_mode: str) -> None:
+    after: list[Message] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await hello(scope, receive, send)
+        after.append(await asyncio.wait_for(receive(), 1))
+        after.append(await asyncio.wait_for(receive(), 1))
+        done.set()
+
+    call(make(app, loop_mode=loop_mode))
+    assert done.wait(5)
+    assert after == [{"type": "http.disconnect"}, {"type": "http.disconnect"}]
+
+
+def test_listening_for_disconnect_while_responding_waits_for_the_response(
+    make: Any, loop_mode: str
+) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+
+        async def listen() -> None:
+            message = await receive()
+            events.append(message["type"])
+
+        listener = asyncio.create_task(listen())
+        await start(send)
+        await asyncio.sleep(0.02)
+        events.append("body")
+        await send({"type": "http.response.body", "body": b"done"})
+        await listener
+
+    assert call(make(app, loop_mode=loop_mode)).body == b"done"
+    assert events == ["body", "http.disconnect"]
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def test_exception_before_the_response_starts_gives_500_with_a_logged_traceback(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise ZeroDivisionError("boom")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        response = call(make(app, loop_mode=loop_mode), make_environ(path="/fail"))
+    assert response.status == "500 Internal Server Error"
+    assert response.headers == [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", "21"),
+    ]
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert "GET /fail" in record.getMessage()
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ZeroDivisionError
+
+
+def test_exception_after_the_response_starts_propagates_to_the_server_and_is_logged(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.sleep(0)
+        raise KeyError("late")
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    iterator = iter(result)
+    assert next(iterator) == b"part"
+    with caplog.at_level(logging.ERROR, logger=LOGGER), pytest.raises(KeyError, match="late"):
+        next(iterator)
+    result.close()
+    assert "failed after the response started" in caplog.text
+
+
+def test_app_returning_without_a_response_gives_500(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        response = call(make(app, loop_mode=loop_mode))
+    assert response.status == "500 Internal Server Error"
+    assert "returned without sending a response" in caplog.text
+
+
+def test_app_sending_body_before_start_gives_500(make: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.body", "body": b"x"})
+
+    assert call(make(app)).status == "500 Internal Server Error"
+
+
+# --- early close, background work ---------------------------------------------------------
+
+
+def test_early_close_cancels_the_app_and_leaves_no_task_behind(make: Any, loop_mode: str) -> None:
+    events: list[str] = []
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        loops.append(asyncio.get_running_loop())
+        await start(send)
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"tick", "more_body": True})
+                await asyncio.sleep(0.001)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    assert next(iter(result)) == b"tick"
+    result.close()
+    assert events == ["cancelled"]
+    if loop_mode == "thread":
+        assert asyncio.all_tasks(loops[0]) == set()
+
+
+def test_send_after_the_client_went_away_raises_client_disconnected(make: Any) -> None:
+    errors: list[BaseException] = []
+    gate = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        while not gate.is_set():
+            await asyncio.sleep(0.005)
+        try:
+            await send({"type": "http.response.body", "body": b"b"})
+        except OSError as exc:
+            errors.append(exc)
+
+    result = make(app, loop_mode="shared")(make_environ(), lambda *args: None)
+    assert next(iter(result)) == b"a"
+    closer = threading.Thread(target=result.close)
+    closer.start()
+    time.sleep(0.05)
+    gate.set()
+    closer.join(5)
+    assert len(errors) in (0, 1)  # cancelled first, or told the client is gone
+    if errors:
+        assert isinstance(errors[0], ClientDisconnected)
+
+
+def test_background_work_runs_to_completion_in_close_after_the_response(make: Any) -> None:
+    events: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await hello(scope, receive, send)
+        events.append("responded")
+        await asyncio.sleep(0.05)
+        events.append("background done")
+
+    result = make(app)(make_environ(), lambda *args: None)
+    assert list(result) == [b"hello"]
+    assert events == ["responded"]
+    result.close()
+    assert events == ["responded", "background done"]
+
+
+def test_background_work_in_shared_mode_finishes_on_the_loop(make: Any) -> None:
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await hello(scope, receive, send)
+        await asyncio.sleep(0.05)
+        done.set()
+
+    assert call(make(app, loop_mode="shared")).body == b"hello"
+    assert done.wait(5)
+
+
+def test_background_work_is_cancelled_after_background_timeout(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await hello(scope, receive, send)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        began = time.monotonic()
+        assert call(make(app, loop_mode=loop_mode, background_timeout=0.1)).body == b"hello"
+        assert cancelled.wait(5)
+    assert time.monotonic() - began < 3
+    assert "exceeded background_timeout=0.1s" in caplog.text
+
+
+def test_background_exception_is_logged(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await hello(scope, receive, send)
+        await asyncio.sleep(0)
+        raise RuntimeError("in background")
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert call(make(app)).body == b"hello"
+    assert "after the response was complete" in caplog.text
+
+
+# --- pathsend ---------------------------------------------------------------------------
+
+
+def pathsend_app(path: Path) -> Callable[..., Any]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert "http.response.pathsend" in scope["extensions"]
+        await start(send, 200, [(b"content-type", b"application/octet-stream")])
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    return app
+
+
+def test_pathsend_is_served_through_wsgi_file_wrapper(make: Any, tmp_path: Path) -> None:
+    file = tmp_path / "data.bin"
+    file.write_bytes(b"0123456789" * 10_000)
+    environ = make_environ(**{"wsgi.file_wrapper": FileWrapper})
+    result = make(pathsend_app(file))(environ, lambda *args: None)
+    assert isinstance(result, FileWrapper)
+    try:
+        assert b"".join(result) == file.read_bytes()
+    finally:
+        result.close()
+
+
+def test_pathsend_without_file_wrapper_reads_the_file_in_chunks(make: Any, tmp_path: Path) -> None:
+    file = tmp_path / "data.bin"
+    file.write_bytes(b"abcdefghij")
+    environ = make_environ()
+    environ.pop("wsgi.file_wrapper", None)
+    response = call(make(pathsend_app(file), chunk_size=4), environ)
+    assert response.chunks == [b"abcd", b"efgh", b"ij"]
+
+
+def test_pathsend_of_a_missing_file_gives_500(
+    make: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    environ = make_environ(**{"wsgi.file_wrapper": FileWrapper})
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        response = call(make(pathsend_app(tmp_path / "nope")), environ)
+    assert response.status == "500 Internal Server Error"
+    assert "cannot open" in caplog.text
+
+
+# --- lifespan ---------------------------------------------------------------------------
+
+
+def lifespan_app(events: list[str], *, fail: bool = False) -> Callable[..., Any]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            assert message["type"] == "lifespan.startup"
+            events.append("startup")
+            if fail:
+                await send({"type": "lifespan.startup.failed", "message": "no database"})
+                return
+            scope["state"]["client"] = {"requests": 0}
+            scope["state"]["name"] = "ready"
+            await send({"type": "lifespan.startup.complete"})
+            message = await receive()
+            assert message["type"] == "lifespan.shutdown"
+            events.append("shutdown")
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        state = scope["state"]
+        state["client"]["requests"] += 1
+        body = f"{state['name']} {state['client']['requests']} {'added' in state}"
+        state["added"] = True  # must not leak into the next request's scope
+        await start(send)
+        await send({"type": "http.response.body", "body": body.encode()})
+
+    return app
+
+
+def test_lifespan_state_reaches_every_request_as_a_shallow_copy(make: Any, loop_mode: str) -> None:
+    events: list[str] = []
+    adapter = make(lifespan_app(events), loop_mode=loop_mode, lifespan="on")
+    assert call(adapter).body == b"ready 1 False"
+    assert call(adapter).body == b"ready 2 False"
+    assert events == ["startup"]
+    adapter.close()
+    assert events == ["startup", "shutdown"]
+
+
+def test_failed_lifespan_startup_turns_requests_into_500s(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[str] = []
+    adapter = make(lifespan_app(events, fail=True), loop_mode=loop_mode, lifespan="auto")
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert call(adapter).status == "500 Internal Server Error"
+        assert call(adapter).status == "500 Internal Server Error"
+    assert events == ["startup"]
+    assert "lifespan startup failed" in caplog.text
+    assert "no database" in caplog.text
+
+
+def test_eager_start_raises_when_lifespan_startup_fails(make: Any, loop_mode: str) -> None:
+    adapter = make(lifespan_app([], fail=True), loop_mode=loop_mode, lifespan="auto")
+    with pytest.raises(LifespanStartupFailed, match="no database"):
+        adapter.start()
+
+
+def test_eager_start_runs_startup_once_before_any_request(make: Any, loop_mode: str) -> None:
+    events: list[str] = []
+    adapter = make(lifespan_app(events), loop_mode=loop_mode, lifespan="on")
+    adapter.start()
+    assert events == ["startup"]
+    assert call(adapter).body == b"ready 1 False"
+    assert events == ["startup"]
+
+
+def test_app_without_lifespan_support_is_served_after_a_debug_log(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("only http here")
+        await hello(scope, receive, send)
+
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert call(make(app, loop_mode=loop_mode, lifespan="auto")).body == b"hello"
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.DEBUG
+    assert "does not support lifespan" in record.getMessage()
+
+
+def test_lifespan_on_requires_support(make: Any, caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            raise ValueError("only http here")
+        await hello(scope, receive, send)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert call(make(app, lifespan="on")).status == "500 Internal Server Error"
+
+
+def test_startup_that_never_completes_times_out_instead_of_hanging(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await asyncio.sleep(60)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        adapter = make(app, lifespan="auto", lifespan_timeout=0.1)
+        assert call(adapter).status == "500 Internal Server Error"
+    assert "did not complete within 0.1s" in caplog.text
+
+
+def test_each_thread_runs_startup_on_its_own_loop_in_thread_mode(make: Any) -> None:
+    events: list[str] = []
+    adapter = make(lifespan_app(events), lifespan="on")
+    call(adapter)
+    worker = threading.Thread(target=call, args=(adapter,))
+    worker.start()
+    worker.join()
+    assert events == ["startup", "startup"]
+    adapter.close()
+    assert sorted(events) == ["shutdown", "shutdown", "startup", "startup"]
+
+
+def test_shared_mode_runs_startup_once_for_all_threads(make: Any) -> None:
+    events: list[str] = []
+    adapter = make(lifespan_app(events), loop_mode="shared", lifespan="on")
+    workers = [threading.Thread(target=call, args=(adapter,)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert events == ["startup"]
+    assert call(adapter).body == b"ready 5 False"
+
+
+def test_requests_after_close_get_503(make: Any) -> None:
+    adapter = make(hello)
+    adapter.close()
+    logging.getLogger(LOGGER).disabled = True
+    try:
+        assert call(adapter).status == "503 Service Unavailable"
+    finally:
+        logging.getLogger(LOGGER).disabled = False
+
+
+def test_context_manager_closes_the_adapter() -> None:
+    events: list[str] = []
+    with ASGIToWSGI(lifespan_app(events), lifespan="on") as adapter:
+        call(adapter)
+    assert events == ["startup", "shutdown"]
+
+
+# --- loops and threads --------------------------------------------------------------------
+
+
+def test_nothing_is_started_at_construction() -> None:
+    threads = threading.active_count()
+    adapter = ASGIToWSGI(hello, loop_mode="shared")
+    assert threading.active_count() == threads
+    assert not adapter._shared_loop.started
+    adapter.close()
+
+
+def test_requests_in_parallel_threads_overlap(make: Any, loop_mode: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0.2)
+        await hello(scope, receive, send)
+
+    adapter = make(app, loop_mode=loop_mode)
+    call(adapter)  # warm-up: loop creation
+    results: list[Response] = []
+    workers = [threading.Thread(target=lambda: results.append(call(adapter))) for _ in range(6)]
+    began = time.monotonic()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert time.monotonic() - began < 0.8
+    assert [r.body for r in results] == [b"hello"] * 6
+
+
+def test_thread_mode_reuses_one_loop_per_thread(make: Any) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        loops.append(asyncio.get_running_loop())
+        await hello(scope, receive, send)
+
+    adapter = make(app)
+    call(adapter)
+    call(adapter)
+    other = threading.Thread(target=call, args=(adapter,))
+    other.start()
+    other.join()
+    assert loops[0] is loops[1]
+    assert loops[2] is not loops[0]
+
+
+def test_current_task_and_running_loop_work_on_the_fast_path(make: Any) -> None:
+    seen: list[object] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(asyncio.current_task())
+        seen.append(asyncio.get_running_loop())
+        await hello(scope, receive, send)
+
+    call(make(app))
+    assert isinstance(seen[0], asyncio.Task)
+    assert isinstance(seen[1], asyncio.AbstractEventLoop)
+
+
+def test_context_variables_do_not_leak_between_requests(make: Any) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(var.get())
+        var.set("set by a request")
+        await hello(scope, receive, send)
+
+    adapter = make(app)
+    call(adapter)
+    call(adapter)
+    assert seen == ["unset", "unset"]
+    assert var.get() == "unset"
+
+
+def test_thread_loops_of_exited_threads_are_closed(make: Any) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        loops.append(asyncio.get_running_loop())
+        await hello(scope, receive, send)
+
+    adapter = make(app)
+    worker = threading.Thread(target=call, args=(adapter,))
+    worker.start()
+    worker.join()
+    del worker
+    call(adapter)  # the next thread to ask retires the dead thread's loop
+    assert loops[0].is_closed()
+    assert not loops[1].is_closed()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_builds_its_own_loop(make: Any) -> None:
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        loops.append(asyncio.get_running_loop())
+        await hello(scope, receive, send)
+
+    adapter = make(app)
+    call(adapter)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            ok = call(adapter).body == b"hello" and loops[1] is not loops[0]
+            code = 0 if ok else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert not loops[0].is_closed()
+
+
+def test_asgi2_apps_are_accepted(make: Any) -> None:
+    class ASGI2App:
+        def __init__(self, scope: Scope) -> None:
+            self.scope = scope
+
+        async def __call__(self, receive: Receive, send: Send) -> None:
+            await hello(self.scope, receive, send)
+
+    assert call(make(ASGI2App)).body == b"hello"
+
+
+# --- frameworks in-process (httpx's WSGI transport as client) ----------------------------
+
+
+def test_starlette_with_sync_endpoint_and_base_http_middleware(make: Any) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    class Tag(BaseHTTPMiddleware):
+        async def dispatch(self, request: Any, call_next: Any) -> Any:
+            response = await call_next(request)
+            response.headers["x-tag"] = "1"
+            return response
+
+    def sync_endpoint(request: Any) -> PlainTextResponse:  # runs in anyio's thread pool
+        return PlainTextResponse(f"sync {request.url.path}")
+
+    app = Starlette(routes=[Route("/sync", sync_endpoint)], middleware=[Middleware(Tag)])
+    with httpx.Client(transport=httpx.WSGITransport(app=make(app)), base_url="http://t") as client:
+        response = client.get("/sync")
+    assert response.status_code == 200
+    assert response.text == "sync /sync"
+    assert response.headers["x-tag"] == "1"
