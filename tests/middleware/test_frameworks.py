@@ -8,7 +8,8 @@ import zlib
 import httpx
 import pytest
 from fastapi import FastAPI
-from flask import Flask, Response as FlaskResponse, stream_with_context
+from flask import Flask, stream_with_context
+from flask import Response as FlaskResponse
 from starlette.applications import Starlette
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
