@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # registers its exit hook before ours (see _close_at_exit)
 import io
 import logging
 import queue
@@ -650,10 +651,20 @@ def finish_exchange(ex: _Exchange) -> None:
 _LIVE: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
 
 
-@atexit.register
 def _close_at_exit() -> None:
     for adapter in list(_LIVE):
         adapter.close()
+
+
+# Close (lifespan shutdown) at interpreter exit, before concurrent.futures shuts its
+# thread pools down: threading's exit hooks run in reverse order and before atexit, and
+# shutdown handlers often use run_in_executor (Django's sync_to_async, Starlette's
+# threadpool). concurrent.futures.thread is imported above, so its hook runs after ours.
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    _register_threading_atexit(_close_at_exit)
+else:  # pragma: no cover - interpreters without the hook
+    atexit.register(_close_at_exit)
 
 
 class _State(Enum):

@@ -103,6 +103,8 @@ def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> None:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: the adapter already logged what mattered
     loop.run_until_complete(loop.shutdown_asyncgens())
+    # Each per-thread loop has its own default executor; do not leak its threads.
+    loop.run_until_complete(loop.shutdown_default_executor())
     loop.close()
 
 
