@@ -3,5 +3,21 @@
 from __future__ import annotations
 
 from bridge._http import ClientDisconnected
+from bridge._input import BodyTooLarge
+from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
+from bridge._pool import ThreadPool
+from bridge._response import InvalidResponse
+from bridge._wsgi_to_asgi import WSGIToASGI
 
-__all__ = ["ClientDisconnected"]
+__all__ = [
+    "BodyTooLarge",
+    "ClientDisconnected",
+    "InvalidResponse",
+    "ThreadPool",
+    "WSGIToASGI",
+    "asgi_app",
+    "interface_of",
+    "to_asgi",
+    "to_wsgi",
+    "wsgi_app",
+]

@@ -60,6 +60,8 @@ def is_token_bytes(name: bytes) -> bool:
 
 def invalid_value_reason(value: str) -> str | None:
     """Why ``value`` cannot be sent as a header value, or ``None`` when it can."""
+    if value.isascii() and value.isprintable():
+        return None  # the common case, checked in C
     bad = _BAD_VALUE.search(value)
     if bad is None:
         return None

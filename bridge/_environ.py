@@ -1,0 +1,172 @@
+"""Pure translation of an ASGI HTTP scope into a PEP 3333 environ.
+
+No threads, loops or sockets here. The rules, from PEP 3333 and the ASGI HTTP spec:
+
+- every environ value is a native ``str`` holding the latin-1 view of the bytes on the
+  wire ("bytes-as-unicode"), so ``PATH_INFO`` is the UTF-8 path re-read as latin-1;
+- ``SCRIPT_NAME`` is the scope's ``root_path``; it is cut from ``path`` only at a path
+  segment boundary (a root of ``/app`` never eats ``/application``);
+- header names with ``_`` are dropped: ``X_Forwarded_For`` would otherwise arrive as
+  ``HTTP_X_FORWARDED_FOR`` and spoof the proxy's own header;
+- repeated headers are joined with ``,`` (RFC 9110 5.3), cookies with ``; `` (RFC 6265);
+- nothing is read from ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes
+
+from bridge._types import Environ, Scope
+
+_ERRORS_LOGGER = logging.getLogger("bridge.wsgi.errors")
+
+_DROP: Final = ""  # cache marker for header names that never reach the environ
+_SPECIAL_KEYS: Final = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+_KEY_CACHE: dict[bytes, str] = {}
+_KEY_CACHE_LIMIT: Final = 2048
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_MISSING: Final[Any] = object()
+
+
+class RequestRejected(Exception):
+    """The request cannot be handed to the app; answer ``status`` with ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ErrorStream:
+    """``wsgi.errors``: whatever the app writes becomes ``logging`` records, one per line."""
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            _ERRORS_LOGGER.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            _ERRORS_LOGGER.error("%s", self._pending)
+            self._pending = ""
+
+
+def environ_key(name: bytes) -> str:
+    """The environ key for header ``name``, or ``""`` when the header must be dropped."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lower = name.lower()
+        if b"_" in lower:
+            key = _DROP
+        else:
+            key = _SPECIAL_KEYS.get(lower) or (
+                "HTTP_" + lower.decode("latin-1").upper().replace("-", "_")
+            )
+        if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
+            _KEY_CACHE[name] = key
+    return key
+
+
+def _path_bytes(scope: Scope) -> bytes:
+    """The percent-decoded request path as bytes, as exact as the scope allows.
+
+    ``path`` is already decoded; servers replace undecodable UTF-8 with U+FFFD, so in
+    that case only ``raw_path`` still holds the client's bytes.
+    """
+    path: str = scope["path"]
+    if "\ufffd" in path:
+        raw = scope.get("raw_path")
+        if raw:
+            exact = unquote_to_bytes(raw.split(b"?", 1)[0])
+            decoded = exact.decode("utf-8", "replace")
+            if decoded == path:
+                return exact
+            if decoded.endswith(path):
+                return exact[len(exact) - len(path.encode("utf-8", "replace")) :]
+    return path.encode("utf-8", "surrogateescape")
+
+
+def split_path(scope: Scope) -> tuple[str, str]:
+    """``(SCRIPT_NAME, PATH_INFO)`` for the scope, both latin-1 views of UTF-8 bytes."""
+    path = _path_bytes(scope)
+    root = scope.get("root_path", "").encode("utf-8", "surrogateescape").rstrip(b"/")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == 0x2F):
+        path = path[len(root) :]
+    return root.decode("latin-1"), path.decode("latin-1")
+
+
+def _server(scope: Scope, host_header: str | None) -> tuple[str, str]:
+    scheme = scope.get("scheme", "http")
+    server = scope.get("server")
+    if server is not None:
+        name, port = server
+        return str(name), str(port) if port is not None else _DEFAULT_PORTS.get(scheme, "80")
+    if host_header:
+        name, sep, port = host_header.rpartition(":")
+        if sep and port.isdigit() and not name.endswith(":"):
+            return name.strip("[]"), port
+        return host_header.strip("[]"), _DEFAULT_PORTS.get(scheme, "80")
+    return "localhost", _DEFAULT_PORTS.get(scheme, "80")
+
+
+def build_environ(scope: Scope, body: object, *, max_header_repeats: int) -> Environ:
+    """Translate an ASGI ``http`` scope into a WSGI environ whose input stream is ``body``.
+
+    Raises :class:`RequestRejected` (431) when one header repeats more than
+    ``max_header_repeats`` times.
+    """
+    script_name, path_info = split_path(scope)
+    environ: Environ = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": path_info,
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https" if scope.get("scheme") in ("https", "wss") else "http",
+        "wsgi.input": body,
+        "wsgi.input_terminated": True,
+        "wsgi.errors": ErrorStream(),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "asgi.scope": scope,
+    }
+    repeats: dict[str, int] | None = None
+    for name, value in scope["headers"]:
+        key = _KEY_CACHE.get(name) or environ_key(name)
+        if not key:
+            continue
+        text = value.decode("latin-1")
+        existing = environ.get(key, _MISSING)
+        if existing is _MISSING:
+            environ[key] = text
+            continue
+        if repeats is None:
+            repeats = {}
+        count = repeats[key] = repeats.get(key, 1) + 1
+        if count > max_header_repeats:
+            raise RequestRejected(431, f"Header {name.decode('latin-1')!r} repeated too often")
+        environ[key] = existing + ("; " if key == "HTTP_COOKIE" else ",") + text
+
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = _server(scope, environ.get("HTTP_HOST"))
+    client = scope.get("client")
+    if client is not None:
+        environ["REMOTE_ADDR"] = str(client[0])
+        if client[1] is not None:
+            environ["REMOTE_PORT"] = str(client[1])
+    return environ

@@ -1,0 +1,109 @@
+"""``wsgi.input``: a file-like view of a request body that arrives in chunks.
+
+Pure: the stream knows nothing of ASGI. It is handed the first chunk and a ``pull``
+callable that blocks until the next chunk is there, returning ``(data, more)``. A
+disconnect must surface as an exception from ``pull`` (``ClientDisconnected``), so a
+truncated upload can never be mistaken for the end of the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TypeAlias
+
+Pull: TypeAlias = Callable[[], tuple[bytes, bool]]
+
+
+class BodyTooLarge(ValueError):
+    """The request body is longer than the adapter's ``max_body_size``."""
+
+
+class BodyStream:
+    """The request body as PEP 3333 asks for it: ``read``, ``readline``, ``readlines``, iteration.
+
+    Only what the app has not yet consumed is held: the body is pulled on demand.
+    """
+
+    __slots__ = ("_buffer", "_limit", "_more", "_pos", "_pull", "_received")
+
+    def __init__(
+        self, first: bytes, more: bool, pull: Pull | None, *, limit: int | None = None
+    ) -> None:
+        self._buffer = bytearray(first)
+        self._pos = 0
+        self._more = more and pull is not None
+        self._pull = pull
+        self._limit = limit
+        self._received = len(first)
+        if limit is not None and self._received > limit:
+            raise BodyTooLarge(f"request body exceeds {limit} bytes")
+
+    def _fill(self) -> None:
+        """Append the next chunk to the buffer; sets end-of-body when there is none."""
+        assert self._pull is not None
+        data, self._more = self._pull()
+        if data:
+            self._received += len(data)
+            if self._limit is not None and self._received > self._limit:
+                self._more = False
+                raise BodyTooLarge(f"request body exceeds {self._limit} bytes")
+            if self._pos:
+                # Drop what was consumed so a long stream read in pieces stays O(n).
+                del self._buffer[: self._pos]
+                self._pos = 0
+            self._buffer += data
+
+    def _take(self, end: int) -> bytes:
+        data = bytes(self._buffer[self._pos : end])
+        self._pos = end
+        if self._pos == len(self._buffer):
+            self._buffer.clear()
+            self._pos = 0
+        return data
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        if size is None or size < 0:
+            while self._more:
+                self._fill()
+            return self._take(len(self._buffer))
+        while self._more and len(self._buffer) - self._pos < size:
+            self._fill()
+        return self._take(min(len(self._buffer), self._pos + size))
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        limit = -1 if size is None else size
+        scanned = self._pos
+        while True:
+            newline = self._buffer.find(b"\n", scanned)
+            if newline >= 0:
+                end = newline + 1
+                break
+            available = len(self._buffer) - self._pos
+            if not self._more or (limit >= 0 and available >= limit):
+                end = len(self._buffer)
+                break
+            self._fill()
+            # _fill may have compacted the buffer: rescan from where we stopped.
+            scanned = self._pos + available
+        if limit >= 0:
+            end = min(end, self._pos + limit)
+        return self._take(end)
+
+    def readlines(self, hint: int | None = -1, /) -> list[bytes]:
+        lines: list[bytes] = []
+        total = 0
+        while line := self.readline():
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line

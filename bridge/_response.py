@@ -1,0 +1,193 @@
+"""The WSGI side of a response: ``start_response`` as a state machine, and ``wsgi.file_wrapper``.
+
+Pure: nothing here sends anything. PEP 3333 decides the rules:
+
+- headers are held back until the app produces its first non-empty body chunk (or
+  finishes), so ``start_response(..., exc_info)`` can still replace them until then;
+- once they are sent, ``start_response(..., exc_info)`` re-raises the app's exception;
+- a second call without ``exc_info`` is an error;
+- header names must be tokens and values latin-1 text without CR, LF or NUL, or they
+  could split the response on the wire (checked here, when the app calls, so the
+  traceback points at the app); hop-by-hop headers are the server's business and are
+  dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Final
+
+from bridge._http import HOP_BY_HOP, invalid_value_reason, is_token
+from bridge._types import OptExcInfo
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+
+RawHeaders = list[tuple[bytes, bytes]]
+_NAME_CACHE: dict[str, bytes] = {}
+_NAME_CACHE_LIMIT: Final = 1024
+
+
+class InvalidResponse(ValueError):
+    """The app's status or headers break PEP 3333 or could corrupt the HTTP response."""
+
+
+class Phase(enum.Enum):
+    AWAITING_START = "start_response not called yet"
+    HEADERS_PENDING = "headers set, not yet sent"
+    HEADERS_SENT = "headers sent"
+
+
+_ALLOWED: Final = {
+    Phase.AWAITING_START: frozenset({Phase.HEADERS_PENDING}),
+    Phase.HEADERS_PENDING: frozenset({Phase.HEADERS_PENDING, Phase.HEADERS_SENT}),
+    Phase.HEADERS_SENT: frozenset(),
+}
+
+
+def _encode_name(name: object) -> bytes:
+    encoded = _NAME_CACHE.get(name) if isinstance(name, str) else None
+    if encoded is not None:
+        return encoded
+    if not isinstance(name, str) or not is_token(name):
+        raise InvalidResponse(f"invalid response header name {name!r}")
+    encoded = name.lower().encode("ascii")
+    if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:
+        _NAME_CACHE[name] = encoded
+    return encoded
+
+
+def parse_status(status: object) -> int:
+    """The code of a WSGI status string such as ``"200 OK"``."""
+    if not isinstance(status, str):
+        raise InvalidResponse(f"status must be a str, not {type(status).__name__}")
+    code = status[:3]
+    if not (code.isdigit() and code.isascii() and status[3:4] in ("", " ")):
+        raise InvalidResponse(f"status {status!r} does not start with a 3-digit code")
+    if invalid_value_reason(status) is not None:
+        raise InvalidResponse(f"status {status!r} holds a control character")
+    value = int(code)
+    if value < 200:
+        raise InvalidResponse(f"status {status!r}: a WSGI app cannot send an interim response")
+    return value
+
+
+def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
+    """Validated ASGI headers (lower-case names) and the declared Content-Length, if any."""
+    if isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable):
+        raise InvalidResponse(f"headers must be a list of (name, value), not {headers!r}")
+    encoded: RawHeaders = []
+    content_length: int | None = None
+    for header in headers:
+        if not isinstance(header, tuple) or len(header) != 2:
+            raise InvalidResponse(f"response header {header!r} is not a (name, value) tuple")
+        name, value = header
+        raw_name = _encode_name(name)
+        if not isinstance(value, str):
+            raise InvalidResponse(f"value of header {name!r} must be a str, not {value!r}")
+        reason = invalid_value_reason(value)
+        if reason is not None:
+            raise InvalidResponse(f"value of header {name!r} has a {reason}: {value!r}")
+        if raw_name in HOP_BY_HOP_BYTES:
+            logger.debug("dropped hop-by-hop response header %r (PEP 3333)", name)
+            continue
+        if raw_name == b"content-length":
+            text = value.strip()
+            if not text.isdigit() or not text.isascii():
+                raise InvalidResponse(f"Content-Length {value!r} is not a whole number")
+            length = int(text)
+            if content_length is not None and length != content_length:
+                raise InvalidResponse("conflicting Content-Length headers")
+            content_length = length
+        encoded.append((raw_name, value.encode("latin-1")))
+    return encoded, content_length
+
+
+HOP_BY_HOP_BYTES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP)
+
+
+class ResponseHead:
+    """What the app said in ``start_response``, and whether it has gone out yet."""
+
+    __slots__ = ("content_length", "headers", "phase", "status", "write")
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self.phase = Phase.AWAITING_START
+        self.status = 500
+        self.headers: RawHeaders = []
+        self.content_length: int | None = None
+        self.write = write
+
+    def _enter(self, phase: Phase) -> None:
+        if phase not in _ALLOWED[self.phase]:
+            raise RuntimeError(f"response cannot go from {self.phase.value!r} to {phase.value!r}")
+        self.phase = phase
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], None]:
+        """The ``start_response`` callable handed to the app (PEP 3333)."""
+        if exc_info is not None and exc_info[1] is not None:
+            if self.phase is Phase.HEADERS_SENT:
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.phase is not Phase.AWAITING_START:
+            raise RuntimeError(
+                "start_response() was called a second time without exc_info (PEP 3333)"
+            )
+        code = parse_status(status)
+        raw_headers, length = encode_headers(headers)
+        self._enter(Phase.HEADERS_PENDING)
+        self.status, self.headers, self.content_length = code, raw_headers, length
+        return self.write
+
+    def mark_sent(self) -> None:
+        """Record that the head has gone to the server; from now on it is final."""
+        if self.phase is Phase.AWAITING_START:
+            raise RuntimeError("the app produced a response body before calling start_response()")
+        self._enter(Phase.HEADERS_SENT)
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterate a file in blocks, or let the server send it by path."""
+
+    __slots__ = ("blksize", "filelike")
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while data := read(self.blksize):
+            yield data
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+    def sendable_path(self, content_length: int | None) -> str | None:
+        """The file's absolute path when the server may send it whole by path instead.
+
+        Only for a regular file opened by absolute path, not yet read from, still the
+        file at that path, and (when declared) exactly ``content_length`` bytes long.
+        """
+        name = getattr(self.filelike, "name", None)
+        fileno = getattr(self.filelike, "fileno", None)
+        tell = getattr(self.filelike, "tell", None)
+        if not isinstance(name, str) or not os.path.isabs(name) or fileno is None or tell is None:
+            return None
+        try:
+            opened = os.fstat(fileno())
+            on_disk = os.stat(name)
+            position = tell()
+        except (OSError, ValueError):
+            return None
+        same_file = (opened.st_dev, opened.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+        if not same_file or position != 0 or not os.path.isfile(name):
+            return None
+        if content_length is not None and content_length != opened.st_size:
+            return None
+        return name

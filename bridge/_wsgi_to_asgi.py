@@ -1,0 +1,519 @@
+"""``WSGIToASGI``: a synchronous WSGI app behind any ASGI 3 server.
+
+The app runs on a bounded thread pool; the event loop never blocks. The whole of a
+request's traffic between the two sides goes through one ``_Exchange``:
+
+- the loop reads the first body message itself (so a body that fits in one message
+  needs no trip back to the loop) and submits the request to a worker;
+- the worker runs the app and *posts* ASGI messages to the exchange's outbox, waking
+  the loop only when it is waiting; a short response is usually posted whole before the
+  loop wakes, so it costs one hop each way;
+- the loop's pump sends what was posted; a worker more than two body chunks ahead of
+  the client waits (backpressure), and a client that goes away (``http.disconnect``,
+  ``send()`` raising, the task cancelled) aborts the exchange, which wakes the worker
+  and makes its next post raise, so the app's iterable is closed in its own thread.
+
+PEP 3333 rules live in ``_response`` and ``_environ``; this module only moves data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final
+
+from bridge._environ import RequestRejected, build_environ
+from bridge._http import ClientDisconnected, reason_phrase
+from bridge._input import BodyStream, BodyTooLarge
+from bridge._pool import ThreadPool, default_pool
+from bridge._response import FileWrapper, Phase, ResponseHead
+from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
+
+logger = logging.getLogger("bridge.wsgi_to_asgi")
+
+#: How many body chunks the app may run ahead of the client before it waits.
+MAX_CHUNKS_IN_FLIGHT: Final = 2
+
+
+class _End:
+    """The worker's last post: the app is finished and its iterable closed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _plain_response(
+    status: int, text: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> list[Message]:
+    body = text.encode("utf-8")
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode("ascii")),
+        *extra,
+    ]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body, "more_body": False},
+    ]
+
+
+async def _send_plain(
+    send: Send, status: int, text: str, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    for message in _plain_response(status, text, extra):
+        await send(message)
+
+
+class _Exchange:
+    """One request's traffic between the event loop and the worker running the app."""
+
+    __slots__ = (
+        "_abort",
+        "_body_complete",
+        "_head_only",
+        "_lock",
+        "_loop",
+        "_outbox",
+        "_pathsend",
+        "_pull_future",
+        "_receive",
+        "_send",
+        "_sent",
+        "_space",
+        "_unsent",
+        "_waiter",
+        "response",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        receive: Receive,
+        send: Send,
+        *,
+        body_complete: bool,
+        head_only: bool,
+        pathsend: bool,
+    ) -> None:
+        self._loop = loop
+        self._receive = receive
+        self._send = send
+        self._lock = threading.Lock()
+        self._space: threading.Condition | None = None  # made when backpressure first bites
+        self._outbox: deque[Message | _End] = deque()
+        self._unsent = 0  # body messages posted and not yet sent
+        self._waiter: asyncio.Future[None] | None = None
+        self._abort: ClientDisconnected | None = None
+        self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
+        self._body_complete = body_complete
+        self._head_only = head_only
+        self._pathsend = pathsend
+        self._sent = 0  # body bytes posted
+        self.response = ResponseHead(self.write)
+
+    # -- worker side ---------------------------------------------------------------
+
+    def _wake(self, waiter: asyncio.Future[None]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(_resolve, waiter)
+        except RuntimeError:  # the loop is closed: nobody is left to send to
+            self._abort = ClientDisconnected("the server's event loop has closed")
+
+    def _post(self, message: Message, *, body: bool) -> None:
+        with self._lock:
+            if self._abort is not None:
+                raise self._abort
+            self._outbox.append(message)
+            waiter, self._waiter = self._waiter, None
+            if body:
+                self._unsent += 1
+        if waiter is not None:
+            self._wake(waiter)
+        if body and self._unsent > MAX_CHUNKS_IN_FLIGHT:
+            with self._lock:
+                if self._space is None:
+                    self._space = threading.Condition(self._lock)
+                while self._unsent > MAX_CHUNKS_IN_FLIGHT and self._abort is None:
+                    self._space.wait()
+                if self._abort is not None:
+                    raise self._abort
+
+    def _post_end(self, error: BaseException | None) -> None:
+        with self._lock:
+            self._outbox.append(_End(error))
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._wake(waiter)
+
+    def _send_head(self) -> None:
+        response = self.response
+        response.mark_sent()
+        self._post(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers},
+            body=False,
+        )
+
+    def write(self, data: bytes) -> None:
+        """The ``write()`` callable of PEP 3333, and the path of every body chunk."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"WSGI body chunks must be bytes, not {type(data).__name__}")
+            data = bytes(data)
+        if not data:
+            return
+        response = self.response
+        if response.phase is not Phase.HEADERS_SENT:
+            self._send_head()
+        if self._head_only:
+            return
+        limit = response.content_length
+        if limit is not None and self._sent + len(data) > limit:
+            logger.error(
+                "WSGI app sent more than its Content-Length of %d bytes; the excess was dropped",
+                limit,
+            )
+            data = data[: limit - self._sent]
+            if not data:
+                return
+        self._sent += len(data)
+        self._post({"type": "http.response.body", "body": data, "more_body": True}, body=True)
+
+    def _respond(self, iterable: Iterable[bytes]) -> None:
+        response = self.response
+        if (
+            self._pathsend
+            and type(iterable) is FileWrapper
+            and response.phase is Phase.HEADERS_PENDING
+            and not self._head_only
+        ):
+            path = iterable.sendable_path(response.content_length)
+            if path is not None:
+                self._send_head()
+                self._post({"type": "http.response.pathsend", "path": path}, body=False)
+                return
+        limit = response.content_length
+        for chunk in iterable:
+            self.write(chunk)
+            if self._head_only and response.phase is Phase.HEADERS_SENT:
+                break  # the server sends no body for HEAD: stop the app early
+            if limit is not None and self._sent >= limit and response.content_length == limit:
+                break  # anything more would be beyond Content-Length
+        if response.phase is not Phase.HEADERS_SENT:
+            self._send_head()
+        if (
+            limit is not None
+            and self._sent < limit
+            and not self._head_only
+            and response.status not in (204, 304)
+        ):
+            raise RuntimeError(
+                f"WSGI app sent {self._sent} bytes but declared Content-Length: {limit}"
+            )
+        with self._lock:
+            if self._abort is not None:
+                raise self._abort
+            last = self._outbox[-1] if self._outbox else None
+            if isinstance(last, dict) and last["type"] == "http.response.body":
+                last["more_body"] = False  # still unsent: make it the final one
+                return
+        self._post({"type": "http.response.body", "body": b"", "more_body": False}, body=False)
+
+    def _fail(self, error: BaseException) -> BaseException | None:
+        """Answer an app failure; returns the error when the response can only be aborted."""
+        if self._abort is not None:
+            logger.debug("WSGI app stopped after the client went away: %r", error)
+            return None
+        if self.response.phase is Phase.HEADERS_SENT:
+            logger.error(
+                "Exception in WSGI app after the response started; aborting the connection",
+                exc_info=error,
+            )
+            return error
+        if isinstance(error, BodyTooLarge):
+            status, text = 413, "Request body too large"
+            logger.warning("rejected request: %s", error)
+        elif isinstance(error, ClientDisconnected):
+            logger.info("client disconnected before the request body was complete")
+            return None
+        else:
+            status, text = 500, "Internal Server Error"
+            logger.error("Exception in WSGI app", exc_info=error)
+        try:
+            for message in _plain_response(status, text):
+                self._post(message, body=False)
+        except ClientDisconnected:
+            pass
+        return None
+
+    def run(self, app: WSGIApp, environ: Environ) -> None:
+        """Worker thread: run the app, post its response, close its iterable, post the end."""
+        iterable: Iterable[bytes] | None = None
+        error: BaseException | None = None
+        try:
+            iterable = app(environ, self.response.start_response)
+            self._respond(iterable)
+        except BaseException as exc:
+            error = self._fail(exc)
+        finally:
+            close = getattr(iterable, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException:
+                    logger.exception("close() of the WSGI app's iterable raised")
+            del iterable, close
+            errors = environ.get("wsgi.errors")
+            if errors is not None:
+                errors.flush()
+            self._post_end(error)
+
+    def pull(self) -> tuple[bytes, bool]:
+        """Worker side of ``wsgi.input``: block until the loop has received more body."""
+        with self._lock:
+            if self._abort is not None:
+                raise self._abort
+            future = asyncio.run_coroutine_threadsafe(self._receive_body(), self._loop)
+            self._pull_future = future
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise ClientDisconnected(
+                "client disconnected before the request body was complete"
+            ) from None
+        finally:
+            self._pull_future = None
+
+    # -- loop side ----------------------------------------------------------------
+
+    async def _receive_body(self) -> tuple[bytes, bool]:
+        message = await self._receive()
+        kind = message["type"]
+        if kind == "http.request":
+            more = bool(message.get("more_body", False))
+            self._body_complete = not more
+            return message.get("body", b""), more
+        if kind == "http.disconnect":
+            raise ClientDisconnected("client disconnected before the request body was complete")
+        raise RuntimeError(f"unexpected ASGI message {kind!r} while reading the request body")
+
+    def abort(self, reason: ClientDisconnected) -> None:
+        """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
+        with self._lock:
+            if self._abort is None:
+                self._abort = reason
+            if self._space is not None:
+                self._space.notify_all()
+            pull = self._pull_future
+        if pull is not None:
+            pull.cancel()
+
+    async def _watch_disconnect(self) -> None:
+        # Once the body is complete the only message a server may still deliver is
+        # http.disconnect; anything else means this server will not tell us.
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.abort(ClientDisconnected("client disconnected during the response"))
+
+    async def pump(self) -> None:
+        """Send what the worker posts until it posts its end."""
+        loop = self._loop
+        watcher: asyncio.Task[None] | None = None
+        waits = 0
+        try:
+            while True:
+                with self._lock:
+                    batch = self._outbox
+                    if batch:
+                        self._outbox = deque()
+                    else:
+                        waiter = self._waiter = loop.create_future()
+                if not batch:
+                    # A response still going after one round is a stream: from now
+                    # on watch for the client leaving, so the app stops promptly.
+                    if waits == 1 and self._body_complete and watcher is None:
+                        watcher = loop.create_task(self._watch_disconnect())
+                    waits += 1
+                    await waiter
+                    continue
+                sent_bodies = 0
+                for message in batch:
+                    if isinstance(message, _End):
+                        if message.error is not None:
+                            raise message.error
+                        return
+                    if self._abort is None:
+                        await self._send(message)
+                    if message["type"] == "http.response.body" and message["more_body"]:
+                        sent_bodies += 1
+                if sent_bodies:
+                    with self._lock:
+                        self._unsent -= sent_bodies
+                        if self._space is not None:
+                            self._space.notify()
+        except BaseException as exc:
+            self.abort(ClientDisconnected(f"the response could not be sent: {exc!r}"))
+            raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+
+def _lifespan_hooks(
+    hooks: Sequence[Callable[[], object]], name: str
+) -> tuple[Callable[[], object], ...]:
+    hooks = tuple(hooks)
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"{name} hooks must be callables, got {hook!r}")
+    return hooks
+
+
+class WSGIToASGI:
+    """An ASGI 3 app that serves the WSGI app ``app`` on a bounded thread pool.
+
+    Options:
+
+    - ``pool``: the :class:`ThreadPool` to run on; by default one pool (40 workers, 160
+      waiting) shared by every adapter in the process. When it is saturated the request
+      gets ``503`` with ``Retry-After`` (see ``ThreadPool`` for queue vs reject).
+    - ``max_body_size``: bytes; a longer request body gets ``413`` (``None``: no limit).
+    - ``max_header_repeats``: how often one request header may repeat (else ``431``).
+    - ``on_startup`` / ``on_shutdown``: callables (sync ones run in a thread, coroutine
+      functions are awaited) run on the ASGI lifespan events.
+
+    WebSocket scopes are refused (closed before accept); other scope types raise.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        pool: ThreadPool | None = None,
+        max_body_size: int | None = None,
+        max_header_repeats: int = 100,
+        on_startup: Sequence[Callable[[], object]] = (),
+        on_shutdown: Sequence[Callable[[], object]] = (),
+    ) -> None:
+        if not callable(app):
+            raise TypeError(f"WSGIToASGI needs a WSGI callable, got {app!r}")
+        if max_body_size is not None and max_body_size < 0:
+            raise ValueError("max_body_size must not be negative")
+        if max_header_repeats < 1:
+            raise ValueError("max_header_repeats must be at least 1")
+        self.app = app
+        self._pool = pool
+        self._max_body_size = max_body_size
+        self._max_header_repeats = max_header_repeats
+        self._on_startup = _lifespan_hooks(on_startup, "on_startup")
+        self._on_shutdown = _lifespan_hooks(on_shutdown, "on_shutdown")
+
+    @property
+    def pool(self) -> ThreadPool:
+        """The thread pool requests run on (the shared default unless one was given)."""
+        if self._pool is None:
+            self._pool = default_pool()
+        return self._pool
+
+    def __repr__(self) -> str:
+        return f"WSGIToASGI({self.app!r})"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            logger.info("refused a WebSocket connection: a WSGI app cannot serve WebSockets")
+            await send({"type": "websocket.close", "code": 1008, "reason": ""})
+        else:
+            raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            environ = build_environ(scope, None, max_header_repeats=self._max_header_repeats)
+        except RequestRejected as rejected:
+            logger.warning("rejected request: %s", rejected.reason)
+            await _send_plain(send, rejected.status, rejected.reason)
+            return
+        limit = self._max_body_size
+        if limit is not None:
+            declared = environ.get("CONTENT_LENGTH", "")
+            if declared.isdigit() and int(declared) > limit:
+                logger.warning("rejected request: Content-Length %s over %d", declared, limit)
+                await _send_plain(send, 413, "Request body too large")
+                return
+        first, more = b"", True
+        # With "Expect: 100-continue" the client waits for our go-ahead, which the
+        # server gives on the first receive(): leave that to the app's first read.
+        if "HTTP_EXPECT" not in environ:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # http.disconnect: the client is gone before we began
+            first, more = message.get("body", b""), bool(message.get("more_body", False))
+        extensions = scope.get("extensions")
+        exchange = _Exchange(
+            asyncio.get_running_loop(),
+            receive,
+            send,
+            body_complete=not more,
+            head_only=environ["REQUEST_METHOD"] == "HEAD",
+            pathsend=extensions is not None and "http.response.pathsend" in extensions,
+        )
+        try:
+            environ["wsgi.input"] = BodyStream(first, more, exchange.pull, limit=limit)
+        except BodyTooLarge as error:
+            logger.warning("rejected request: %s", error)
+            await _send_plain(send, 413, "Request body too large")
+            return
+        environ["wsgi.file_wrapper"] = FileWrapper
+        pool = self.pool
+        context = contextvars.copy_context()
+        if not pool.submit(context.run, exchange.run, self.app, environ):
+            logger.warning(
+                "all %d worker threads are busy and %d requests wait: answered 503",
+                pool.max_workers,
+                pool.max_queue,
+            )
+            retry = (b"retry-after", str(pool.retry_after).encode("ascii"))
+            await _send_plain(send, 503, reason_phrase(503), (retry,))
+            return
+        await exchange.pump()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "lifespan.startup":
+                hooks, phase = self._on_startup, "startup"
+            elif kind == "lifespan.shutdown":
+                hooks, phase = self._on_shutdown, "shutdown"
+            else:
+                raise ValueError(f"unexpected lifespan message {kind!r}")
+            try:
+                for hook in hooks:
+                    if inspect.iscoroutinefunction(hook):
+                        await hook()
+                    else:
+                        await asyncio.to_thread(hook)
+            except Exception as exc:
+                logger.exception("lifespan %s hook failed", phase)
+                await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
+                return
+            await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
+                return
