@@ -201,7 +201,21 @@ class _AccessLogCore(Core):
             "scheme": head.scheme,
             "outcome": outcome.value,
         }
-        self._logger.log(self._level, self._format, _Atoms(h), extra={"http": fields})
+        # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
+        # (the costliest step, and the caller is always this module anyway).
+        logger = self._logger
+        record = logger.makeRecord(
+            logger.name,
+            self._level,
+            __file__,
+            0,
+            self._format,
+            (_Atoms(h),),
+            None,
+            "AccessLog",
+            {"http": fields},
+        )
+        logger.handle(record)
 
 
 def _none_or_text(value: bytes | None) -> str | None:

@@ -17,7 +17,15 @@ import enum
 from typing import Any
 
 from bridge._types import ASGIApp, Message, Receive, Scope, Send
-from middleware._core import Core, Handler, HeaderList, ListHeaders, Outcome, RequestHead, Response
+from middleware._core import (
+    Core,
+    Handler,
+    HeaderList,
+    ListHeaders,
+    Outcome,
+    RequestHead,
+    Response,
+)
 
 __all__ = ["ASGIDriver"]
 
@@ -46,18 +54,40 @@ _ERROR_HEADERS: HeaderList = [
 ]
 
 
-def request_head(scope: Scope) -> RequestHead:
-    """The neutral request head for an HTTP ``scope``."""
-    client = scope.get("client")
-    return RequestHead(
-        scope["method"],
-        scope["path"],
-        scope.get("query_string", b""),
-        ListHeaders(scope["headers"]),
-        scope.get("scheme", "http"),
-        None if client is None else (client[0], client[1]),
-        scope.get("http_version", "1.1"),
-    )
+class ScopeHead(RequestHead):
+    """The neutral request head over an HTTP ``scope``."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self.method = scope["method"]
+        self.headers = ListHeaders(scope["headers"])
+        self._scope = scope
+
+    @property
+    def path(self) -> str:
+        path: str = self._scope["path"]
+        return path
+
+    @property
+    def query(self) -> bytes:
+        query: bytes = self._scope.get("query_string", b"")
+        return query
+
+    @property
+    def scheme(self) -> str:
+        scheme: str = self._scope.get("scheme", "http")
+        return scheme
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        client = self._scope.get("client")
+        return None if client is None else (client[0], client[1])
+
+    @property
+    def http_version(self) -> str:
+        version: str = self._scope.get("http_version", "1.1")
+        return version
 
 
 async def _send_response(send: Send, response: Response) -> None:
@@ -178,6 +208,41 @@ class _Exchange:
             self.handler.on_complete(outcome)
 
 
+class _HeadExchange:
+    """The exchange for a ``head_only`` handler: rewrite the start, forward the rest."""
+
+    __slots__ = ("_send", "handler", "started")
+
+    def __init__(self, handler: Handler, send: Send) -> None:
+        self.handler = handler
+        self._send = send
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and not self.started:
+            self.started = True
+            headers: HeaderList = [(name.lower(), value) for name, value in message["headers"]]
+            head = self.handler.on_response_start(message["status"], headers)
+            assert head is not None, "a head_only handler never holds the head"
+            message = {**message, "status": head[0], "headers": head[1]}
+        await self._send(message)
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
+        try:
+            await app(scope, receive, self.send)
+        except BaseException:
+            if not self.started:
+                # As in _Exchange.run: the 500 goes through the core (CORS headers on it).
+                with contextlib.suppress(Exception):
+                    await self.send(
+                        {"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS}
+                    )
+                    await self._send(
+                        {"type": "http.response.body", "body": _ERROR_BODY, "more_body": False}
+                    )
+            raise
+
+
 class ASGIDriver:
     """Mixin giving a middleware an ASGI 3 ``__call__`` that runs its core."""
 
@@ -189,11 +254,12 @@ class ASGIDriver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        handler = self._core.on_request(request_head(scope))
+        handler = self._core.on_request(ScopeHead(scope))
         if handler is None:
             await self.app(scope, receive, send)
-        elif type(handler) is Response:
+        elif isinstance(handler, Response):
             await _send_response(send, handler)
+        elif handler.head_only:
+            await _HeadExchange(handler, send).run(self.app, scope, receive)
         else:
-            assert isinstance(handler, Handler)
             await _Exchange(handler, receive, send).run(self.app, scope)

@@ -79,16 +79,28 @@ _BUFFERING = _Phase.BUFFERING
 _COMPRESSING = _Phase.COMPRESSING
 
 
-def _weaken(headers: HeaderList) -> None:
-    for index, (key, value) in enumerate(headers):
-        if key == b"etag" and value.startswith(b'"'):
-            headers[index] = (key, b"W/" + value)
+_DROPPED_WHEN_COMPRESSED = frozenset({b"content-length", b"etag"})
+
+
+def _compressed_headers(headers: HeaderList, coding: bytes, length: int | None) -> HeaderList:
+    """The head of a compressed response, built in one pass over the app's headers."""
+    out = [pair for pair in headers if pair[0] not in _DROPPED_WHEN_COMPRESSED]
+    for key, value in headers:
+        if key == b"etag":
+            # A strong validator promises identical bytes; these are not (RFC 9110 8.8.1).
+            out.append((key, b"W/" + value if value.startswith(b'"') else value))
+    if length is not None:
+        out.append((b"content-length", str(length).encode()))
+    out.append((b"content-encoding", coding))
+    add_vary(out, b"Accept-Encoding", b"accept-encoding")
+    return out
 
 
 class _VaryHandler(Handler):
     """The client accepts no offered coding: only ``Vary`` may change. Stateless, shared."""
 
     __slots__ = ("_core",)
+    head_only = True
 
     def __init__(self, core: CompressionCore) -> None:
         self._core = core
@@ -140,13 +152,7 @@ class _CompressHandler(Handler):
         """Decide to compress: the held head gets its new headers."""
         assert self._head is not None
         status, headers = self._head
-        headers = [pair for pair in headers if pair[0] != b"content-length"]
-        if length is not None:
-            headers.append((b"content-length", str(length).encode()))
-        headers.append((b"content-encoding", self._spec.name.encode()))
-        add_vary(headers, b"Accept-Encoding", b"accept-encoding")
-        _weaken(headers)
-        self._ready = (status, headers)
+        self._ready = (status, _compressed_headers(headers, self._spec.token, length))
         self._head = None
 
     def on_body(self, chunk: bytes, more: bool) -> bytes:

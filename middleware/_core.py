@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Iterator
-from typing import Any, NamedTuple, TypeAlias
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, NamedTuple, TypeAlias
 
 __all__ = [
     "Core",
@@ -37,6 +37,7 @@ __all__ = [
     "Head",
     "HeaderList",
     "Outcome",
+    "PlainHead",
     "RequestHead",
     "RequestHeaders",
     "Response",
@@ -93,21 +94,91 @@ class ListHeaders(RequestHeaders):
             yield bytes(key), bytes(value)
 
 
-class RequestHead(NamedTuple):
-    """What a core knows about a request before the app runs.
+class RequestHead:
+    """What a core knows about a request before the app runs; read-only.
 
-    A ``NamedTuple`` rather than a frozen dataclass: it is just as immutable and is built
-    several times faster, and one is built per request per middleware.
+    Not a frozen dataclass: one is built per request per middleware, and most cores
+    read only ``method`` and a header or two. Drivers subclass it over ``scope`` or
+    ``environ`` and compute the other fields when asked (like werkzeug's request over
+    ``environ``); :class:`PlainHead` holds given values, for tests of a core.
     """
 
+    __slots__ = ("headers", "method")
+
     method: str
-    path: str
-    """Decoded URL path (UTF-8), without the query."""
-    query: bytes
     headers: RequestHeaders
-    scheme: str
-    client: tuple[str, int] | None
-    http_version: str
+
+    @property
+    def path(self) -> str:
+        """Decoded URL path (UTF-8), without the query."""
+        raise NotImplementedError
+
+    @property
+    def query(self) -> bytes:
+        """The raw query string, without ``?``."""
+        raise NotImplementedError
+
+    @property
+    def scheme(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)`` when known."""
+        raise NotImplementedError
+
+    @property
+    def http_version(self) -> str:
+        """``"1.1"``, ``"2"``..."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.method} {self.path}>"
+
+
+class PlainHead(RequestHead):
+    """A request head from given values."""
+
+    __slots__ = ("_client", "_http_version", "_path", "_query", "_scheme")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: bytes = b"",
+        headers: Sequence[tuple[bytes, bytes]] = (),
+        scheme: str = "http",
+        client: tuple[str, int] | None = None,
+        http_version: str = "1.1",
+    ) -> None:
+        self.method = method
+        self.headers = ListHeaders(list(headers))
+        self._path = path
+        self._query = query
+        self._scheme = scheme
+        self._client = client
+        self._http_version = http_version
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def query(self) -> bytes:
+        return self._query
+
+    @property
+    def scheme(self) -> str:
+        return self._scheme
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        return self._client
+
+    @property
+    def http_version(self) -> str:
+        return self._http_version
 
 
 class Response(NamedTuple):
@@ -122,6 +193,12 @@ class Handler:
     """Per-request state of one core; the defaults leave everything untouched."""
 
     __slots__ = ()
+
+    head_only: ClassVar[bool] = False
+    """True for a handler that only rewrites the head: it never holds it, keeps the
+    default body methods and needs no :meth:`on_complete`. The drivers then hand the
+    body straight through (WSGI: the app's own iterable), which is most of the cost of
+    a middleware such as CORS."""
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
         """The app's response head; return the head to send now, or ``None`` to hold it."""

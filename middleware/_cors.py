@@ -40,6 +40,7 @@ _ACAC = b"access-control-allow-credentials"
 _ACEH = b"access-control-expose-headers"
 # Headers this middleware owns on simple responses: an app's own copies are replaced.
 _OWNED = frozenset({_ACAO, _ACAC, _ACEH})
+_HANDLER_CACHE_SIZE = 1024
 _PREFLIGHT_VARY = (
     b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
     b"Access-Control-Request-Private-Network"
@@ -59,6 +60,7 @@ class _SimpleHandler(Handler):
     """Adds a fixed header set (and ``Vary: Origin`` when asked); stateless, shared."""
 
     __slots__ = ("_extra", "_vary")
+    head_only = True
 
     def __init__(self, extra: HeaderList, vary: bool) -> None:
         self._extra = extra
@@ -78,6 +80,7 @@ class _EchoHandler(Handler):
     """Echoes the request's origin in ``Access-Control-Allow-Origin``."""
 
     __slots__ = ("_extra", "_origin")
+    head_only = True
 
     def __init__(self, origin: bytes, extra: HeaderList) -> None:
         self._origin = origin
@@ -109,6 +112,7 @@ class _CORSCore(Core):
         "_allow_any_method",
         "_allowed_headers",
         "_allowed_methods",
+        "_by_origin",
         "_echo_extra",
         "_matcher",
         "_no_origin",
@@ -132,6 +136,7 @@ class _CORSCore(Core):
     ) -> None:
         matcher = OriginMatcher(allow_origins, allow_origin_regex)
         self._matcher = matcher
+        self._by_origin: dict[bytes, Handler] = {}
         # Public mode: '*' for every response, nothing varies with Origin.
         public = matcher.allow_all and not allow_credentials
         self._public = public
@@ -180,11 +185,23 @@ class _CORSCore(Core):
             requested_method = headers.get(b"access-control-request-method")
             if requested_method is not None:
                 return self._preflight(head, origin, requested_method)
+        handler = self._by_origin.get(origin)
+        if handler is None:
+            handler = self._handler_for(origin)
+        return handler
+
+    def _handler_for(self, origin: bytes) -> Handler:
+        """The (stateless, so shareable) handler for one origin, memoised."""
         if not self._matcher(origin):
-            return self._refused
-        if self._public:
-            return self._no_origin
-        return _EchoHandler(origin, self._echo_extra)
+            handler = self._refused
+        elif self._public:
+            handler = self._no_origin
+        else:
+            handler = _EchoHandler(origin, self._echo_extra)
+        if len(self._by_origin) >= _HANDLER_CACHE_SIZE:
+            self._by_origin.clear()  # bounded: origins are chosen by the client
+        self._by_origin[origin] = handler
+        return handler
 
     def _preflight(self, head: RequestHead, origin: bytes, method: bytes) -> Response:
         failures: list[str] = []

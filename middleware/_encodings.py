@@ -118,10 +118,11 @@ def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
 class EncoderSpec:
     """One coding at one level: makes compressors and compresses whole bodies."""
 
-    __slots__ = ("level", "name", "one_shot", "streaming")
+    __slots__ = ("level", "name", "one_shot", "streaming", "token")
 
     def __init__(self, name: str, level: int) -> None:
         self.name = name
+        self.token = name.encode("ascii")  # the Content-Encoding value
         self.level = level
         self.streaming: Callable[[], Compressor]
         self.one_shot: Callable[[bytes], bytes]

@@ -90,31 +90,80 @@ class EnvironHeaders(RequestHeaders):
             yield name.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")
 
 
-def request_head(environ: Environ) -> RequestHead:
-    """The neutral request head for a WSGI ``environ``."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    if not path.isascii():
-        # PEP 3333 hands the raw path bytes over as latin-1 str; the URL is UTF-8.
-        path = path.encode("latin-1").decode("utf-8", "replace")
-    addr = environ.get("REMOTE_ADDR")
-    client = None
-    if addr is not None:
-        port = environ.get("REMOTE_PORT")
-        client = (addr, int(port) if port and port.isdigit() else 0)
-    protocol: str = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
-    return RequestHead(
-        environ["REQUEST_METHOD"],
-        path,
-        environ.get("QUERY_STRING", "").encode("latin-1"),
-        EnvironHeaders(environ),
-        environ.get("wsgi.url_scheme", "http"),
-        client,
-        protocol[5:] if protocol.startswith("HTTP/") else protocol,
-    )
+class EnvironHead(RequestHead):
+    """The neutral request head over a WSGI ``environ``."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Environ) -> None:
+        self.method = environ["REQUEST_METHOD"]
+        self.headers = EnvironHeaders(environ)
+        self._environ = environ
+
+    @property
+    def path(self) -> str:
+        environ = self._environ
+        path: str = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if not path.isascii():
+            # PEP 3333 hands the raw path bytes over as latin-1 str; the URL is UTF-8.
+            path = path.encode("latin-1").decode("utf-8", "replace")
+        return path
+
+    @property
+    def query(self) -> bytes:
+        query: str = self._environ.get("QUERY_STRING", "")
+        return query.encode("latin-1")
+
+    @property
+    def scheme(self) -> str:
+        scheme: str = self._environ.get("wsgi.url_scheme", "http")
+        return scheme
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        addr = self._environ.get("REMOTE_ADDR")
+        if addr is None:
+            return None
+        port = self._environ.get("REMOTE_PORT")
+        return addr, int(port) if port and port.isdigit() else 0
+
+    @property
+    def http_version(self) -> str:
+        protocol: str = self._environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+        return protocol[5:] if protocol.startswith("HTTP/") else protocol
+
+
+# Header names repeat from response to response; converting each once saves two method
+# calls per header per request. Bounded, since an app may invent names.
+_NAMES_IN: dict[str, bytes] = {}
+_NAMES_OUT: dict[bytes, str] = {}
+_NAME_CACHE_SIZE = 512
+
+
+def _name_in(name: str) -> bytes:
+    if len(_NAMES_IN) >= _NAME_CACHE_SIZE:
+        _NAMES_IN.clear()
+    key = _NAMES_IN[name] = name.lower().encode("latin-1")
+    return key
+
+
+def _name_out(name: bytes) -> str:
+    if len(_NAMES_OUT) >= _NAME_CACHE_SIZE:
+        _NAMES_OUT.clear()
+    key = _NAMES_OUT[name] = name.decode("latin-1")
+    return key
+
+
+def _to_neutral_headers(headers: Headers) -> HeaderList:
+    names = _NAMES_IN
+    return [(names.get(name) or _name_in(name), value.encode("latin-1")) for name, value in headers]
 
 
 def _to_wsgi_headers(headers: HeaderList) -> Headers:
-    return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    names = _NAMES_OUT
+    return [
+        (names.get(name) or _name_out(name), value.decode("latin-1")) for name, value in headers
+    ]
 
 
 class _Exchange:
@@ -149,9 +198,7 @@ class _Exchange:
         elif self.state is not _AWAITING_START:
             raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
         code = int(status[:3])
-        converted: HeaderList = [
-            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
-        ]
+        converted = _to_neutral_headers(headers)
         self._status = status
         result = self.handler.on_response_start(code, converted)
         if result is None:
@@ -304,6 +351,27 @@ def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[b
     return wrapper
 
 
+class _HeadStart:
+    """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else."""
+
+    __slots__ = ("_outer_start", "handler")
+
+    def __init__(self, handler: Handler, start_response: StartResponse) -> None:
+        self.handler = handler
+        self._outer_start = start_response
+
+    def start_response(
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        code = int(status[:3])
+        head = self.handler.on_response_start(code, _to_neutral_headers(headers))
+        assert head is not None, "a head_only handler never holds the head"
+        if head[0] != code:
+            status = status_line(head[0])
+        # exc_info rules (re-raise once the head is out) are the server's to apply.
+        return self._outer_start(status, _to_wsgi_headers(head[1]), exc_info)
+
+
 class WSGIDriver:
     """Mixin giving a middleware a WSGI ``__call__`` that runs its core."""
 
@@ -312,14 +380,19 @@ class WSGIDriver:
     _core: Core
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        handler = self._core.on_request(request_head(environ))
+        handler = self._core.on_request(EnvironHead(environ))
         if handler is None:
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
-        if type(handler) is Response:
+        if isinstance(handler, Response):
             start_response(status_line(handler.status), _to_wsgi_headers(handler.headers))
             return [handler.body]
-        assert isinstance(handler, Handler)
+        if handler.head_only:
+            # The body, write() and close() stay the app's own: nothing to wrap.
+            head_result: Iterable[bytes] = self.app(
+                environ, _HeadStart(handler, start_response).start_response
+            )
+            return head_result
         exchange = _Exchange(handler, start_response)
         try:
             result = self.app(environ, exchange.start_response)

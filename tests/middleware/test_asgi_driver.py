@@ -16,6 +16,12 @@ BIG = b"x" * 5000
 GZIP_ORIGIN = (("Accept-Encoding", "gzip"), ("Origin", "https://a.example"))
 
 
+@pytest.fixture(autouse=True)
+def _access_log_enabled(caplog: pytest.LogCaptureFixture) -> None:
+    """AccessLog steps aside when its logger is disabled; these tests need it active."""
+    caplog.set_level(logging.INFO, "middleware.access")
+
+
 def recording_app(messages: list[dict[str, Any]]) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         for message in messages:
@@ -179,7 +185,7 @@ async def test_empty_intermediate_body_messages_are_not_forwarded() -> None:
         {"type": "http.response.body", "body": b"", "more_body": True},
         {"type": "http.response.body", "body": BIG, "more_body": False},
     ]
-    result = await call_asgi_async(CORS(recording_app(messages)), Request())
+    result = await call_asgi_async(AccessLog(recording_app(messages)), Request())
     bodies = [m for m in result.messages if m["type"] == "http.response.body"]
     assert [m["body"] for m in bodies] == [BIG]
 
@@ -222,3 +228,10 @@ async def test_requests_are_independent_when_concurrent() -> None:
     for i, result in enumerate(results):
         assert result.decoded == f"/{i}".encode() * 1000
         assert result.header("access-control-allow-origin") == f"https://{'ab'[i % 2]}.example"
+
+
+async def test_a_head_only_core_forwards_body_messages_as_they_are() -> None:
+    body = {"type": "http.response.body", "body": b"", "more_body": True}
+    messages = [start(), body, {"type": "http.response.body", "body": BIG}]
+    result = await call_asgi_async(CORS(recording_app(messages)), Request())
+    assert result.messages[1] is body

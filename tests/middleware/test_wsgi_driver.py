@@ -20,6 +20,12 @@ BIG = b"y" * 5000
 GZIP = (("Accept-Encoding", "gzip"),)
 
 
+@pytest.fixture(autouse=True)
+def _access_log_enabled(caplog: pytest.LogCaptureFixture) -> None:
+    """AccessLog steps aside when its logger is disabled; these tests need it active."""
+    caplog.set_level(logging.INFO, "middleware.access")
+
+
 def tracked_app(chunks: list[bytes], bodies: list[TrackedBody]) -> Any:
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -172,7 +178,7 @@ def test_start_response_with_exc_info_after_the_head_went_out_reraises() -> None
             start_response("500 Oops", [], sys.exc_info())
 
     with pytest.raises(ValueError, match="late"):
-        call_wsgi(CORS(app), Request(), validate=False)
+        call_wsgi(AccessLog(app), Request(), validate=False)
 
 
 def test_start_response_twice_without_exc_info_is_an_error() -> None:
@@ -182,7 +188,7 @@ def test_start_response_twice_without_exc_info_is_an_error() -> None:
         return []
 
     with pytest.raises(RuntimeError, match="twice"):
-        call_wsgi(CORS(app), Request(), validate=False)
+        call_wsgi(AccessLog(app), Request(), validate=False)
 
 
 def test_a_body_before_start_response_is_an_error() -> None:
@@ -190,7 +196,7 @@ def test_a_body_before_start_response_is_an_error() -> None:
         yield b"too early"
 
     with pytest.raises(RuntimeError, match="before calling start_response"):
-        call_wsgi(CORS(app), Request(), validate=False)
+        call_wsgi(AccessLog(app), Request(), validate=False)
 
 
 def test_a_one_item_list_body_is_compressed_whole_with_an_exact_length() -> None:
@@ -238,3 +244,26 @@ def test_non_ascii_paths_reach_the_core_decoded(caplog: pytest.LogCaptureFixture
         list(body)
         body.close()  # type: ignore[attr-defined]
     assert caplog.records[0].http["path"] == "/café"  # type: ignore[attr-defined]
+
+
+def test_a_head_only_core_hands_back_the_apps_own_iterable_and_exc_info() -> None:
+    bodies: list[TrackedBody] = []
+    inner = tracked_app([BIG], bodies)
+    calls: list[tuple[str, Any]] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        result = inner(environ, start_response)
+        try:
+            raise ValueError("x")
+        except ValueError:
+            start_response("500 Oops", [("Content-Type", "text/plain")], sys.exc_info())
+        return result
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        calls.append((status, exc_info))
+        return lambda data: None
+
+    result = CORS(app, allow_origins=["*"])(environ_for(Request()), start_response)
+    assert result is bodies[0]
+    assert [status for status, _ in calls] == ["200 OK", "500 Oops"]
+    assert calls[1][1][0] is ValueError

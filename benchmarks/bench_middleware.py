@@ -1,0 +1,293 @@
+"""Per-request cost of the middleware, in process, beside Starlette's middleware.
+
+Run: ``python benchmarks/bench_middleware.py [--rounds N] [--quick]``
+
+Each scenario times a bare app and the same app wrapped, on ASGI (driven without an
+event loop: the apps never wait, so ``coroutine.send(None)`` runs a request to the end)
+and on WSGI (call, iterate, close). Variants are timed in interleaved rounds and the
+medians compared, so drift on a shared machine hits every variant alike. "added" is the
+median minus the bare app's median. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import json
+import logging
+import statistics
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from starlette.middleware.cors import CORSMiddleware  # noqa: E402
+from starlette.middleware.gzip import GZipMiddleware  # noqa: E402
+
+from middleware import CORS, AccessLog, GZip  # noqa: E402
+
+
+def json_body(size: int) -> bytes:
+    items = []
+    body = b""
+    while len(body) < size:
+        items.append({"id": len(items), "name": f"item {len(items)}", "tags": ["a", "b"]})
+        body = json.dumps({"items": items}).encode()
+    return body[:size]
+
+
+def asgi_app(body: bytes) -> Any:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # A fresh list each time: Starlette's middleware edits headers in place.
+        await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def wsgi_app(body: bytes) -> Any:
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+    def app(environ: Any, start_response: Any) -> Any:
+        start_response("200 OK", list(headers))
+        return [body]
+
+    return app
+
+
+def scope_for(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items",
+        "raw_path": b"/items",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"api.example.com"), (b"user-agent", b"bench/1.0"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+def environ_for(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/items",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "50000",
+        "HTTP_HOST": "api.example.com",
+        "HTTP_USER_AGENT": "bench/1.0",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for name, value in headers:
+        environ["HTTP_" + name.decode().upper().replace("-", "_")] = value.decode()
+    return environ
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Any) -> None:
+    return None
+
+
+def asgi_caller(app: Any, headers: list[tuple[bytes, bytes]]) -> Callable[[], None]:
+    scope = scope_for(headers)
+
+    def call() -> None:
+        coro = app(dict(scope), _receive, _send)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        raise RuntimeError("the app waited on something; cannot drive it without a loop")
+
+    return call
+
+
+def wsgi_caller(app: Any, headers: list[tuple[bytes, bytes]]) -> Callable[[], None]:
+    environ = environ_for(headers)
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        return None
+
+    def call() -> None:
+        body = app(dict(environ), start_response)
+        try:
+            for _chunk in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return call
+
+
+def measure(variants: dict[str, Callable[[], None]], rounds: int, target: float) -> dict[str, float]:
+    """Median µs per call of each variant, timed in interleaved rounds."""
+    loops: dict[str, int] = {}
+    for name, call in variants.items():
+        call()  # warm up, and fail early
+        n, elapsed = 1, 0.0
+        while elapsed < target:
+            n *= 2
+            start = time.perf_counter()
+            for _ in range(n):
+                call()
+            elapsed = time.perf_counter() - start
+        loops[name] = n
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for name, call in variants.items():
+                n = loops[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    call()
+                samples[name].append((time.perf_counter() - start) / n * 1e6)
+    finally:
+        gc.enable()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def raw_zlib(body: bytes, level: int = 9) -> dict[str, Callable[[], None]]:
+    def compressobj() -> None:
+        z = zlib.compressobj(level, zlib.DEFLATED, 31)
+        z.compress(body)
+        z.flush()
+
+    def one_call() -> None:
+        zlib.compress(body, level, wbits=31)
+
+    return {"raw zlib.compressobj": compressobj, "raw zlib.compress": one_call}
+
+
+ORIGIN = [(b"origin", b"https://app.example.com")]
+GZIP = [(b"accept-encoding", b"gzip, deflate, br")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--only", default="", help="run the scenarios whose title has this")
+    args = parser.parse_args()
+    rounds, target = (5, 0.02) if args.quick else (args.rounds, 0.05)
+
+    logger = logging.getLogger("bench.access")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    quiet = logging.getLogger("bench.quiet")
+    quiet.setLevel(logging.WARNING)
+
+    small, big, tiny = json_body(1024), json_body(100 * 1024), json_body(64)
+    cors_options: dict[str, Any] = {
+        "allow_origins": ["https://app.example.com"],
+        "allow_methods": ["GET", "POST"],
+    }
+    rows: list[tuple[str, str, str, float, float, str]] = []
+
+    def scenario(
+        title: str,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]],
+        ours: dict[str, Callable[[Any], Any]],
+        starlette: dict[str, Callable[[Any], Any]],
+        extra: dict[str, Callable[[], None]] | None = None,
+    ) -> None:
+        if args.only.lower() not in title.lower():
+            return
+        for interface in ("asgi", "wsgi"):
+            make, caller = (asgi_app, asgi_caller) if interface == "asgi" else (wsgi_app, wsgi_caller)
+            variants = {"bare app": caller(make(body), headers)}
+            for name, wrap in ours.items():
+                variants[name] = caller(wrap(make(body)), headers)
+            if interface == "asgi":
+                for name, wrap in starlette.items():
+                    variants[name] = caller(wrap(make(body)), headers)
+            variants.update(extra or {})
+            result = measure(variants, rounds, target)
+            bare = result.pop("bare app")
+            raw = {k: v for k, v in result.items() if k.startswith("raw")}
+            for name, value in result.items():
+                if name.startswith("raw"):
+                    rows.append((title, interface, name, value, value, ""))
+                    continue
+                added = value - bare
+                note = ""
+                if raw:
+                    note = f"{added / raw['raw zlib.compressobj']:.2f}x raw compressobj"
+                rows.append((title, interface, name, value, added, note))
+            rows.append((title, interface, "bare app", bare, 0.0, ""))
+
+    scenario(
+        "CORS simple request",
+        tiny,
+        ORIGIN,
+        {"CORS": lambda app: CORS(app, **cors_options)},
+        {"Starlette CORSMiddleware": lambda app: CORSMiddleware(app, **cors_options)},
+    )
+    scenario(
+        "GZip 1 KiB JSON",
+        small,
+        GZIP,
+        {"GZip": GZip},
+        {"Starlette GZipMiddleware": GZipMiddleware},
+        raw_zlib(small),
+    )
+    scenario(
+        "GZip 100 KiB JSON",
+        big,
+        GZIP,
+        {"GZip": GZip},
+        {"Starlette GZipMiddleware": GZipMiddleware},
+        raw_zlib(big),
+    )
+    scenario(
+        "AccessLog",
+        tiny,
+        [],
+        {
+            "AccessLog (record built, NullHandler)": lambda app: AccessLog(app, logger=logger),
+            "AccessLog (logger disabled)": lambda app: AccessLog(app, logger=quiet),
+        },
+        {},
+    )
+
+    print(f"Python {sys.version.split()[0]}, {rounds} interleaved rounds, medians in µs\n")
+    print("| scenario | interface | variant | µs / request | µs added | note |")
+    print("|---|---|---|---:|---:|---|")
+    for title, interface, name, value, added, note in rows:
+        print(f"| {title} | {interface} | {name} | {value:.2f} | {added:.2f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
