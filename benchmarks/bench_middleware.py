@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.middleware.cors import CORSMiddleware  # noqa: E402
-from starlette.middleware.gzip import GZipMiddleware  # noqa: E402
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
-from middleware import CORS, AccessLog, GZip  # noqa: E402
+from middleware import CORS, AccessLog, GZip
 
 
 def json_body(size: int) -> bytes:
@@ -149,7 +149,9 @@ def wsgi_caller(app: Any, headers: list[tuple[bytes, bytes]]) -> Callable[[], No
     return call
 
 
-def measure(variants: dict[str, Callable[[], None]], rounds: int, target: float) -> dict[str, float]:
+def measure(
+    variants: dict[str, Callable[[], None]], rounds: int, target: float
+) -> dict[str, float]:
     """Median µs per call of each variant, timed in interleaved rounds."""
     loops: dict[str, int] = {}
     for name, call in variants.items():
@@ -217,6 +219,7 @@ def main() -> None:
 
     def scenario(
         title: str,
+        *,
         body: bytes,
         headers: list[tuple[bytes, bytes]],
         ours: dict[str, Callable[[Any], Any]],
@@ -226,7 +229,9 @@ def main() -> None:
         if args.only.lower() not in title.lower():
             return
         for interface in ("asgi", "wsgi"):
-            make, caller = (asgi_app, asgi_caller) if interface == "asgi" else (wsgi_app, wsgi_caller)
+            make, caller = (
+                (asgi_app, asgi_caller) if interface == "asgi" else (wsgi_app, wsgi_caller)
+            )
             variants = {"bare app": caller(make(body), headers)}
             for name, wrap in ours.items():
                 variants[name] = caller(wrap(make(body)), headers)
@@ -250,36 +255,36 @@ def main() -> None:
 
     scenario(
         "CORS simple request",
-        tiny,
-        ORIGIN,
-        {"CORS": lambda app: CORS(app, **cors_options)},
-        {"Starlette CORSMiddleware": lambda app: CORSMiddleware(app, **cors_options)},
+        body=tiny,
+        headers=ORIGIN,
+        ours={"CORS": lambda app: CORS(app, **cors_options)},
+        starlette={"Starlette CORSMiddleware": lambda app: CORSMiddleware(app, **cors_options)},
     )
     scenario(
         "GZip 1 KiB JSON",
-        small,
-        GZIP,
-        {"GZip": GZip},
-        {"Starlette GZipMiddleware": GZipMiddleware},
-        raw_zlib(small),
+        body=small,
+        headers=GZIP,
+        ours={"GZip": GZip},
+        starlette={"Starlette GZipMiddleware": GZipMiddleware},
+        extra=raw_zlib(small),
     )
     scenario(
         "GZip 100 KiB JSON",
-        big,
-        GZIP,
-        {"GZip": GZip},
-        {"Starlette GZipMiddleware": GZipMiddleware},
-        raw_zlib(big),
+        body=big,
+        headers=GZIP,
+        ours={"GZip": GZip},
+        starlette={"Starlette GZipMiddleware": GZipMiddleware},
+        extra=raw_zlib(big),
     )
     scenario(
         "AccessLog",
-        tiny,
-        [],
-        {
+        body=tiny,
+        headers=[],
+        ours={
             "AccessLog (record built, NullHandler)": lambda app: AccessLog(app, logger=logger),
             "AccessLog (logger disabled)": lambda app: AccessLog(app, logger=quiet),
         },
-        {},
+        starlette={},
     )
 
     print(f"Python {sys.version.split()[0]}, {rounds} interleaved rounds, medians in µs\n")
