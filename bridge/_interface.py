@@ -67,8 +67,10 @@ def interface_of(app: object) -> Interface:
 
     if isinstance(app, ASGIToWSGI):
         return "wsgi"
-    if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(
-        getattr(app, "__call__", None)
+    # A class is called once per request, so its own __call__ says nothing here:
+    # its constructor's parameters decide (ASGI 2: scope; WSGI: environ, start_response).
+    if not inspect.isclass(app) and (
+        inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__)
     ):
         return "asgi3"
     count = _positional_count(app)

@@ -204,15 +204,16 @@ class _Exchange:
                 self._send_head()
                 self._post({"type": "http.response.pathsend", "path": path}, body=False)
                 return
-        limit = response.content_length
         for chunk in iterable:
             self.write(chunk)
-            if self._head_only and response.phase is Phase.HEADERS_SENT:
-                break  # the server sends no body for HEAD: stop the app early
-            if limit is not None and self._sent >= limit and response.content_length == limit:
-                break  # anything more would be beyond Content-Length
+            if response.phase is Phase.HEADERS_SENT and (
+                self._head_only
+                or (response.content_length is not None and self._sent >= response.content_length)
+            ):
+                break  # nothing more may be sent: stop the app early
         if response.phase is not Phase.HEADERS_SENT:
             self._send_head()
+        limit = response.content_length
         if (
             limit is not None
             and self._sent < limit

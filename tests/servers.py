@@ -84,13 +84,37 @@ def asgi_server_argv(server: str, target: str, port: int) -> list[str]:
     """Command line that serves the ASGI app ``module:attr`` with ``server`` on ``port``."""
     py = sys.executable
     if server == "uvicorn":
-        return [py, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning", "--no-access-log"]
+        return [
+            py,
+            "-m",
+            "uvicorn",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
     if server == "hypercorn":
         return [py, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}"]
     if server == "granian":
-        return [py, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", "1", "--no-ws", target]
+        return [
+            py,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-ws",
+            target,
+        ]
     if server == "daphne":
         return [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), target]
     raise ValueError(server)
@@ -102,8 +126,20 @@ def wsgi_server_argv(server: str, target: str, port: int) -> list[str]:
     if server == "gunicorn-sync":
         return [py, "-m", "gunicorn", "-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}", target]
     if server == "gunicorn-gthread":
-        return [py, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "8",
-                "-b", f"127.0.0.1:{port}", target]
+        return [
+            py,
+            "-m",
+            "gunicorn",
+            "-w",
+            "1",
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-b",
+            f"127.0.0.1:{port}",
+            target,
+        ]
     if server == "waitress":
         return [py, "-m", "waitress", "--listen", f"127.0.0.1:{port}", "--threads", "8", target]
     if server == "wsgiref":

@@ -1,4 +1,7 @@
-"""Serve a WSGI app with the stdlib's threaded wsgiref server: ``python -m tests.wsgiref_server mod:app PORT``."""
+"""Serve a WSGI app with the stdlib threaded wsgiref server.
+
+Usage: ``python -m tests.wsgiref_server module:app PORT``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

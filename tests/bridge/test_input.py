@@ -1,0 +1,101 @@
+"""``wsgi.input`` over a body that arrives in chunks: every PEP 3333 read method."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bridge import BodyTooLarge, ClientDisconnected
+from bridge._input import BodyStream
+
+BODY = b"line one\nline two\n\nlast line without newline"
+CHUNKINGS = {
+    "one-message": [BODY],
+    "byte-by-byte": [BODY[i : i + 1] for i in range(len(BODY))],
+    "split-in-lines": [b"line o", b"ne\nline", b" two\n", b"", b"\nlast line", b" without newline"],
+}
+
+
+def stream_of(
+    chunks: list[bytes], *, disconnect: bool = False, limit: int | None = None
+) -> BodyStream:
+    rest = list(chunks[1:])
+
+    def pull() -> tuple[bytes, bool]:
+        if not rest:
+            raise ClientDisconnected("gone")
+        data = rest.pop(0)
+        return data, bool(rest) or disconnect
+
+    return BodyStream(chunks[0], len(chunks) > 1 or disconnect, pull, limit=limit)
+
+
+READERS: dict[str, Callable[[BodyStream], list[bytes]]] = {
+    "read()": lambda s: [s.read()],
+    "read(None)": lambda s: [s.read(None)],
+    "read(5)-loop": lambda s: list(iter(lambda: s.read(5), b"")),
+    "readline()-loop": lambda s: list(iter(s.readline, b"")),
+    "readline(4)-loop": lambda s: list(iter(lambda: s.readline(4), b"")),
+    "readlines()": lambda s: s.readlines(),
+    "iteration": list,
+}
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+@pytest.mark.parametrize("reader", READERS.values(), ids=READERS.keys())
+def test_every_read_method_returns_the_whole_body_whatever_the_chunking(
+    chunks: list[bytes], reader: Callable[[BodyStream], list[bytes]]
+) -> None:
+    assert b"".join(reader(stream_of(chunks))) == BODY
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+def test_lines_split_exactly_at_newlines(chunks: list[bytes]) -> None:
+    assert stream_of(chunks).readlines() == [
+        b"line one\n",
+        b"line two\n",
+        b"\n",
+        b"last line without newline",
+    ]
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+def test_readline_with_a_limit_never_returns_more(chunks: list[bytes]) -> None:
+    stream = stream_of(chunks)
+    assert stream.readline(4) == b"line"
+    assert stream.readline(100) == b" one\n"
+    assert stream.readline(0) == b""
+    assert stream.read(4) == b"line"
+
+
+def test_read_n_returns_exactly_n_until_the_end() -> None:
+    stream = stream_of(CHUNKINGS["byte-by-byte"])
+    assert stream.read(3) == b"lin"
+    assert stream.read(0) == b""
+    assert stream.read(len(BODY)) == BODY[3:]
+    assert stream.read() == b""
+    assert stream.read(10) == b""
+
+
+def test_readlines_stops_after_the_hint() -> None:
+    assert stream_of([BODY]).readlines(5) == [b"line one\n"]
+
+
+def test_a_disconnect_mid_upload_raises_and_never_looks_like_the_end() -> None:
+    stream = stream_of([b"part", b"ial"], disconnect=True)
+    assert stream.read(7) == b"partial"
+    with pytest.raises(ClientDisconnected):
+        stream.read()
+
+
+def test_a_body_over_the_limit_raises_body_too_large() -> None:
+    stream = stream_of([b"12345", b"67890"], limit=8)
+    with pytest.raises(BodyTooLarge):
+        stream.read()
+    with pytest.raises(BodyTooLarge):
+        stream_of([b"123456789"], limit=8)
+
+
+def test_a_body_at_the_limit_is_accepted() -> None:
+    assert stream_of([b"1234", b"5678"], limit=8).read() == b"12345678"
