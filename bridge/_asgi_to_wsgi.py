@@ -62,6 +62,10 @@ class LifespanStartupFailed(RuntimeError):
 
 
 class _Phase(Enum):
+    # Members are singletons compared by identity; the C-level identity hash keeps the
+    # _SEND lookup off Enum's Python-level __hash__ on the per-message path.
+    __hash__ = object.__hash__
+
     AWAITING_START = auto()
     STREAMING = auto()
     COMPLETE = auto()
@@ -249,9 +253,20 @@ class _LoopContext:
 # --- one request ------------------------------------------------------------------------
 
 
+class _Settings:
+    """The adapter options a request needs, gathered once per adapter."""
+
+    __slots__ = ("background_timeout", "chunk_size", "shared")
+
+    def __init__(self, shared: bool, chunk_size: int, background_timeout: float) -> None:
+        self.shared = shared
+        self.chunk_size = chunk_size
+        self.background_timeout = background_timeout
+
+
 class _Exchange:
     """One request: the ASGI side (``receive``/``send``, run on the loop) and the
-    WSGI side's view of it (``wait``, ``take``, ``abandon``, run in the WSGI thread).
+    WSGI side's view of it (``wait``, ``take``, ``cancel``, run in the WSGI thread).
 
     Per-thread mode: both sides run in the WSGI thread; ``wait`` runs the loop until
     the app reports progress. Shared mode: the app runs on the loop thread, reports
@@ -259,70 +274,42 @@ class _Exchange:
     (``wsgi.input`` must not block the shared loop).
     """
 
-    __slots__ = (
-        "background_timeout",
-        "body",
-        "chunk_size",
-        "chunks",
-        "disconnect",
-        "doorbell",
-        "drain",
-        "error",
-        "finished",
-        "future",
-        "headers",
-        "input",
-        "invalid",
-        "left",
-        "loop",
-        "path",
-        "phase",
-        "read_request",
-        "remaining",
-        "scope",
-        "shared",
-        "status",
-        "task",
-        "timer",
-        "wake",
-    )
+    # Defaults live on the class: most requests never touch most of these, and not
+    # assigning them per request is measurably cheaper on the hot path.
+    status = ""
+    headers: list[tuple[str, str]] = []  # noqa: RUF012 - replaced, never mutated
+    path: str | None = None
+    error: Exception | None = None
+    invalid: InvalidResponse | None = None
+    finished = False
+    left = False
+    task: asyncio.Task[None] | None = None
+    future: concurrent.futures.Future[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    wake: asyncio.Future[None] | None = None
+    doorbell: queue.SimpleQueue[None] | None = None
+    drain: asyncio.Future[None] | None = None
+    disconnect: asyncio.Future[None] | None = None
+    read_request: asyncio.Future[tuple[bytes, bool, bool]] | None = None
+    remaining: int | None = 0
 
     def __init__(
-        self,
-        environ: Environ,
-        loop: asyncio.AbstractEventLoop,
-        *,
-        shared: bool,
-        chunk_size: int,
-        background_timeout: float,
+        self, environ: Environ, scope: Scope, loop: asyncio.AbstractEventLoop, settings: _Settings
     ) -> None:
+        self.scope = scope
         self.loop = loop
-        self.shared = shared
-        self.chunk_size = chunk_size
-        self.background_timeout = background_timeout
+        self.shared = shared = settings.shared
+        self.chunk_size = settings.chunk_size
+        self.background_timeout = settings.background_timeout
         self.phase = _Phase.AWAITING_START
-        self.status = ""
-        self.headers: list[tuple[str, str]] = []
         self.chunks: deque[bytes] = deque()
-        self.path: str | None = None
-        self.error: Exception | None = None
-        self.invalid: InvalidResponse | None = None
-        self.finished = False
-        self.left = False
-        self.task: asyncio.Task[None] | None = None
-        self.future: concurrent.futures.Future[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.wake: asyncio.Future[None] | None = None
-        self.doorbell: queue.SimpleQueue[None] | None = queue.SimpleQueue() if shared else None
-        self.drain: asyncio.Future[None] | None = None
-        self.disconnect: asyncio.Future[None] | None = None
-        self.read_request: asyncio.Future[tuple[bytes, bool, bool]] | None = None
-        self.scope: Scope = {}
+        if shared:
+            self.doorbell = queue.SimpleQueue()
         self.input = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH")
         if length:
             try:
-                self.remaining: int | None = int(length)
+                self.remaining = int(length)
             except ValueError:
                 self.remaining = 0
             self.body = _Body.READING if self.remaining else _Body.EMPTY
@@ -332,7 +319,6 @@ class _Exchange:
             self.body = _Body.READING
         else:
             # PEP 3333: without CONTENT_LENGTH, do not read past what was declared.
-            self.remaining = 0
             self.body = _Body.EMPTY
 
     @property
@@ -740,6 +726,7 @@ class ASGIToWSGI:
         self.chunk_size = chunk_size
         self._state = _State.OPEN
         self._shared = loop_mode == "shared"
+        self._settings = _Settings(self._shared, chunk_size, background_timeout)
         self._threads: PerThreadLoops[_LoopContext] = PerThreadLoops(
             self._new_loop_context, self._retire_loop_context
         )
@@ -844,14 +831,7 @@ class ASGIToWSGI:
         except ScopeError as exc:
             logger.info("bad request: %s", exc)
             return _plain_response(start_response, "400 Bad Request", "Bad Request")
-        ex = _Exchange(
-            environ,
-            loop,
-            shared=self._shared,
-            chunk_size=self.chunk_size,
-            background_timeout=self.background_timeout,
-        )
-        ex.scope = scope
+        ex = _Exchange(environ, scope, loop, self._settings)
         coro = ex.run(self.app, scope)
         if context is not None:
             ex.task = context.loop.start_task(coro)

@@ -37,6 +37,10 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _nothing() -> None:
+    return None
+
+
 class TaskLoop(asyncio.SelectorEventLoop):
     """A selector event loop that can run a new task's first step inline.
 
@@ -51,6 +55,11 @@ class TaskLoop(asyncio.SelectorEventLoop):
     _capture: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] | None
     _capture = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Returned for the captured step; Task.__init__ ignores the handle it gets.
+        self._unscheduled = asyncio.Handle(_nothing, (), self)
+
     def call_soon(  # type: ignore[override]
         self,
         callback: Callable[..., object],
@@ -63,7 +72,7 @@ class TaskLoop(asyncio.SelectorEventLoop):
             # the step to run it inline. The handle is never scheduled.
             self._capture = None
             capture.append((callback, args, context))
-            return asyncio.Handle(callback, args, self, context)
+            return self._unscheduled
         return super().call_soon(callback, *args, context=context)
 
     def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -37,17 +37,14 @@ _HTTP_VERSIONS = {
     "HTTP/3.0": "3",
 }
 
-# environ key -> ASGI header name (None: not a header), memoised because the same few
-# dozen keys arrive on every request. Bounded so that clients inventing header names
-# cannot grow it forever.
-_HEADER_NAMES: dict[str, bytes | None] = {
-    # PEP 3333 moves these out of the HTTP_ namespace; they are read separately because
-    # an empty CGI value means "absent". A server's extra HTTP_CONTENT_* copy is ignored.
-    "HTTP_CONTENT_TYPE": None,
-    "HTTP_CONTENT_LENGTH": None,
-}
+# HTTP_* environ key -> ASGI header name, memoised because the same few dozen keys
+# arrive on every request. Bounded so that clients inventing header names cannot grow
+# it forever.
+_HEADER_NAMES: dict[str, bytes] = {}
 _HEADER_NAMES_MAX = 1024
-_UNKNOWN = b"<not yet classified>"  # compared by identity: no header name is this object
+# PEP 3333 moves these out of the HTTP_ namespace; they are read from the CGI names,
+# where an empty value means "absent". A server's extra HTTP_CONTENT_* copy is ignored.
+_SHADOWED = ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
 # Response header name -> its WSGI str (None: hop-by-hop, dropped); valid names only.
 _RESPONSE_NAMES: dict[bytes, str | None] = {}
 _NOT_CACHED = "<not cached>"  # compared by identity
@@ -72,12 +69,8 @@ def http_version(server_protocol: str) -> str:
     return _HTTP_VERSIONS.get(server_protocol.upper(), "1.1")
 
 
-def _header_name(key: str) -> bytes | None:
-    name = (
-        key[5:].replace("_", "-").lower().encode("latin-1")
-        if key[:5] == "HTTP_" and len(key) > 5
-        else None
-    )
+def _header_name(key: str) -> bytes:
+    name = key[5:].replace("_", "-").lower().encode("latin-1")
     if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[key] = name
     return name
@@ -89,14 +82,12 @@ def request_headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     Values are str of latin-1 code points per PEP 3333, so ``encode("latin-1")`` gives
     back the bytes the client sent.
     """
-    headers = []
     names = _HEADER_NAMES
-    for key, value in environ.items():
-        name = names.get(key, _UNKNOWN)
-        if name is _UNKNOWN:
-            name = _header_name(key)
-        if name is not None:
-            headers.append((name, value.encode("latin-1")))
+    headers = []
+    for key in environ:
+        # key[:1] first: one-character strings are cached, so it allocates nothing.
+        if key[:1] == "H" and key[:5] == "HTTP_" and key not in _SHADOWED:
+            headers.append((names.get(key) or _header_name(key), environ[key].encode("latin-1")))
     value = environ.get("CONTENT_TYPE")
     if value:
         headers.append((b"content-type", value.encode("latin-1")))

@@ -47,13 +47,23 @@ async def _respond(send: Send, body: bytes, content_type: bytes = b"text/plain")
     await send({"type": "http.response.body", "body": body})
 
 
+def _lifespan_log(event: str) -> None:
+    # Tests that stop the server read this file to see shutdown ran in the worker.
+    log = os.environ.get("ASGI_APPS_LIFESPAN_LOG")
+    if log:
+        with open(log, "a") as file:
+            file.write(f"{event} {os.getpid()}\n")
+
+
 async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                _lifespan_log("startup")
                 await send({"type": "lifespan.startup.complete"})
             else:
+                _lifespan_log("shutdown")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path = scope["path"]

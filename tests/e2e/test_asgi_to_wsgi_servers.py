@@ -210,3 +210,18 @@ def test_concurrent_slow_requests_are_served_in_parallel(server: tuple[str, str]
         elapsed = time.monotonic() - began
     assert results == ["slow"] * 8
     assert elapsed < 2.5
+
+
+@pytest.mark.parametrize("name", ["gunicorn-sync", "gunicorn-gthread"])
+@pytest.mark.parametrize("attr", ["application", "application_shared"])
+def test_lifespan_shutdown_runs_when_the_worker_exits(name: str, attr: str, tmp_path: Path) -> None:
+    require_module("gunicorn")
+    log = tmp_path / "lifespan.log"
+    port = free_port()
+    argv = wsgi_server_argv(name, f"tests.apps.asgi_apps:{attr}", port)
+    with serve(argv, port, env={"ASGI_APPS_LIFESPAN_LOG": str(log)}) as url:
+        assert httpx.get(f"{url}/hello", timeout=10).text == "Hello, world!"
+        assert log.read_text().split()[0] == "startup"
+    # SIGTERM: gunicorn's worker exits normally and the adapter shuts lifespan down.
+    events = [line.split()[0] for line in log.read_text().splitlines()]
+    assert events == ["startup", "shutdown"]
