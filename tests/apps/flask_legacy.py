@@ -1,0 +1,205 @@
+"""A real Flask app mounted in a real FastAPI app through ``WSGIToASGI``, for ``tests/e2e``.
+
+``app`` (the ASGI app real servers run) is FastAPI with:
+
+* ``/`` and ``/api/status``: FastAPI's own routes, next to the mounts;
+* ``/legacy``: ``WSGIToASGI(flask_app)``, the Flask app ("legacy" code) with pages,
+  ``url_for`` links, form/JSON echoes, a chunked-upload digest, streams, errors,
+  repeated and latin-1 headers, and a ``send_file`` download;
+* ``/raw``: ``WSGIToASGI(raw_app)``, a bare PEP 3333 app that misbehaves on purpose
+  (raises before ``start_response``, CR/LF in a header, body longer than its
+  Content-Length), so the adapter's own answers are seen on the wire.
+
+Streams record their life in ``STREAMS`` (one entry per token, read back through
+``/legacy/stats/<token>``), so a test can see a generator closed after the client left.
+Everything runs in the server's single process; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from flask import Flask, Response, jsonify, request, send_file, url_for
+
+from bridge import WSGIToASGI
+
+# --- Flask ------------------------------------------------------------------------------
+
+flask_app = Flask(__name__)
+# Flask answers a failing view with its own 500 page instead of re-raising.
+flask_app.config["PROPAGATE_EXCEPTIONS"] = False
+
+#: The pause between the two chunks of ``/legacy/stream``.
+STREAM_PAUSE = 1.0
+#: The pause between the chunks of ``/legacy/forever/<token>``.
+FOREVER_PAUSE = 0.02
+
+_lock = threading.Lock()
+#: token -> ``"running"`` / ``"closed"`` (streams), or the bytes Python read (downloads).
+STREAMS: dict[str, Any] = {}
+
+
+def _record(token: str, value: Any) -> None:
+    with _lock:
+        STREAMS[token] = value
+
+
+@flask_app.get("/")
+def index() -> str:
+    return "Flask index"
+
+
+@flask_app.get("/hello")
+def hello() -> str:
+    return "Hello from Flask!"
+
+
+@flask_app.get("/links")
+def links() -> str:
+    hello_url = url_for("hello", _external=False)
+    echo_url = url_for("echo_form", _external=False)
+    return f'<a href="{hello_url}">hello</a>\n<form action="{echo_url}" method="post"></form>'
+
+
+@flask_app.get("/whoami")
+def whoami() -> Response:
+    environ = request.environ
+    return jsonify(
+        script_name=environ["SCRIPT_NAME"],
+        path_info=environ["PATH_INFO"],
+        remote_port=environ.get("REMOTE_PORT"),
+        extensions=sorted(environ["asgi.scope"].get("extensions") or ()),
+    )
+
+
+@flask_app.post("/echo/form")
+def echo_form() -> Response:
+    return jsonify(form=request.form.to_dict(), content_type=request.content_type)
+
+
+@flask_app.post("/echo/json")
+def echo_json() -> Response:
+    return jsonify(request.get_json())
+
+
+@flask_app.post("/upload")
+def upload() -> Response:
+    data = request.get_data()
+    return jsonify(
+        length=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        transfer_encoding=request.headers.get("Transfer-Encoding"),
+    )
+
+
+@flask_app.get("/stream")
+def stream() -> Response:
+    def generate() -> Iterator[str]:
+        yield "first\n"
+        time.sleep(STREAM_PAUSE)
+        yield "second\n"
+
+    return Response(generate(), mimetype="text/plain")
+
+
+@flask_app.get("/forever/<token>")
+def forever(token: str) -> Response:
+    def generate() -> Iterator[bytes]:
+        _record(token, "running")
+        try:
+            while True:
+                yield b"tick\n"
+                time.sleep(FOREVER_PAUSE)
+        finally:
+            _record(token, "closed")
+
+    return Response(generate(), mimetype="text/plain")
+
+
+@flask_app.get("/stats/<token>")
+def stats(token: str) -> Response:
+    with _lock:
+        return jsonify(state=STREAMS.get(token))
+
+
+@flask_app.get("/boom")
+def boom() -> str:
+    raise RuntimeError("a bug in a legacy view")
+
+
+@flask_app.get("/headers")
+def headers() -> Response:
+    response = Response("headers")
+    response.set_cookie("first", "1")
+    response.set_cookie("second", "2")
+    response.headers["X-Menu"] = "café crème"
+    return response
+
+
+class _ReadCounter(io.FileIO):
+    """A file that reports, when closed, how many bytes Python read from it."""
+
+    token = ""
+
+    def close(self) -> None:
+        if not self.closed:
+            _record(self.token, self.tell())
+        super().close()
+
+
+@flask_app.get("/download/<token>")
+def download(token: str) -> Response:
+    path = os.path.abspath(request.args["path"])
+    file = _ReadCounter(path, "rb")
+    file.token = token
+    # send_file() wraps it in environ["wsgi.file_wrapper"]; from a file object it
+    # cannot know the length, so declare it like send_file(path) would.
+    response = send_file(file, mimetype="application/octet-stream")
+    response.content_length = os.fstat(file.fileno()).st_size
+    return response
+
+
+# --- a bare PEP 3333 app ----------------------------------------------------------------
+
+
+def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    path = environ["PATH_INFO"]
+    if path == "/crash":
+        raise RuntimeError("crashed before start_response")
+    if path == "/crlf":
+        start_response(
+            "200 OK",
+            [("Content-Type", "text/plain"), ("X-Split", "ok\r\nX-Injected: yes")],
+        )
+        return [b"must not be sent"]
+    if path == "/overlong":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"012", b"3456789"]
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
+    return [b"not found"]
+
+
+# --- FastAPI ----------------------------------------------------------------------------
+
+app = FastAPI()
+
+
+@app.get("/")
+def home() -> dict[str, str]:
+    return {"legacy": "/legacy/"}
+
+
+@app.get("/api/status")
+def status() -> dict[str, bool]:
+    return {"ok": True}
+
+
+app.mount("/legacy", WSGIToASGI(flask_app))
+app.mount("/raw", WSGIToASGI(raw_app))

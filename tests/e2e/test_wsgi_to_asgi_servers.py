@@ -1,0 +1,293 @@
+"""WSGIToASGI behind real ASGI servers (uvicorn, hypercorn, granian, daphne).
+
+Each server runs ``tests.apps.flask_legacy:app`` (FastAPI with a real Flask app mounted
+at ``/legacy`` and a bare PEP 3333 app at ``/raw``, both through ``WSGIToASGI``) in its
+own process on 127.0.0.1, once per module; httpx (or a raw socket, where the exact
+bytes on the wire matter) is the client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from werkzeug.exceptions import InternalServerError, NotFound
+
+from tests.servers import asgi_server_argv, free_port, require_module, serve
+
+pytestmark = pytest.mark.slow
+
+SERVERS = ["uvicorn", "hypercorn", "granian", "daphne"]
+APP = "tests.apps.flask_legacy:app"
+#: Servers that advertise ``http.response.pathsend`` (the adapter then sends files by path).
+PATHSEND_SERVERS = {"granian"}
+
+
+class Server:
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    name: str = request.param
+    require_module(name)
+    port = free_port()
+    with serve(asgi_server_argv(name, APP, port), port) as url:
+        yield Server(name, url)
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def raw_exchange(server: Server, path: str) -> bytes:
+    """Everything the server sends back for ``GET path`` on a fresh connection."""
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def stream_state(client: httpx.Client, token: str) -> Any:
+    return client.get(f"/legacy/stats/{token}").json()["state"]
+
+
+# --- routing: the mount, its boundary, FastAPI next to it --------------------------------
+
+
+def test_flask_page_is_served_under_the_mount(client: httpx.Client) -> None:
+    response = client.get("/legacy/hello")
+    assert response.status_code == 200
+    assert response.text == "Hello from Flask!"
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["content-length"] == "17"
+
+
+def test_url_for_links_carry_the_mount_prefix(client: httpx.Client) -> None:
+    response = client.get("/legacy/links")
+    assert response.text == (
+        '<a href="/legacy/hello">hello</a>\n<form action="/legacy/echo/form" method="post"></form>'
+    )
+
+
+def test_flask_sees_the_mount_as_script_name(client: httpx.Client) -> None:
+    info = client.get("/legacy/whoami").json()
+    assert (info["script_name"], info["path_info"]) == ("/legacy", "/whoami")
+
+
+def test_mount_root_with_a_slash_reaches_the_flask_index(client: httpx.Client) -> None:
+    response = client.get("/legacy/")
+    assert response.status_code == 200
+    assert response.text == "Flask index"
+
+
+@pytest.mark.parametrize("path", ["/legacyfoo", "/legacyfoo/hello", "/legacy-x/hello"])
+def test_prefix_without_a_segment_boundary_is_fastapis_404(client: httpx.Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"detail": "Not Found"}
+
+
+def test_fastapi_routes_work_next_to_the_mount(client: httpx.Client) -> None:
+    assert client.get("/").json() == {"legacy": "/legacy/"}
+    assert client.get("/api/status").json() == {"ok": True}
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+
+def test_urlencoded_form_is_parsed_by_flask(client: httpx.Client) -> None:
+    response = client.post("/legacy/echo/form", data={"name": "Zoë", "colour": "blue & green"})
+    assert response.status_code == 200
+    assert response.json() == {
+        "form": {"name": "Zoë", "colour": "blue & green"},
+        "content_type": "application/x-www-form-urlencoded",
+    }
+
+
+def test_json_body_is_parsed_by_flask(client: httpx.Client) -> None:
+    payload = {"items": [1, 2.5, None], "text": "café ☕", "nested": {"ok": True}}
+    response = client.post("/legacy/echo/json", json=payload)
+    assert response.status_code == 200
+    assert response.json() == payload
+
+
+def test_chunked_upload_of_several_megabytes_is_read_fully(client: httpx.Client) -> None:
+    body = random.Random(3333).randbytes(4 * 1024 * 1024 + 123)
+    chunk = 64 * 1024
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), chunk):
+            yield body[start : start + chunk]
+
+    response = client.post("/legacy/upload", content=chunks())
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in response.request.headers
+    assert response.json() == {
+        "length": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "transfer_encoding": "chunked",
+    }
+
+
+# --- streaming responses ---------------------------------------------------------------------
+
+
+def test_streamed_response_flushes_the_first_chunk_before_the_generator_ends(
+    client: httpx.Client,
+) -> None:
+    arrivals: list[tuple[float, bytes]] = []
+    began = time.monotonic()
+    with client.stream("GET", "/legacy/stream") as response:
+        assert response.status_code == 200
+        for chunk in response.iter_raw():
+            arrivals.append((time.monotonic() - began, chunk))
+    assert b"".join(chunk for _, chunk in arrivals) == b"first\nsecond\n"
+    # The generator sleeps 1 s between its chunks: the first must not wait for it.
+    assert arrivals[0][1] == b"first\n"
+    assert arrivals[0][0] < 0.8
+    assert arrivals[-1][0] >= 1.0
+
+
+def test_client_leaving_mid_stream_closes_the_apps_generator(server: Server) -> None:
+    token = uuid.uuid4().hex
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        with client.stream("GET", f"/legacy/forever/{token}") as response:
+            assert next(response.iter_raw()).startswith(b"tick\n")
+        # Leaving the block closed the stream's connection mid-body.
+        assert stream_state(client, token) in ("running", "closed")
+        deadline = time.monotonic() + 3.0
+        while stream_state(client, token) != "closed" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stream_state(client, token) == "closed"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_unknown_flask_route_is_flasks_404_page(client: httpx.Client) -> None:
+    response = client.get("/legacy/no/such/page")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.text == NotFound().get_body()
+
+
+def test_failing_flask_view_is_flasks_500_page(client: httpx.Client) -> None:
+    response = client.get("/legacy/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.text == InternalServerError().get_body()
+
+
+def test_wsgi_app_raising_before_start_response_gets_the_adapters_500(
+    client: httpx.Client,
+) -> None:
+    response = client.get("/raw/crash")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == "Internal Server Error"
+
+
+def test_header_with_cr_lf_is_a_500_and_never_reaches_the_wire(server: Server) -> None:
+    data = raw_exchange(server, "/raw/crlf")
+    head, _, body = data.partition(b"\r\n\r\n")
+    # The reason phrase is each server's choice (h11 sends none): compare the code only.
+    assert head.split(b"\r\n")[0].split(b" ")[:2] == [b"HTTP/1.1", b"500"]
+    assert b"x-split" not in head.lower()
+    assert b"x-injected" not in head.lower()
+    assert b"must not be sent" not in data
+    assert body.endswith(b"Internal Server Error")
+
+
+# --- response heads and lengths -----------------------------------------------------------------
+
+
+def test_repeated_set_cookie_headers_are_kept_apart(client: httpx.Client) -> None:
+    response = client.get("/legacy/headers")
+    assert response.headers.get_list("set-cookie") == ["first=1; Path=/", "second=2; Path=/"]
+    assert dict(response.cookies) == {"first": "1", "second": "2"}
+
+
+def test_latin1_header_value_goes_out_as_latin1_bytes(client: httpx.Client) -> None:
+    response = client.get("/legacy/headers")
+    raw = [(name.lower(), value) for name, value in response.headers.raw]
+    assert (b"x-menu", b"caf\xe9 cr\xe8me") in raw
+
+
+def test_body_beyond_content_length_is_cut_and_the_connection_stays_usable(
+    client: httpx.Client,
+) -> None:
+    port = client.get("/legacy/whoami").json()["remote_port"]
+    response = client.get("/raw/overlong")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "5"
+    assert response.content == b"01234"
+    # The dropped bytes were never written: the next response on the connection is intact.
+    again = client.get("/legacy/whoami").json()
+    assert again["remote_port"] == port
+    assert again["path_info"] == "/whoami"
+
+
+def test_several_requests_share_one_keep_alive_connection(server: Server) -> None:
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(base_url=server.url, timeout=10, limits=limits) as client:
+        ports = [client.get("/legacy/whoami").json()["remote_port"]]
+        assert client.get("/legacy/hello").text == "Hello from Flask!"
+        assert client.post("/legacy/echo/json", json=[1]).json() == [1]
+        assert client.get("/legacy/missing").status_code == 404
+        assert client.get("/api/status").json() == {"ok": True}
+        ports.append(client.get("/legacy/whoami").json()["remote_port"])
+    assert ports[0] is not None
+    assert ports == [ports[0]] * 2
+
+
+# --- files: pathsend where the server offers it, Python reads elsewhere ---------------------
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("files") / "payload.bin"
+    path.write_bytes(random.Random(20).randbytes(3 * 1024 * 1024 + 7))
+    return path
+
+
+def test_server_advertises_pathsend_as_expected(client: httpx.Client, server: Server) -> None:
+    extensions = client.get("/legacy/whoami").json()["extensions"]
+    assert ("http.response.pathsend" in extensions) == (server.name in PATHSEND_SERVERS)
+
+
+def test_file_wrapper_response_arrives_byte_identical(
+    client: httpx.Client, server: Server, payload: Path
+) -> None:
+    token = uuid.uuid4().hex
+    response = client.get(f"/legacy/download/{token}", params={"path": str(payload)})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-length"] == str(payload.stat().st_size)
+    assert (
+        hashlib.sha256(response.content).digest() == hashlib.sha256(payload.read_bytes()).digest()
+    )
+    # With pathsend the server reads the file by path and Python reads nothing from it;
+    # elsewhere the adapter streams it through Python block by block.
+    read_by_python = 0 if server.name in PATHSEND_SERVERS else payload.stat().st_size
+    deadline = time.monotonic() + 3.0
+    while stream_state(client, token) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stream_state(client, token) == read_by_python
