@@ -344,7 +344,7 @@ class _Exchange:
                 if not batch:
                     # A response still going after one round is a stream: from now
                     # on watch for the client leaving, so the app stops promptly.
-                    if waits == 1 and self._body_complete and watcher is None:
+                    if waits and self._body_complete and watcher is None:
                         watcher = loop.create_task(self._watch_disconnect())
                     waits += 1
                     await waiter
