@@ -221,7 +221,8 @@ class _HeadExchange:
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start" and not self.started:
             self.started = True
-            headers: HeaderList = [(name.lower(), value) for name, value in message["headers"]]
+            raw = message.get("headers", ())
+            headers: HeaderList = [(name.lower(), value) for name, value in raw]
             head = self.handler.on_response_start(message["status"], headers)
             assert head is not None, "a head_only handler never holds the head"
             message = {**message, "status": head[0], "headers": head[1]}
