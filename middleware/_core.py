@@ -10,6 +10,9 @@ Rules of this file:
 * Headers are ``(name, value)`` pairs of ``bytes`` with lower-case names, on both sides.
   Request headers are read through :class:`RequestHeaders` so that each driver can
   answer a lookup from its native form without copying every header per request.
+* A handler that transforms the body must hold the head until it has seen body (so
+  an opaque body can still go out unchanged); one that only edits the head says so with
+  ``head_only = True`` and the drivers then leave the body path alone.
 * No I/O, no threads, no event loops here.
 
 The per-request conversation, in order (each driver enforces it with a state machine)::
@@ -21,7 +24,10 @@ The per-request conversation, in order (each driver enforces it with a state mac
     handler.on_body(chunk, more) -> bytes                       # once per chunk, last more=False
     handler.pending_head() -> Head | None   # after on_body while the head is held
     handler.on_opaque_body() -> Head | None # body not visible (pathsend, file wrapper)
-    handler.on_complete(outcome)            # exactly once, whatever happened
+    handler.on_complete(outcome)            # exactly once (never for head_only ones)
+
+Handlers may be shared between requests when they hold no per-request state (CORS
+memoises one per origin); everything per request then lives in the driver's exchange.
 """
 
 from __future__ import annotations

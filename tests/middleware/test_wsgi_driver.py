@@ -12,7 +12,7 @@ from wsgiref.util import FileWrapper
 
 import pytest
 
-from bridge import ClientDisconnected
+from bridge._http import ClientDisconnected
 from middleware import CORS, AccessLog, GZip
 from tests.middleware.harness import Request, TrackedBody, call_wsgi, environ_for
 
