@@ -212,21 +212,19 @@ class _Lifespan:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
 
     async def shutdown(self) -> None:
-        task, self._task = self._task, None
         was_ready = self.phase is _LifespanPhase.READY
         self.phase = _LifespanPhase.SHUT_DOWN
-        if task is None or self._inbox is None or self._stopped is None:
-            return
-        self._task = task
+        task, inbox, stopped = self._task, self._inbox, self._stopped
+        if task is None or inbox is None or stopped is None:
+            return  # never started, unsupported, or already shut down
         if was_ready and not task.done():
-            self._inbox.put_nowait({"type": "lifespan.shutdown"})
-            waiters: list[asyncio.Future[Any]] = [self._stopped, task]
+            inbox.put_nowait({"type": "lifespan.shutdown"})
+            waiters: list[asyncio.Future[Any]] = [stopped, task]
             await asyncio.wait(waiters, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-            failure = self._stopped.result() if self._stopped.done() else None
-            if failure is not None:
-                logger.error("ASGI lifespan shutdown failed: %s", failure)
-            elif not self._stopped.done():
+            if not stopped.done():
                 logger.error("ASGI lifespan shutdown did not complete", exc_info=self._error)
+            elif (failure := stopped.result()) is not None:
+                logger.error("ASGI lifespan shutdown failed: %s", failure)
         await self._stop_task()
 
     async def _stop_task(self) -> None:
@@ -338,7 +336,7 @@ class _Exchange:
             if self.phase is _Phase.COMPLETE or self.phase is _Phase.DISCONNECTED:
                 # The response is over, so no WSGI frame is left to report this.
                 logger.error(
-                    "ASGI app raised after the response was complete: %s",
+                    "ASGI app raised after its response ended (complete or client gone): %s",
                     self.request_line,
                     exc_info=exc,
                 )
@@ -349,11 +347,13 @@ class _Exchange:
             self.notify()
 
     async def receive(self) -> Message:
+        if self.left:
+            return _disconnect()  # the response is over, or the client went away
         body = self.body
         if body is _Body.EMPTY:
             self.body = _Body.DONE
             return {"type": "http.request", "body": b"", "more_body": False}
-        if body is _Body.READING and not self.left:
+        if body is _Body.READING:
             if self.shared:
                 data, more, gone = await self._read_in_wsgi_thread()
             else:
@@ -571,7 +571,7 @@ class _ResponseBody:
             phase = ex.phase
             if phase is _Phase.COMPLETE:
                 raise StopIteration
-            if ex.finished or phase is _Phase.REJECTED:
+            if ex.finished:
                 self._raise_incomplete()
             ex.wait()
 
@@ -587,12 +587,7 @@ class _ResponseBody:
 
     def _raise_incomplete(self) -> None:
         ex = self._ex
-        if ex.invalid is not None:
-            error: Exception = ex.invalid
-        elif ex.error is not None:
-            error = ex.error
-        else:
-            error = RuntimeError("ASGI app returned without completing the response")
+        error = ex.error or RuntimeError("ASGI app returned without completing the response")
         logger.error(
             "ASGI app failed after the response started; aborting it: %s",
             ex.request_line,

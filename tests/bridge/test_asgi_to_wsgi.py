@@ -358,6 +358,7 @@ def test_listening_for_disconnect_while_responding_waits_for_the_response(
     make: Any, loop_mode: str
 ) -> None:
     events: list[str] = []
+    done = threading.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await receive()
@@ -372,8 +373,10 @@ def test_listening_for_disconnect_while_responding_waits_for_the_response(
         events.append("body")
         await send({"type": "http.response.body", "body": b"done"})
         await listener
+        done.set()
 
     assert call(make(app, loop_mode=loop_mode)).body == b"done"
+    assert done.wait(5)
     assert events == ["body", "http.disconnect"]
 
 
@@ -462,30 +465,63 @@ def test_early_close_cancels_the_app_and_leaves_no_task_behind(make: Any, loop_m
         assert asyncio.all_tasks(loops[0]) == set()
 
 
-def test_send_after_the_client_went_away_raises_client_disconnected(make: Any) -> None:
+def test_send_after_the_client_went_away_raises_client_disconnected(
+    make: Any, loop_mode: str
+) -> None:
     errors: list[BaseException] = []
-    gate = threading.Event()
+    finished = threading.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await start(send)
         await send({"type": "http.response.body", "body": b"a", "more_body": True})
-        while not gate.is_set():
-            await asyncio.sleep(0.005)
         try:
-            await send({"type": "http.response.body", "body": b"b"})
-        except OSError as exc:
-            errors.append(exc)
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            # An app that cleans up by trying to send once more is told why it cannot.
+            try:
+                await send({"type": "http.response.body", "body": b"b"})
+            except OSError as exc:
+                errors.append(exc)
+            assert await receive() == {"type": "http.disconnect"}
+            finished.set()
+            raise
 
-    result = make(app, loop_mode="shared")(make_environ(), lambda *args: None)
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     assert next(iter(result)) == b"a"
-    closer = threading.Thread(target=result.close)
-    closer.start()
-    time.sleep(0.05)
-    gate.set()
-    closer.join(5)
-    assert len(errors) in (0, 1)  # cancelled first, or told the client is gone
-    if errors:
-        assert isinstance(errors[0], ClientDisconnected)
+    result.close()
+    assert finished.wait(5)
+    assert len(errors) == 1
+    assert isinstance(errors[0], ClientDisconnected)
+
+
+def test_task_ignoring_cancellation_is_abandoned_with_an_error_log(
+    make: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("bridge._asgi_to_wsgi._CANCEL_GRACE", 0.1)
+    cancellations = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal cancellations
+        await start(send)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        while True:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancellations += 1
+                if cancellations > 1:  # gives in when the adapter closes its loop
+                    raise
+
+    adapter = make(app)
+    result = adapter(make_environ(), lambda *args: None)
+    assert next(iter(result)) == b"a"
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        began = time.monotonic()
+        result.close()
+    assert time.monotonic() - began < 2
+    assert "ignored cancellation" in caplog.text
+    adapter.close()
+    assert cancellations == 2
 
 
 def test_background_work_runs_to_completion_in_close_after_the_response(make: Any) -> None:
@@ -545,7 +581,60 @@ def test_background_exception_is_logged(make: Any, caplog: pytest.LogCaptureFixt
 
     with caplog.at_level(logging.ERROR, logger=LOGGER):
         assert call(make(app)).body == b"hello"
-    assert "after the response was complete" in caplog.text
+    assert "after its response ended" in caplog.text
+
+
+def test_app_returning_mid_response_aborts_the_response(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        await send({"type": "http.response.body", "body": b"half", "more_body": True})
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    iterator = iter(result)
+    assert next(iterator) == b"half"
+    with (
+        caplog.at_level(logging.ERROR, logger=LOGGER),
+        pytest.raises(RuntimeError, match="without completing the response"),
+    ):
+        next(iterator)
+    result.close()
+
+
+def test_second_response_start_is_an_app_error(make: Any) -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        try:
+            await start(send)
+        except RuntimeError as exc:
+            errors.append(exc)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    assert call(make(app)).body == b"ok"
+    assert "unexpected ASGI message 'http.response.start'" in str(errors[0])
+
+
+def test_unreadable_wsgi_input_is_reported_as_disconnect(make: Any) -> None:
+    class Broken(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise ConnectionResetError("peer reset")
+
+    messages, app = recorder()
+    environ = make_environ(method="POST", body=b"xyz")
+    environ["wsgi.input"] = Broken()
+    call(make(app), environ, validate=False)
+    assert messages == [{"type": "http.disconnect"}]
+
+
+def test_invalid_content_length_means_no_body(make: Any) -> None:
+    messages, app = recorder()
+    environ = make_environ(method="POST", body=b"xyz")
+    environ["CONTENT_LENGTH"] = "abc"
+    call(make(app), environ, validate=False)
+    assert messages == [{"type": "http.request", "body": b"", "more_body": False}]
 
 
 # --- pathsend ---------------------------------------------------------------------------
@@ -589,6 +678,21 @@ def test_pathsend_of_a_missing_file_gives_500(
         response = call(make(pathsend_app(tmp_path / "nope")), environ)
     assert response.status == "500 Internal Server Error"
     assert "cannot open" in caplog.text
+
+
+def test_pathsend_with_a_non_str_path_is_an_app_error(make: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        await send({"type": "http.response.pathsend", "path": b"/etc/hostname"})
+
+    logging.getLogger(LOGGER).disabled = True
+    try:
+        result = make(app)(make_environ(), lambda *args: None)
+        with pytest.raises(RuntimeError, match="needs a str path"):
+            list(result)
+        result.close()
+    finally:
+        logging.getLogger(LOGGER).disabled = False
 
 
 # --- lifespan ---------------------------------------------------------------------------
@@ -720,6 +824,52 @@ def test_shared_mode_runs_startup_once_for_all_threads(make: Any) -> None:
         worker.join()
     assert events == ["startup"]
     assert call(adapter).body == b"ready 5 False"
+
+
+def test_lifespan_shutdown_failure_is_logged(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.failed", "message": "pool stuck"})
+            return
+        await hello(scope, receive, send)
+
+    adapter = make(app, loop_mode=loop_mode, lifespan="on")
+    call(adapter)
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        adapter.close()
+    assert "lifespan shutdown failed: pool stuck" in caplog.text
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="loop_mode"):
+        ASGIToWSGI(hello, loop_mode="process")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lifespan"):
+        ASGIToWSGI(hello, lifespan="maybe")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="chunk_size"):
+        ASGIToWSGI(hello, chunk_size=0)
+
+
+def test_start_after_close_is_an_error(make: Any) -> None:
+    adapter = make(hello)
+    adapter.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        adapter.start()
+
+
+def test_calling_from_a_thread_running_an_event_loop_is_an_error(make: Any) -> None:
+    adapter = make(hello)
+    call(adapter)  # this thread's loop and lifespan exist
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(RuntimeError, match="running an event loop"):
+            adapter(make_environ(), lambda *args: None)
+
+    asyncio.run(inside_a_loop())
 
 
 def test_requests_after_close_get_503(make: Any) -> None:
