@@ -388,11 +388,15 @@ class _Exchange:
             self.phase = next_phase
             if not more:
                 self._complete()
+            elif len(self.chunks) >= _MAX_BUFFERED_CHUNKS:
+                # Backpressure: wait until the WSGI server has taken what we hold. The
+                # drain future exists before notify(), so a WSGI thread that already
+                # emptied the buffer sees it when it wakes and releases it.
+                drain = self.drain = self.loop.create_future()
+                self.notify()
+                await drain
+                return
             self.notify()
-            if more and len(self.chunks) >= _MAX_BUFFERED_CHUNKS:
-                # Backpressure: wait until the WSGI server has taken what we hold.
-                self.drain = self.loop.create_future()
-                await self.drain
             return
         if kind == "http.response.start":
             try:
