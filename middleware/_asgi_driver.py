@@ -143,7 +143,8 @@ class _Exchange:
                 start = self._held
                 assert start is not None
                 self._held = None
-                await self._emit_head(start, head)
+                self.state = _STREAMING
+                await self._forward({**start, "status": head[0], "headers": head[1]})
             if not more:
                 self.state = _COMPLETE
             elif not out:

@@ -22,7 +22,7 @@ from collections.abc import Collection, Sequence
 
 from middleware._core import Core, Handler, Head, HeaderList, RequestHead
 from middleware._encodings import Compressor, EncoderSpec, negotiate, parse_accept_encoding
-from middleware._headers import add_vary, find
+from middleware._headers import add_vary
 
 __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "CompressionCore"]
 
@@ -79,20 +79,28 @@ _BUFFERING = _Phase.BUFFERING
 _COMPRESSING = _Phase.COMPRESSING
 
 
-_DROPPED_WHEN_COMPRESSED = frozenset({b"content-length", b"etag"})
-
-
 def _compressed_headers(headers: HeaderList, coding: bytes, length: int | None) -> HeaderList:
     """The head of a compressed response, built in one pass over the app's headers."""
-    out = [pair for pair in headers if pair[0] not in _DROPPED_WHEN_COMPRESSED]
-    for key, value in headers:
-        if key == b"etag":
+    out: HeaderList = []
+    has_vary = False
+    for pair in headers:
+        key = pair[0]
+        if key == b"content-length":
+            continue
+        if key == b"etag" and pair[1].startswith(b'"'):
             # A strong validator promises identical bytes; these are not (RFC 9110 8.8.1).
-            out.append((key, b"W/" + value if value.startswith(b'"') else value))
+            out.append((key, b"W/" + pair[1]))
+            continue
+        if key == b"vary":
+            has_vary = True
+        out.append(pair)
     if length is not None:
         out.append((b"content-length", str(length).encode()))
     out.append((b"content-encoding", coding))
-    add_vary(out, b"Accept-Encoding", b"accept-encoding")
+    if has_vary:
+        add_vary(out, b"Accept-Encoding", b"accept-encoding")
+    else:
+        out.append((b"vary", b"Accept-Encoding"))
     return out
 
 
@@ -106,7 +114,7 @@ class _VaryHandler(Handler):
         self._core = core
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        if self._core.eligibility(status, headers) is _MAYBE:
+        if self._core.eligibility(status, headers)[0] is _MAYBE:
             add_vary(headers, b"Accept-Encoding", b"accept-encoding")
         return status, headers
 
@@ -136,14 +144,14 @@ class _CompressHandler(Handler):
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
         # May run twice (a WSGI app's start_response with exc_info): start over.
         self._buffer = []
-        if self._core.eligibility(status, headers) is not _MAYBE:
+        eligibility, length = self._core.eligibility(status, headers)
+        if eligibility is not _MAYBE:
             self._phase = _PASSING
             return status, headers
         # With a declared length the end of the body is known before the server says
         # so (a WSGI iterable only ends with StopIteration), so the whole body can be
         # compressed at once and given an exact Content-Length.
-        length = find(headers, b"content-length")
-        self._expected = int(length) if length is not None and length.isdigit() else -1
+        self._expected = length
         self._phase = _BUFFERING
         self._head = (status, headers)
         return None
@@ -265,25 +273,26 @@ class CompressionCore(Core):
             self._types[content_type] = excluded
         return excluded
 
-    def eligibility(self, status: int, headers: HeaderList) -> _Eligibility:
+    def eligibility(self, status: int, headers: HeaderList) -> tuple[_Eligibility, int]:
+        """Whether a response may be compressed, and its declared length (-1: none)."""
         if status < 200 or status in _UNCHANGED_STATUSES:
-            return _NEVER
-        result = _MAYBE
+            return _NEVER, -1
+        length = -1
         for key, value in headers:
             if key == b"content-type":
                 if self.excluded_type(value):
-                    return _NEVER
+                    return _NEVER, -1
             elif key == b"content-length":
-                if value.isdigit() and int(value) < self.minimum_size:
-                    result = _SMALL
+                if value.isdigit():
+                    length = int(value)
             elif key == b"content-encoding":
                 if value.strip().lower() != b"identity":
-                    return _NEVER
+                    return _NEVER, -1
             elif key == b"content-range" or (
                 key == b"cache-control" and b"no-transform" in value.lower()
             ):
-                return _NEVER
-        return result
+                return _NEVER, -1
+        return (_SMALL if 0 <= length < self.minimum_size else _MAYBE), length
 
 
 def check_size(minimum_size: object) -> int:
