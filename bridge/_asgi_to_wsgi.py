@@ -25,6 +25,7 @@ import concurrent.futures
 import concurrent.futures.thread  # registers its exit hook before ours (see _close_at_exit)
 import io
 import logging
+import os
 import queue
 import threading
 import weakref
@@ -636,6 +637,16 @@ def finish_exchange(ex: _Exchange) -> None:
 _LIVE: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
 
 
+def _after_fork_in_child() -> None:
+    # _loops forgets the parent's loops; the parent's lifespan state (and the task that
+    # owned it) stayed with them, so a child runs its own startup.
+    for adapter in list(_LIVE):
+        adapter._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _close_at_exit() -> None:
     for adapter in list(_LIVE):
         adapter.close()
@@ -733,6 +744,10 @@ class ASGIToWSGI:
         self._shared_lifespan = _Lifespan(self.app, lifespan, lifespan_timeout)
         self._shared_lock = threading.Lock()
         _LIVE.add(self)
+
+    def _forget_after_fork(self) -> None:
+        self._shared_lifespan = _Lifespan(self.app, self.lifespan, self.lifespan_timeout)
+        self._shared_lock = threading.Lock()
 
     # --- loops and lifespan ------------------------------------------------------------
 
