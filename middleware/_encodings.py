@@ -35,7 +35,7 @@ def _optional(module: str) -> Any:
     """The module, or ``None`` when the optional extra is not installed."""
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ImportError:  # pragma: no cover - tested in a subprocess (test_encodings)
         return None
 
 
@@ -132,7 +132,7 @@ class EncoderSpec:
             self.streaming = lambda: _Gzip(level)
             self.one_shot = _gzip_one_shot(level)
         elif name == "br":
-            if _brotli is None:  # pragma: no cover - see the import
+            if _brotli is None:  # pragma: no cover - tested in a subprocess (test_encodings)
                 raise ValueError("'br' needs the brotli package (pip install brotli)")
             if not 0 <= level <= 11:
                 raise ValueError(f"brotli_quality must be 0..11, not {level}")
@@ -140,7 +140,7 @@ class EncoderSpec:
             self.streaming = lambda: _Brotli(level)
             self.one_shot = lambda data: bytes(compress(data, quality=level))
         elif name == "zstd":
-            if _zstandard is None:  # pragma: no cover - see the import
+            if _zstandard is None:  # pragma: no cover - tested in a subprocess (test_encodings)
                 raise ValueError("'zstd' needs the zstandard package (pip install zstandard)")
             if not -7 <= level <= 22:
                 raise ValueError(f"zstd_level must be -7..22, not {level}")

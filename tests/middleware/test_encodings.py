@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import zlib
+from pathlib import Path
 
 import brotli
 import pytest
@@ -11,6 +15,7 @@ import zstandard
 from middleware._encodings import AVAILABLE, EncoderSpec, negotiate, parse_accept_encoding
 
 OFFERED = ("zstd", "br", "gzip")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -137,3 +142,32 @@ def test_one_shot_and_flush_round_trip(name: str) -> None:
 def test_bad_levels_and_unknown_codings_are_refused(name: str, level: int) -> None:
     with pytest.raises(ValueError, match=r"must be|unknown"):
         EncoderSpec(name, level)
+
+
+def test_without_the_optional_extras_only_gzip_is_offered() -> None:
+    # A fresh interpreter where importing brotli and zstandard fails, as when the
+    # extras are not installed.
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["brotli"] = None
+        sys.modules["zstandard"] = None
+        import middleware
+        from middleware import Compress
+        assert middleware.AVAILABLE_ENCODINGS == ("gzip",), middleware.AVAILABLE_ENCODINGS
+        app = Compress(lambda environ, start_response: [])
+        assert app._core._offered == ("gzip",)
+        for name in ("br", "zstd"):
+            try:
+                Compress(lambda environ, start_response: [], encodings=(name,))
+            except ValueError as exc:
+                assert "pip install" in str(exc), exc
+            else:
+                raise AssertionError(name)
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
