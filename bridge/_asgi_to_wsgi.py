@@ -852,8 +852,12 @@ class ASGIToWSGI:
         else:
             ex.future = asyncio.run_coroutine_threadsafe(coro, loop)
 
-        while ex.phase is _Phase.AWAITING_START and not ex.finished:
-            ex.wait()
+        try:
+            while ex.phase is _Phase.AWAITING_START and not ex.finished:
+                ex.wait()
+        except BaseException:  # KeyboardInterrupt, SystemExit, a broken loop: no orphans
+            finish_exchange(ex)
+            raise
 
         if ex.phase is _Phase.AWAITING_START or ex.phase is _Phase.REJECTED:
             return self._fail_before_start(ex, start_response)
@@ -876,10 +880,22 @@ class ASGIToWSGI:
                     return _plain_response(
                         start_response, "500 Internal Server Error", "Internal Server Error"
                     )
-                start_response(ex.status, ex.headers)
+                try:
+                    start_response(ex.status, ex.headers)
+                except BaseException:
+                    file.close()  # which also ends the request
+                    raise
                 return cast(Iterable[bytes], file_wrapper(file, self.chunk_size))
-        start_response(ex.status, ex.headers)
+        self._start(start_response, ex, body)
         return body
+
+    @staticmethod
+    def _start(start_response: StartResponse, ex: _Exchange, body: _ResponseBody) -> None:
+        try:
+            start_response(ex.status, ex.headers)
+        except BaseException:  # the server refused the head: end the request here
+            body.close()
+            raise
 
     def _fail_before_start(self, ex: _Exchange, start_response: StartResponse) -> list[bytes]:
         if ex.invalid is not None:

@@ -587,6 +587,25 @@ def test_background_exception_is_logged(make: Any, caplog: pytest.LogCaptureFixt
     assert "after its response ended" in caplog.text
 
 
+def test_a_server_refusing_the_head_leaves_no_running_task(make: Any, loop_mode: str) -> None:
+    cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        raise ValueError("server says no")
+
+    with pytest.raises(ValueError, match="server says no"):
+        make(app, loop_mode=loop_mode)(make_environ(), start_response)
+    assert cancelled.wait(5)
+
+
 def test_app_returning_mid_response_aborts_the_response(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
