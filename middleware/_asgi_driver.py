@@ -117,66 +117,62 @@ class _Exchange:
             self.disconnected = True
         return message
 
-    async def _forward(self, message: Message) -> None:
+    async def send(self, message: Message) -> None:
         try:
-            await self._send(message)
+            kind = message["type"]
+            state = self.state
+            if kind == "http.response.body" and (state is _STREAMING or state is _HEAD_HELD):
+                chunk = message.get("body", b"")
+                more = message.get("more_body", False)
+                out = self.handler.on_body(chunk, more)
+                if state is _HEAD_HELD:
+                    head = self.handler.pending_head()
+                    if head is None:
+                        return  # still buffering (the core must decide when more is False)
+                    start = self._held
+                    assert start is not None
+                    self._held = None
+                    self.state = _STREAMING
+                    await self._send({**start, "status": head[0], "headers": head[1]})
+                if not more:
+                    self.state = _COMPLETE
+                elif not out:
+                    return  # nothing to send yet; an empty non-final message says nothing
+                if out is chunk:
+                    await self._send(message)
+                else:
+                    await self._send({"type": "http.response.body", "body": out, "more_body": more})
+            elif kind == "http.response.start" and state is _AWAITING_START:
+                raw = message.get("headers", ())
+                headers: HeaderList = [(name.lower(), value) for name, value in raw]
+                result = self.handler.on_response_start(message["status"], headers)
+                if result is None:
+                    self.state = _HEAD_HELD
+                    self._held = message
+                else:
+                    self.state = _STREAMING
+                    await self._send({**message, "status": result[0], "headers": result[1]})
+            elif kind in _OPAQUE_BODIES and (state is _STREAMING or state is _HEAD_HELD):
+                head = self.handler.on_opaque_body()
+                if state is _HEAD_HELD:
+                    start = self._held
+                    assert start is not None
+                    self._held = None
+                    if head is None:
+                        head = (start["status"], list(start.get("headers", ())))
+                    self.state = _STREAMING
+                    await self._send({**start, "status": head[0], "headers": head[1]})
+                self.state = _COMPLETE
+                await self._send(message)
+            else:
+                # Informational responses, trailers, unknown messages, and messages out of
+                # order (which the server will reject better than we could).
+                await self._send(message)
         except OSError:
-            # ASGI: send raises OSError once the client is gone.
+            # ASGI: send raises OSError once the client is gone (cores do no I/O, so an
+            # OSError here comes from the server's send).
             self.send_failed = True
             raise
-
-    async def _emit_head(self, start: Message, head: tuple[int, HeaderList]) -> None:
-        self.state = _STREAMING
-        await self._forward({**start, "status": head[0], "headers": head[1]})
-
-    async def send(self, message: Message) -> None:
-        kind = message["type"]
-        state = self.state
-        if kind == "http.response.body" and (state is _STREAMING or state is _HEAD_HELD):
-            chunk = message.get("body", b"")
-            more = message.get("more_body", False)
-            out = self.handler.on_body(chunk, more)
-            if state is _HEAD_HELD:
-                head = self.handler.pending_head()
-                if head is None:
-                    return  # still buffering (the core must decide when more is False)
-                start = self._held
-                assert start is not None
-                self._held = None
-                self.state = _STREAMING
-                await self._forward({**start, "status": head[0], "headers": head[1]})
-            if not more:
-                self.state = _COMPLETE
-            elif not out:
-                return  # nothing to send yet; an empty non-final message says nothing
-            if out is chunk:
-                await self._forward(message)
-            else:
-                await self._forward({"type": "http.response.body", "body": out, "more_body": more})
-        elif kind == "http.response.start" and state is _AWAITING_START:
-            raw = message.get("headers", ())
-            headers: HeaderList = [(name.lower(), value) for name, value in raw]
-            result = self.handler.on_response_start(message["status"], headers)
-            if result is None:
-                self.state = _HEAD_HELD
-                self._held = message
-            else:
-                await self._emit_head(message, result)
-        elif kind in _OPAQUE_BODIES and (state is _STREAMING or state is _HEAD_HELD):
-            head = self.handler.on_opaque_body()
-            if state is _HEAD_HELD:
-                start = self._held
-                assert start is not None
-                self._held = None
-                if head is None:
-                    head = (start["status"], list(start.get("headers", ())))
-                await self._emit_head(start, head)
-            self.state = _COMPLETE
-            await self._forward(message)
-        else:
-            # Informational responses, trailers, unknown messages, and messages out of
-            # order (which the server will reject better than we could).
-            await self._forward(message)
 
     async def _send_error(self) -> None:
         """The app raised before its response went out: answer 500 through the core."""

@@ -156,13 +156,6 @@ class _CompressHandler(Handler):
         self._head = (status, headers)
         return None
 
-    def _release(self, length: int | None) -> None:
-        """Decide to compress: the held head gets its new headers."""
-        assert self._head is not None
-        status, headers = self._head
-        self._ready = (status, _compressed_headers(headers, self._spec.token, length))
-        self._head = None
-
     def on_body(self, chunk: bytes, more: bool) -> bytes:
         phase = self._phase
         if phase is _COMPRESSING:
@@ -190,12 +183,15 @@ class _CompressHandler(Handler):
             self._head = None
             self._phase = _PASSING
             return chunk
+        head = self._head
+        assert head is not None
+        self._head = None
         if not more:
             body = self._spec.one_shot(chunk)
-            self._release(len(body))
+            self._ready = (head[0], _compressed_headers(head[1], self._spec.token, len(body)))
             self._phase = _PASSING
             return body
-        self._release(None)
+        self._ready = (head[0], _compressed_headers(head[1], self._spec.token, None))
         self._phase = _COMPRESSING
         compressor = self._compressor = self._spec.streaming()
         return compressor.compress(chunk)
@@ -280,7 +276,10 @@ class CompressionCore(Core):
         length = -1
         for key, value in headers:
             if key == b"content-type":
-                if self.excluded_type(value):
+                excluded = self._types.get(value)
+                if excluded is None:
+                    excluded = self.excluded_type(value)
+                if excluded:
                     return _NEVER, -1
             elif key == b"content-length":
                 if value.isdigit():
