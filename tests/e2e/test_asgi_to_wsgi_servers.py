@@ -212,8 +212,10 @@ def test_concurrent_slow_requests_are_served_in_parallel(server: tuple[str, str]
     assert elapsed < 2.5
 
 
-@pytest.mark.parametrize("name", ["gunicorn-sync", "gunicorn-gthread"])
-@pytest.mark.parametrize("attr", ["application", "application_shared"])
+@pytest.mark.parametrize(
+    ("name", "attr"),
+    [("gunicorn-sync", "application"), ("gunicorn-gthread", "application_shared")],
+)
 def test_lifespan_shutdown_runs_when_the_worker_exits(name: str, attr: str, tmp_path: Path) -> None:
     require_module("gunicorn")
     log = tmp_path / "lifespan.log"
