@@ -6,9 +6,11 @@
 * ``/legacy``: ``WSGIToASGI(flask_app)``, the Flask app ("legacy" code) with pages,
   ``url_for`` links, form/JSON echoes, a chunked-upload digest, streams, errors,
   repeated and latin-1 headers, and a ``send_file`` download;
-* ``/raw``: ``WSGIToASGI(raw_app)``, a bare PEP 3333 app that misbehaves on purpose
-  (raises before ``start_response``, CR/LF in a header, body longer than its
-  Content-Length), so the adapter's own answers are seen on the wire.
+* ``/raw``: ``WSGIToASGI(raw_app, max_body_size=RAW_MAX_BODY)``, a bare PEP 3333 app
+  that misbehaves on purpose (raises before ``start_response``, CR/LF in a header, body
+  longer than its Content-Length) or reads its body, so the adapter's own answers are
+  seen on the wire;
+* ``/tiny``: the same bare app on a one-thread pool with no queue, to see 503s.
 
 Streams record their life in ``STREAMS`` (one entry per token, read back through
 ``/legacy/stats/<token>``), so a test can see a generator closed after the client left.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -28,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 from flask import Flask, Response, jsonify, request, send_file, url_for
 
-from bridge import WSGIToASGI
+from bridge import ThreadPool, WSGIToASGI
 
 # --- Flask ------------------------------------------------------------------------------
 
@@ -40,6 +43,13 @@ flask_app.config["PROPAGATE_EXCEPTIONS"] = False
 STREAM_PAUSE = 1.0
 #: The pause between the chunks of ``/legacy/forever/<token>``.
 FOREVER_PAUSE = 0.02
+#: How long ``/legacy/slow`` and ``/tiny/hold/<token>`` take.
+SLOW = 0.5
+#: The body limit of the ``/raw`` mount.
+RAW_MAX_BODY = 1000
+#: ``Retry-After`` of the ``/tiny`` mount's 503s.
+TINY_RETRY_AFTER = 7
+BLOCK = 64 * 1024
 
 _lock = threading.Lock()
 #: token -> ``"running"`` / ``"closed"`` (streams), or the bytes Python read (downloads).
@@ -79,6 +89,16 @@ def whoami() -> Response:
     )
 
 
+@flask_app.get("/page/<name>")
+def page(name: str) -> Response:
+    return jsonify(name=name, url=url_for("page", name=name), args=request.args.to_dict())
+
+
+@flask_app.get("/echo/headers")
+def echo_headers() -> Response:
+    return jsonify(name=request.headers.get("X-Name"), cookie=request.headers.get("Cookie"))
+
+
 @flask_app.post("/echo/form")
 def echo_form() -> Response:
     return jsonify(form=request.form.to_dict(), content_type=request.content_type)
@@ -109,18 +129,38 @@ def stream() -> Response:
     return Response(generate(), mimetype="text/plain")
 
 
+def big_body(size: int) -> Iterator[bytes]:
+    """``size`` reproducible pseudo-random bytes in 64 KiB blocks."""
+    generator = random.Random(size)
+    for start in range(0, size, BLOCK):
+        yield generator.randbytes(min(BLOCK, size - start))
+
+
+@flask_app.get("/big/<int:size>")
+def big(size: int) -> Response:
+    return Response(big_body(size), mimetype="application/octet-stream")
+
+
+@flask_app.get("/slow")
+def slow() -> str:
+    time.sleep(SLOW)
+    return "slow"
+
+
+def endless(token: str) -> Iterator[bytes]:
+    """Ticks until closed; ``STREAMS[token]`` says whether it still runs."""
+    _record(token, "running")
+    try:
+        while True:
+            yield b"tick\n"
+            time.sleep(FOREVER_PAUSE)
+    finally:
+        _record(token, "closed")
+
+
 @flask_app.get("/forever/<token>")
 def forever(token: str) -> Response:
-    def generate() -> Iterator[bytes]:
-        _record(token, "running")
-        try:
-            while True:
-                yield b"tick\n"
-                time.sleep(FOREVER_PAUSE)
-        finally:
-            _record(token, "closed")
-
-    return Response(generate(), mimetype="text/plain")
+    return Response(endless(token), mimetype="text/plain")
 
 
 @flask_app.get("/stats/<token>")
@@ -179,6 +219,21 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             [("Content-Type", "text/plain"), ("X-Split", "ok\r\nX-Injected: yes")],
         )
         return [b"must not be sent"]
+    if path == "/read":
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(body)).encode()]
+    if path.startswith("/forever/"):
+        # Unlike werkzeug, which answers HEAD without iterating, this runs for any method.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return endless(path.removeprefix("/forever/"))
+    if path.startswith("/hold/"):
+        token = path.removeprefix("/hold/")
+        _record(token, "holding")
+        time.sleep(SLOW)
+        _record(token, "released")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"held"]
     if path == "/overlong":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"012", b"3456789"]
@@ -202,4 +257,6 @@ def status() -> dict[str, bool]:
 
 
 app.mount("/legacy", WSGIToASGI(flask_app))
-app.mount("/raw", WSGIToASGI(raw_app))
+app.mount("/raw", WSGIToASGI(raw_app, max_body_size=RAW_MAX_BODY))
+tiny_pool = ThreadPool(1, max_queue=0, retry_after=TINY_RETRY_AFTER, name="tiny")
+app.mount("/tiny", WSGIToASGI(raw_app, pool=tiny_pool))

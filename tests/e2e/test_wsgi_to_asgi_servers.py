@@ -8,9 +8,11 @@ bytes on the wire matter) is the client.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ import httpx
 import pytest
 from werkzeug.exceptions import InternalServerError, NotFound
 
+from tests.apps.flask_legacy import RAW_MAX_BODY, SLOW, TINY_RETRY_AFTER, big_body
 from tests.servers import asgi_server_argv, free_port, require_module, serve
 
 pytestmark = pytest.mark.slow
@@ -66,6 +69,14 @@ def raw_exchange(server: Server, path: str) -> bytes:
 
 def stream_state(client: httpx.Client, token: str) -> Any:
     return client.get(f"/legacy/stats/{token}").json()["state"]
+
+
+def wait_for_state(client: httpx.Client, token: str, wanted: object, timeout: float = 3.0) -> Any:
+    """Poll ``/legacy/stats/<token>`` until it reads ``wanted`` or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while (state := stream_state(client, token)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return state
 
 
 # --- routing: the mount, its boundary, FastAPI next to it --------------------------------
@@ -129,6 +140,58 @@ def test_json_body_is_parsed_by_flask(client: httpx.Client) -> None:
     assert response.json() == payload
 
 
+def test_non_ascii_path_and_query_reach_flask_decoded(client: httpx.Client) -> None:
+    response = client.get("/legacy/page/caf%C3%A9", params={"q": "été"})
+    assert response.json() == {
+        "name": "café",
+        "url": "/legacy/page/caf%C3%A9",
+        "args": {"q": "été"},
+    }
+
+
+def test_latin1_request_header_and_repeated_cookies_reach_flask(client: httpx.Client) -> None:
+    headers = [("X-Name", b"caf\xe9"), ("Cookie", b"a=1"), ("Cookie", b"b=2")]
+    response = client.get("/legacy/echo/headers", headers=headers)
+    assert response.json() == {"name": "café", "cookie": "a=1; b=2"}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_over_max_body_size_gets_413(client: httpx.Client, chunked: bool) -> None:
+    body = b"x" * (RAW_MAX_BODY + 1)
+    # A declared length is refused before the app runs; a chunked one when it is read.
+    content = iter([body[:600], body[600:]]) if chunked else body
+    response = client.post("/raw/read", content=content)
+    assert response.status_code == 413
+    assert response.text == "Request body too large"
+
+
+def test_body_of_exactly_max_body_size_is_read(client: httpx.Client) -> None:
+    response = client.post("/raw/read", content=b"x" * RAW_MAX_BODY)
+    assert response.status_code == 200
+    assert response.text == str(RAW_MAX_BODY)
+
+
+@pytest.mark.parametrize("path", ["/raw/read", "/legacy/upload"])
+def test_expect_100_continue_is_answered_when_the_app_reads(server: Server, path: str) -> None:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n"
+        "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        interim = sock.recv(65536)  # the client waits for the go-ahead before its body
+        sock.sendall(b"0123456789")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert interim.startswith(b"HTTP/1.1 100")
+    assert data.split(b"\r\n")[0].split(b" ")[:2] == [b"HTTP/1.1", b"200"]
+    if path == "/raw/read":
+        assert data.endswith(b"10") or data.endswith(b"2\r\n10\r\n0\r\n\r\n")
+    else:
+        assert b'"length":10' in data
+
+
 def test_chunked_upload_of_several_megabytes_is_read_fully(client: httpx.Client) -> None:
     body = random.Random(3333).randbytes(4 * 1024 * 1024 + 123)
     chunk = 64 * 1024
@@ -172,11 +235,30 @@ def test_client_leaving_mid_stream_closes_the_apps_generator(server: Server) -> 
         with client.stream("GET", f"/legacy/forever/{token}") as response:
             assert next(response.iter_raw()).startswith(b"tick\n")
         # Leaving the block closed the stream's connection mid-body.
-        assert stream_state(client, token) in ("running", "closed")
-        deadline = time.monotonic() + 3.0
-        while stream_state(client, token) != "closed" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert stream_state(client, token) == "closed"
+        assert wait_for_state(client, token, "closed") == "closed"
+
+
+def test_head_of_an_endless_stream_answers_and_closes_the_iterable(client: httpx.Client) -> None:
+    token = uuid.uuid4().hex
+    response = client.head(f"/raw/forever/{token}")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain"
+    assert response.content == b""
+    # The adapter stops the app after its first chunk: the server sends no body anyway.
+    assert wait_for_state(client, token, "closed") == "closed"
+
+
+def test_large_streamed_response_arrives_intact(client: httpx.Client) -> None:
+    size = 8 * 1024 * 1024 + 5
+    digest = hashlib.sha256()
+    received = 0
+    with client.stream("GET", f"/legacy/big/{size}") as response:
+        assert response.status_code == 200
+        for chunk in response.iter_raw():
+            digest.update(chunk)
+            received += len(chunk)
+    assert received == size
+    assert digest.digest() == hashlib.sha256(b"".join(big_body(size))).digest()
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -287,7 +369,46 @@ def test_file_wrapper_response_arrives_byte_identical(
     # With pathsend the server reads the file by path and Python reads nothing from it;
     # elsewhere the adapter streams it through Python block by block.
     read_by_python = 0 if server.name in PATHSEND_SERVERS else payload.stat().st_size
+    assert wait_for_state(client, token, read_by_python) == read_by_python
+
+
+# --- the thread pool over the wire ---------------------------------------------------------
+
+
+def test_slow_views_run_in_parallel_on_the_pool(server: Server) -> None:
+    limits = httpx.Limits(max_connections=16)
+    with (
+        httpx.Client(base_url=server.url, timeout=10, limits=limits) as client,
+        concurrent.futures.ThreadPoolExecutor(8) as pool,
+    ):
+        client.get("/legacy/hello")
+        began = time.monotonic()
+        results = list(pool.map(lambda _: client.get("/legacy/slow").text, range(8)))
+        elapsed = time.monotonic() - began
+    assert results == ["slow"] * 8
+    # One after another would take 8 x SLOW = 4 s.
+    assert elapsed < 4 * SLOW
+
+
+def test_saturated_pool_answers_503_with_retry_after(client: httpx.Client, server: Server) -> None:
+    token = uuid.uuid4().hex
+    held: list[httpx.Response] = []
+    holder = threading.Thread(
+        target=lambda: held.append(httpx.get(f"{server.url}/tiny/hold/{token}", timeout=10))
+    )
+    holder.start()
+    try:
+        assert wait_for_state(client, token, "holding") == "holding"
+        refused = client.get("/tiny/overlong")
+    finally:
+        holder.join()
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == str(TINY_RETRY_AFTER)
+    assert refused.text == "Service Unavailable"
+    assert [(r.status_code, r.text) for r in held] == [(200, "held")]
+    # The worker is free again (it counts as busy until just after its response).
     deadline = time.monotonic() + 3.0
-    while stream_state(client, token) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert stream_state(client, token) == read_by_python
+    while (again := client.get("/tiny/overlong")).status_code == 503:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert (again.status_code, again.content) == (200, b"01234")
