@@ -33,14 +33,21 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum, auto
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
 from bridge._http import ClientDisconnected
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
 from bridge._scope import ASGI_VERSION, InvalidResponse, ScopeError, http_scope, response_head
-from bridge._types import ASGIApp, Environ, Message, Scope, StartResponse
+from bridge._types import ASGIApp, Environ, Message, Scope
+
+if TYPE_CHECKING:
+    # typeshed's protocol, not bridge._types': its exc_info traceback is not Optional, so
+    # only a __call__ typed with it is a _typeshed.wsgi.WSGIApplication (what werkzeug's
+    # DispatcherMiddleware and other WSGI consumers are annotated to take). It still
+    # accepts our own StartResponse, whose exc_info is wider.
+    from _typeshed.wsgi import StartResponse
 
 __all__ = ["ASGIToWSGI", "LifespanStartupFailed"]
 

@@ -17,7 +17,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request  # module level: FastAPI resolves annotations here
@@ -263,13 +263,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-def _mount(loop_mode: str) -> DispatcherMiddleware:
+def _mount(loop_mode: Literal["thread", "shared"]) -> DispatcherMiddleware:
     return DispatcherMiddleware(
-        ASGIToWSGI(raw_app, loop_mode=loop_mode),  # type: ignore[arg-type]
+        ASGIToWSGI(raw_app, loop_mode=loop_mode),
         {
-            "/starlette": ASGIToWSGI(_starlette(), loop_mode=loop_mode),  # type: ignore[arg-type]
-            "/fastapi": ASGIToWSGI(_fastapi(), loop_mode=loop_mode),  # type: ignore[arg-type]
-            "/django": ASGIToWSGI(_django(), loop_mode=loop_mode),  # type: ignore[arg-type]
+            "/starlette": ASGIToWSGI(_starlette(), loop_mode=loop_mode),
+            "/fastapi": ASGIToWSGI(_fastapi(), loop_mode=loop_mode),
+            "/django": ASGIToWSGI(_django(), loop_mode=loop_mode),
         },
     )
 
