@@ -171,7 +171,6 @@ class _Exchange:
 
     __slots__ = (
         "_exc_info",
-        "_held_status",
         "_outer_start",
         "_outer_write",
         "_status",
@@ -185,7 +184,6 @@ class _Exchange:
         self._outer_write: Callable[[bytes], object] | None = None
         self.state = _AWAITING_START
         self._status = ""
-        self._held_status = 0
         self._exc_info: OptExcInfo | None = None
 
     def start_response(
@@ -203,7 +201,6 @@ class _Exchange:
         result = self.handler.on_response_start(code, converted)
         if result is None:
             self.state = _HEAD_HELD
-            self._held_status = code
             self._exc_info = exc_info
         else:
             self._emit_head(result, exc_info)
