@@ -11,6 +11,9 @@ What it must leave alone, and why (RFC 9110 unless said otherwise):
   every eligible response except one whose ``Content-Length`` proves it too small.
 * Up to ``minimum_size`` bytes are buffered before deciding, streamed responses too;
   after that every chunk is sync-flushed, so a stream is never delayed by compression.
+  The pre-buffer is bounded by size, not time: a stream that trickles small chunks
+  (and is not an excluded type such as ``text/event-stream``) starts once
+  ``minimum_size`` bytes or its end arrive; ``minimum_size=0`` never waits.
 * ``Content-Length`` is set when the whole body was compressed at once, else dropped;
   a strong ``ETag`` becomes weak (``W/``): the bytes are no longer the same (8.8.1).
 """
