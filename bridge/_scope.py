@@ -168,7 +168,8 @@ def http_scope(
     scheme: str = environ.get("wsgi.url_scheme", "http")
     scope: Scope = {
         "type": "http",
-        "asgi": ASGI_VERSION,
+        # A fresh dict per scope: apps may write to scope dicts.
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
         "method": environ.get("REQUEST_METHOD", "GET").upper(),
         "scheme": scheme,

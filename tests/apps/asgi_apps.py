@@ -84,7 +84,7 @@ async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             messages += 1
-            body += message.get("body", b"")
+            body.extend(message.get("body", b""))
             if not message.get("more_body"):
                 break
         await send(
