@@ -1,0 +1,108 @@
+"""Middleware per-request cost on both interfaces, beside Starlette's and raw zlib.
+
+The measurements are ``bench_middleware.collect`` (bare app vs wrapped app, in process,
+interleaved rounds); this module turns its rows into a section with the targets.
+"""
+
+from __future__ import annotations
+
+import time
+
+from benchmarks import bench_middleware
+from benchmarks._config import Config
+from benchmarks._report import Section, Table, Target, bar_plot, fmt
+
+CORS_LIMIT_US = 2.5
+GZIP_LIMIT_X = 1.2
+ACCESS_LOG_LIMIT_US = 5.0
+
+
+def run(cfg: Config) -> Section:
+    started = time.monotonic()
+    rounds = cfg.rounds * 2 + 1
+    rows = bench_middleware.collect(rounds, cfg.inprocess_target)
+    table = Table(["scenario", "interface", "variant", "µs / request", "µs added", "note"], [])
+    data: dict[str, dict[str, float]] = {}
+    for title, interface, name, value, added, note in rows:
+        raw = name.startswith("raw")
+        table.rows.append(
+            [
+                title,
+                interface,
+                name,
+                fmt(value),
+                "(zlib alone)" if raw else ("baseline" if name == "bare app" else fmt(added)),
+                note,
+            ]
+        )
+        data[f"{title} | {interface} | {name}"] = {"us": value, "added": added}
+    section = Section(
+        "middleware",
+        "Middleware per request (in process)",
+        "Each middleware around a bare app on ASGI (driven without a loop) and on WSGI "
+        "(call, iterate, close), against Starlette's middleware (ASGI only) and raw zlib "
+        "(the floor for compression: `zlib.compressobj(9, DEFLATED, 31)` on the same "
+        f"body); {rounds} interleaved rounds, medians. *added* = wrapped minus bare app.",
+        [table],
+        data=data,
+    )
+
+    def added(title: str, interface: str, name: str) -> float:
+        return data.get(f"{title} | {interface} | {name}", {}).get("added", float("nan"))
+
+    for interface in ("asgi", "wsgi"):
+        starlette = added("CORS simple request", interface, "Starlette CORSMiddleware")
+        section.targets.append(
+            Target(
+                f"CORS µs added ({interface.upper()})",
+                added("CORS simple request", interface, "CORS"),
+                CORS_LIMIT_US,
+                "<=",
+                " µs",
+                f"Starlette: {fmt(starlette)} µs" if interface == "asgi" else "",
+            )
+        )
+    for interface in ("asgi", "wsgi"):
+        ours = added("GZip 1 KiB JSON", interface, "GZip")
+        raw = data.get(f"GZip 1 KiB JSON | {interface} | raw zlib.compressobj", {}).get(
+            "us", float("nan")
+        )
+        starlette = added("GZip 1 KiB JSON", interface, "Starlette GZipMiddleware")
+        context = f"{fmt(ours)} µs vs zlib {fmt(raw)} µs"
+        if interface == "asgi":
+            context += f"; Starlette {fmt(starlette / raw)}x"
+        section.targets.append(
+            Target(
+                f"GZip 1 KiB added ÷ raw zlib ({interface.upper()})",
+                ours / raw,
+                GZIP_LIMIT_X,
+                "<=",
+                "x",
+                context,
+            )
+        )
+    for interface in ("asgi", "wsgi"):
+        section.targets.append(
+            Target(
+                f"AccessLog µs added ({interface.upper()})",
+                added("AccessLog", interface, "AccessLog (record built, NullHandler)"),
+                ACCESS_LOG_LIMIT_US,
+                "<=",
+                " µs",
+                "record built and handled by a NullHandler",
+            )
+        )
+    labels = [key for key in data if " raw " not in key and not key.endswith("bare app")]
+    labels = [key for key in labels if "100 KiB" not in key and "1 MiB" not in key]
+    section.plots.append(
+        bar_plot(
+            cfg.out,
+            "middleware",
+            title="Middleware µs added per request (small bodies), lower is better",
+            labels=labels,
+            series={"µs added": [data[key]["added"] for key in labels]},
+            xlabel="µs added",
+        )
+    )
+    section.seconds = time.monotonic() - started
+    return section
