@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge._asgi_to_wsgi import ASGIToWSGI  # noqa: E402
+from bridge._asgi_to_wsgi import ASGIToWSGI
 
 BODY = b"Hello, world!"
 
@@ -114,7 +114,8 @@ def main() -> None:
             samples[name].append(one_round(app, args.requests))
 
     native = statistics.median(samples["native WSGI hello"])
-    print(f"{args.rounds} interleaved rounds x {args.requests} requests, Python {sys.version.split()[0]}")
+    python = sys.version.split()[0]
+    print(f"{args.rounds} interleaved rounds x {args.requests} requests, Python {python}")
     print()
     print("| contender | median µs/request | µs added vs native WSGI |")
     print("|---|---:|---:|")
