@@ -16,6 +16,7 @@ import gc
 import io
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -244,16 +245,19 @@ def collect(rounds: int, target: float, only: str = "") -> list[Row]:
             variants.update(extra or {})
             result = measure(variants, rounds, target)
             bare = result.pop("bare app")
-            raw = {k: v for k, v in result.items() if k.startswith("raw")}
+            raw = result.get("raw zlib.compressobj")
+            theirs = [result[name] - bare for name in starlette if name in result]
             for name, value in result.items():
                 if name.startswith("raw"):
                     rows.append((title, interface, name, value, value, ""))
                     continue
                 added = value - bare
-                note = ""
+                notes = []
                 if raw:
-                    note = f"{added / raw['raw zlib.compressobj']:.2f}x raw compressobj"
-                rows.append((title, interface, name, value, added, note))
+                    notes.append(f"{added / raw:.2f}x raw compressobj")
+                if theirs and name not in starlette:
+                    notes.append(f"{added / theirs[0]:.2f}x Starlette's added")
+                rows.append((title, interface, name, value, added, ", ".join(notes)))
             rows.append((title, interface, "bare app", bare, 0.0, ""))
 
     scenario(
@@ -310,9 +314,14 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run the scenarios whose title has this")
     args = parser.parse_args()
     rounds, target = (5, 0.02) if args.quick else (args.rounds, 0.05)
+    load_at_start = os.getloadavg()[0]
     rows = collect(rounds, target, args.only)
 
-    print(f"Python {sys.version.split()[0]}, {rounds} interleaved rounds, medians in µs\n")
+    load = os.getloadavg()[0]
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load:.2f} "
+        f"(end) / {load_at_start:.2f} (start), {rounds} interleaved rounds, medians in µs\n"
+    )
     print("| scenario | interface | variant | µs / request | µs added | note |")
     print("|---|---|---|---:|---:|---|")
     for title, interface, name, value, added, note in rows:
