@@ -12,6 +12,7 @@ opaque and the held head goes out unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from typing import Any
@@ -187,7 +188,7 @@ class _Exchange:
         outcome = Outcome.COMPLETED
         try:
             await app(scope, self.receive, self.send)
-        except BaseException:
+        except Exception:
             if self.send_failed or self.disconnected:
                 outcome = Outcome.CLIENT_DISCONNECTED
             else:
@@ -197,6 +198,13 @@ class _Exchange:
                     # the exception still propagates unchanged to the server.
                     with contextlib.suppress(Exception):  # the app's error matters more
                         await self._send_error()
+            raise
+        except asyncio.CancelledError:
+            # Servers cancel the app when the client goes away (or on shutdown): no 500.
+            outcome = Outcome.CLIENT_DISCONNECTED
+            raise
+        except BaseException:
+            outcome = Outcome.APP_EXCEPTION
             raise
         else:
             if self.state is not _COMPLETE and self.disconnected:
@@ -228,7 +236,7 @@ class _HeadExchange:
     async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
         try:
             await app(scope, receive, self.send)
-        except BaseException:
+        except Exception:
             if not self.started:
                 # As in _Exchange.run: the 500 goes through the core (CORS headers on it).
                 with contextlib.suppress(Exception):

@@ -235,3 +235,41 @@ async def test_a_head_only_core_forwards_body_messages_as_they_are() -> None:
     messages = [start(), body, {"type": "http.response.body", "body": BIG}]
     result = await call_asgi_async(CORS(recording_app(messages)), Request())
     assert result.messages[1] is body
+
+
+async def test_a_cancelled_app_is_a_client_disconnect_without_a_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise asyncio.CancelledError
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request"}
+
+    for wrapped in (AccessLog(app), CORS(app, allow_origins=["*"])):
+        with pytest.raises(asyncio.CancelledError):
+            await wrapped(scope_for(Request()), receive, send)
+    assert sent == []
+    assert caplog.records[0].http["status"] == 499  # type: ignore[attr-defined]
+
+
+async def test_a_base_exception_is_logged_as_500_without_a_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise KeyboardInterrupt
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with pytest.raises(KeyboardInterrupt):
+        await AccessLog(app)(scope_for(Request()), lambda: None, send)
+    assert sent == []
+    assert caplog.records[0].http["status"] == 500  # type: ignore[attr-defined]
