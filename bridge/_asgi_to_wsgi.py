@@ -339,6 +339,11 @@ class _Exchange:
             self.task = asyncio.current_task()
         try:
             await app(scope, self.receive, self.send)
+        except ClientDisconnected as exc:
+            # Our own send() telling the app the client left, and the app letting it
+            # propagate: the normal end of an abandoned response, not an app failure.
+            self.error = exc
+            logger.debug("client went away: %s", self.request_line, exc_info=exc)
         except Exception as exc:
             self.error = exc
             if self.phase is _Phase.COMPLETE or self.phase is _Phase.DISCONNECTED:

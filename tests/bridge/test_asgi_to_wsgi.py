@@ -7,6 +7,7 @@ the adapter keeps PEP 3333 (start_response before the body, bytes chunks, close(
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import io
 import logging
@@ -495,6 +496,31 @@ def test_send_after_the_client_went_away_raises_client_disconnected(
     assert finished.wait(5)
     assert len(errors) == 1
     assert isinstance(errors[0], ClientDisconnected)
+
+
+def test_client_disconnected_escaping_the_app_is_not_logged_as_an_error(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    finished = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await start(send)
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        with contextlib.suppress(asyncio.CancelledError):  # swallows it, streams on
+            await asyncio.sleep(30)
+        try:
+            await send({"type": "http.response.body", "body": b"b", "more_body": True})
+        finally:
+            finished.set()
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    assert next(iter(result)) == b"a"
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        result.close()
+        assert finished.wait(5)
+        time.sleep(0.05)  # shared mode: let the loop thread finish logging
+    assert [r.levelname for r in caplog.records if r.name == LOGGER] == ["DEBUG"]
+    assert "client went away" in caplog.text
 
 
 def test_task_ignoring_cancellation_is_abandoned_with_an_error_log(
