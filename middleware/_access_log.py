@@ -56,7 +56,7 @@ class _Atoms(Mapping[str, object]):
         if key == "l":
             return "-"
         if key == "u":
-            return _basic_user(head.headers.get(b"authorization")) or "-"
+            return _basic_user(head.header(b"authorization")) or "-"
         if key == "t":
             return time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(h.wall))
         if key == "r":
@@ -75,9 +75,9 @@ class _Atoms(Mapping[str, object]):
         if key in ("b", "B"):
             return h.sent
         if key == "f":
-            return _text(head.headers.get(b"referer"))
+            return _text(head.header(b"referer"))
         if key == "a":
-            return _text(head.headers.get(b"user-agent"))
+            return _text(head.header(b"user-agent"))
         micros = round(h.duration * 1_000_000)
         if key == "T":
             return micros // 1_000_000
@@ -93,7 +93,7 @@ class _Atoms(Mapping[str, object]):
         if match is not None:
             name = match.group(1).lower().encode("latin-1")
             if match.group(2) == "i":
-                return _text(head.headers.get(name))
+                return _text(head.header(name))
             return _text(find(h.response_headers, name))
         return "-"
 
@@ -195,8 +195,8 @@ class _AccessLogCore(Core):
             "duration": h.duration,
             "ttfb": h.ttfb,
             "client": head.client[0] if head.client else None,
-            "user_agent": _none_or_text(head.headers.get(b"user-agent")),
-            "referer": _none_or_text(head.headers.get(b"referer")),
+            "user_agent": _none_or_text(head.header(b"user-agent")),
+            "referer": _none_or_text(head.header(b"referer")),
             "http_version": head.http_version,
             "scheme": head.scheme,
             "outcome": outcome.value,

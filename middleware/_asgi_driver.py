@@ -22,10 +22,10 @@ from middleware._core import (
     Core,
     Handler,
     HeaderList,
-    ListHeaders,
     Outcome,
     RequestHead,
     Response,
+    scan_header,
 )
 
 __all__ = ["ASGIDriver"]
@@ -62,8 +62,14 @@ class ScopeHead(RequestHead):
 
     def __init__(self, scope: Scope) -> None:
         self.method = scope["method"]
-        self.headers = ListHeaders(scope["headers"])
         self._scope = scope
+
+    def header(self, name: bytes) -> bytes | None:
+        return scan_header(self._scope["headers"], name)
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(bytes(key), bytes(value)) for key, value in self._scope["headers"]]
 
     @property
     def path(self) -> str:

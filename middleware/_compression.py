@@ -241,7 +241,7 @@ class CompressionCore(Core):
     def on_request(self, head: RequestHead) -> Handler | None:
         if head.method == "HEAD":
             return None  # no body to compress
-        accept = head.headers.get(b"accept-encoding")
+        accept = head.header(b"accept-encoding")
         if accept is None:
             return self._vary
         spec = self._negotiated.get(accept, False)

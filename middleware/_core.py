@@ -8,8 +8,8 @@ Rules of this file:
 * Cores hold configuration only. Per-request state lives in the :class:`Handler` that
   :meth:`Core.on_request` returns, so one core serves concurrent requests safely.
 * Headers are ``(name, value)`` pairs of ``bytes`` with lower-case names, on both sides.
-  Request headers are read through :class:`RequestHeaders` so that each driver can
-  answer a lookup from its native form without copying every header per request.
+  Request headers are looked up with :meth:`RequestHead.header`, which each driver
+  answers from its native form without copying every header per request.
 * A handler that transforms the body must hold the head until it has seen body (so
   an opaque body can still go out unchanged); one that only edits the head says so with
   ``head_only = True`` and the drivers then leave the body path alone.
@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar, NamedTuple, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import ClassVar, NamedTuple, TypeAlias
 
 __all__ = [
     "Core",
@@ -45,9 +45,9 @@ __all__ = [
     "Outcome",
     "PlainHead",
     "RequestHead",
-    "RequestHeaders",
     "Response",
     "detect_interface",
+    "scan_header",
 ]
 
 HeaderList: TypeAlias = list[tuple[bytes, bytes]]
@@ -65,54 +65,29 @@ class Outcome(enum.Enum):
     APP_EXCEPTION = "app_exception"
 
 
-class RequestHeaders:
-    """Read-only request headers; drivers subclass this over their native form."""
-
-    __slots__ = ()
-
-    def get(self, name: bytes) -> bytes | None:
-        """The value of header ``name`` (lower-case), repeated fields joined by ``", "``."""
-        raise NotImplementedError
-
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        raise NotImplementedError
-
-
-class ListHeaders(RequestHeaders):
-    """Request headers held as a list of lower-case ``(name, value)`` pairs (ASGI, tests)."""
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-
-    def get(self, name: bytes) -> bytes | None:
-        # A linear scan beats building a dict: a request carries about ten headers and a
-        # core asks for one or two of them.
-        found: bytes | None = None
-        for key, value in self._raw:
-            if key == name:
-                found = value if found is None else found + b", " + value
-        return found
-
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self._raw:
-            yield bytes(key), bytes(value)
-
-
 class RequestHead:
     """What a core knows about a request before the app runs; read-only.
 
     Not a frozen dataclass: one is built per request per middleware, and most cores
     read only ``method`` and a header or two. Drivers subclass it over ``scope`` or
-    ``environ`` and compute the other fields when asked (like werkzeug's request over
-    ``environ``); :class:`PlainHead` holds given values, for tests of a core.
+    ``environ`` and answer everything else from there when asked (like werkzeug's
+    request over ``environ``), so a request costs one small object; :class:`PlainHead`
+    holds given values, for tests of a core.
     """
 
-    __slots__ = ("headers", "method")
+    __slots__ = ("method",)
 
     method: str
-    headers: RequestHeaders
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of header ``name`` (lower-case), repeated fields joined by ``", "``."""
+        raise NotImplementedError
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Every header as ``(lower-case name, value)``; built on demand, so prefer
+        :meth:`header` for a lookup."""
+        raise NotImplementedError
 
     @property
     def path(self) -> str:
@@ -142,10 +117,21 @@ class RequestHead:
         return f"<{type(self).__name__} {self.method} {self.path}>"
 
 
+def scan_header(raw: Iterable[Sequence[bytes]], name: bytes) -> bytes | None:
+    """``name``'s value in a list of lower-case pairs, repeated fields joined by ``", "``."""
+    # A linear scan beats building a dict: a request carries about ten headers and a
+    # core asks for one or two of them.
+    found: bytes | None = None
+    for key, value in raw:
+        if key == name:
+            found = value if found is None else found + b", " + value
+    return found
+
+
 class PlainHead(RequestHead):
     """A request head from given values."""
 
-    __slots__ = ("_client", "_http_version", "_path", "_query", "_scheme")
+    __slots__ = ("_client", "_headers", "_http_version", "_path", "_query", "_scheme")
 
     def __init__(
         self,
@@ -159,12 +145,19 @@ class PlainHead(RequestHead):
         http_version: str = "1.1",
     ) -> None:
         self.method = method
-        self.headers = ListHeaders(list(headers))
+        self._headers = list(headers)
         self._path = path
         self._query = query
         self._scheme = scheme
         self._client = client
         self._http_version = http_version
+
+    def header(self, name: bytes) -> bytes | None:
+        return scan_header(self._headers, name)
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return list(self._headers)
 
     @property
     def path(self) -> str:

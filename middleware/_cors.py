@@ -177,12 +177,11 @@ class _CORSCore(Core):
         self._preflight_extra = preflight
 
     def on_request(self, head: RequestHead) -> Handler | Response | None:
-        headers = head.headers
-        origin = headers.get(b"origin")
+        origin = head.header(b"origin")
         if origin is None:
             return self._no_origin
         if head.method == "OPTIONS":
-            requested_method = headers.get(b"access-control-request-method")
+            requested_method = head.header(b"access-control-request-method")
             if requested_method is not None:
                 return self._preflight(head, origin, requested_method)
         handler = self._by_origin.get(origin)
@@ -210,7 +209,7 @@ class _CORSCore(Core):
             failures.append("origin")
         if not self._allow_any_method and method.strip() not in self._allowed_methods:
             failures.append("method")
-        requested = head.headers.get(b"access-control-request-headers")
+        requested = head.header(b"access-control-request-headers")
         if (
             requested is not None
             and not self._allow_all_headers
@@ -230,7 +229,7 @@ class _CORSCore(Core):
             headers.append((b"access-control-allow-headers", requested))
         if (
             self._private_network
-            and head.headers.get(b"access-control-request-private-network") == b"true"
+            and head.header(b"access-control-request-private-network") == b"true"
         ):
             headers.append((b"access-control-allow-private-network", b"true"))
         return _plain(200, b"OK", headers)

@@ -30,7 +30,6 @@ from middleware._core import (
     HeaderList,
     Outcome,
     RequestHead,
-    RequestHeaders,
     Response,
 )
 
@@ -66,30 +65,6 @@ def _environ_key(name: bytes) -> str:
     return key
 
 
-class EnvironHeaders(RequestHeaders):
-    """Request headers read from ``environ`` (latin-1 ``str`` values, PEP 3333)."""
-
-    __slots__ = ("_environ",)
-
-    def __init__(self, environ: Environ) -> None:
-        self._environ = environ
-
-    def get(self, name: bytes) -> bytes | None:
-        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
-        value = self._environ.get(key)
-        return None if value is None else value.encode("latin-1")
-
-    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self._environ.items():
-            if key.startswith("HTTP_"):
-                name = key[5:]
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                name = key
-            else:
-                continue
-            yield name.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1")
-
-
 class EnvironHead(RequestHead):
     """The neutral request head over a WSGI ``environ``."""
 
@@ -97,8 +72,27 @@ class EnvironHead(RequestHead):
 
     def __init__(self, environ: Environ) -> None:
         self.method = environ["REQUEST_METHOD"]
-        self.headers = EnvironHeaders(environ)
         self._environ = environ
+
+    def header(self, name: bytes) -> bytes | None:
+        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        value = self._environ.get(key)
+        return None if value is None else value.encode("latin-1")
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        headers = []
+        for key, value in self._environ.items():
+            if key.startswith("HTTP_"):
+                name = key[5:]
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                name = key
+            else:
+                continue
+            headers.append(
+                (name.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
+            )
+        return headers
 
     @property
     def path(self) -> str:
