@@ -56,8 +56,12 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-class _SimpleHandler(Handler):
-    """Adds a fixed header set (and ``Vary: Origin`` when asked); stateless, shared."""
+class _CORSHandler(Handler):
+    """Adds a fixed header set, and ``Vary: Origin`` when the answer depends on it.
+
+    Holds no per-request state, so one instance serves every request that gets the
+    same answer (one per allowed origin, one for everybody else).
+    """
 
     __slots__ = ("_extra", "_vary")
     head_only = True
@@ -67,31 +71,23 @@ class _SimpleHandler(Handler):
         self._vary = vary
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        extra = self._extra
-        if extra:
-            headers = [pair for pair in headers if pair[0] not in _OWNED]
-            headers.extend(extra)
+        # One pass: drop the app's own CORS headers (ours replace them), note Vary.
+        out: HeaderList = []
+        has_vary = False
+        for pair in headers:
+            key = pair[0]
+            if key in _OWNED:
+                continue
+            if key == b"vary":
+                has_vary = True
+            out.append(pair)
+        out.extend(self._extra)
         if self._vary:
-            add_vary(headers, b"Origin", b"origin")
-        return status, headers
-
-
-class _EchoHandler(Handler):
-    """Echoes the request's origin in ``Access-Control-Allow-Origin``."""
-
-    __slots__ = ("_extra", "_origin")
-    head_only = True
-
-    def __init__(self, origin: bytes, extra: HeaderList) -> None:
-        self._origin = origin
-        self._extra = extra
-
-    def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        headers = [pair for pair in headers if pair[0] not in _OWNED]
-        headers.append((_ACAO, self._origin))
-        headers.extend(self._extra)
-        add_vary(headers, b"Origin", b"origin")
-        return status, headers
+            if has_vary:
+                add_vary(out, b"Origin", b"origin")
+            else:
+                out.append((b"vary", b"Origin"))
+        return status, out
 
 
 def _plain(status: int, text: bytes, headers: HeaderList) -> Response:
@@ -148,11 +144,11 @@ class _CORSCore(Core):
             simple.append((_ACEH, ", ".join(expose_headers).encode("latin-1")))
         self._echo_extra = simple
         if public:
-            public_handler = _SimpleHandler([(_ACAO, b"*"), *simple], vary=False)
+            public_handler = _CORSHandler([(_ACAO, b"*"), *simple], vary=False)
             self._no_origin: Handler = public_handler
             self._refused: Handler = public_handler
         else:
-            self._no_origin = self._refused = _SimpleHandler([], vary=True)
+            self._no_origin = self._refused = _CORSHandler([], vary=True)
 
         self._allow_any_method = "*" in allow_methods
         self._allowed_methods = frozenset(
@@ -196,7 +192,7 @@ class _CORSCore(Core):
         elif self._public:
             handler = self._no_origin
         else:
-            handler = _EchoHandler(origin, self._echo_extra)
+            handler = _CORSHandler([(_ACAO, origin), *self._echo_extra], vary=True)
         if len(self._by_origin) >= _HANDLER_CACHE_SIZE:
             self._by_origin.clear()  # bounded: origins are chosen by the client
         self._by_origin[origin] = handler
