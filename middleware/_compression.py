@@ -123,6 +123,8 @@ class _VaryHandler(Handler):
 
 
 class _CompressHandler(Handler):
+    """One response to a client that accepts ``spec``: PASSING, BUFFERING, COMPRESSING."""
+
     __slots__ = (
         "_buffer",
         "_compressor",
