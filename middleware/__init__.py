@@ -5,6 +5,13 @@ interface as ``app``: a WSGI app for a WSGI app, an ASGI 3 app for an ASGI 3 app
 ASGI app is a coroutine function or an object whose ``__call__`` is one; pass
 ``interface="wsgi"`` or ``"asgi"`` when that test is ambiguous). Nothing converts
 between the interfaces: the ASGI driver starts no threads, the WSGI driver no loops.
+
+* :class:`CORS` - cross-origin resource sharing (Starlette's options).
+* :class:`GZip` - gzip only, a drop-in for Starlette's ``GZipMiddleware``;
+  :class:`Compress` - the same rules, negotiating zstd, br and gzip (br and zstd when the
+  optional ``brotli`` / ``zstandard`` packages are installed: :data:`AVAILABLE_ENCODINGS`).
+* :class:`AccessLog` - one ``logging`` record per request, gunicorn's format atoms.
+* :class:`Stack` of :class:`Middleware` entries - composition, first = outermost.
 """
 
 from __future__ import annotations
