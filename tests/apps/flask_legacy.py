@@ -6,10 +6,10 @@
 * ``/legacy``: ``WSGIToASGI(flask_app)``, the Flask app ("legacy" code) with pages,
   ``url_for`` links, form/JSON echoes, a chunked-upload digest, streams, errors,
   repeated and latin-1 headers, and a ``send_file`` download;
-* ``/raw``: ``WSGIToASGI(raw_app, max_body_size=RAW_MAX_BODY)``, a bare PEP 3333 app
-  that misbehaves on purpose (raises before ``start_response``, CR/LF in a header, body
-  longer than its Content-Length) or reads its body, so the adapter's own answers are
-  seen on the wire;
+* ``/raw``: ``WSGIToASGI(raw_app)``, a bare PEP 3333 app that misbehaves on purpose
+  (raises before ``start_response``, CR/LF in a header, body shorter or longer than its
+  Content-Length), so the adapter's own answers are seen on the wire;
+* ``/limited``: the same bare app with ``max_body_size=RAW_MAX_BODY``;
 * ``/tiny``: the same bare app on a one-thread pool with no queue, to see 503s.
 
 Streams record their life in ``STREAMS`` (one entry per token, read back through
@@ -43,9 +43,10 @@ flask_app.config["PROPAGATE_EXCEPTIONS"] = False
 STREAM_PAUSE = 1.0
 #: The pause between the chunks of ``/legacy/forever/<token>``.
 FOREVER_PAUSE = 0.02
+FOREVER_LIMIT = 20.0
 #: How long ``/legacy/slow`` and ``/tiny/hold/<token>`` take.
 SLOW = 0.5
-#: The body limit of the ``/raw`` mount.
+#: The body limit of the ``/limited`` mount.
 RAW_MAX_BODY = 1000
 #: ``Retry-After`` of the ``/tiny`` mount's 503s.
 TINY_RETRY_AFTER = 7
@@ -148,19 +149,36 @@ def slow() -> str:
 
 
 def endless(token: str) -> Iterator[bytes]:
-    """Ticks until closed; ``STREAMS[token]`` says whether it still runs."""
+    """Ticks until closed; ``STREAMS[token]`` says whether it still runs.
+
+    A stream nobody closes gives up after ``FOREVER_LIMIT`` seconds (and records
+    ``"expired"``), so one leaked by a bug does not tick for the rest of the run.
+    """
     _record(token, "running")
+    state = "closed"
     try:
-        while True:
+        deadline = time.monotonic() + FOREVER_LIMIT
+        while time.monotonic() < deadline:
             yield b"tick\n"
             time.sleep(FOREVER_PAUSE)
+        state = "expired"
     finally:
-        _record(token, "closed")
+        _record(token, state)
 
 
 @flask_app.get("/forever/<token>")
 def forever(token: str) -> Response:
     return Response(endless(token), mimetype="text/plain")
+
+
+@flask_app.get("/fail-mid-stream")
+def fail_mid_stream() -> Response:
+    def generate() -> Iterator[bytes]:
+        yield b"partial\n"
+        time.sleep(0.1)
+        raise RuntimeError("the stream broke")
+
+    return Response(generate(), mimetype="text/plain")
 
 
 @flask_app.get("/stats/<token>")
@@ -227,6 +245,11 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         # Unlike werkzeug, which answers HEAD without iterating, this runs for any method.
         start_response("200 OK", [("Content-Type", "text/plain")])
         return endless(path.removeprefix("/forever/"))
+    if path.startswith("/read-then-forever/"):
+        # Reads exactly Content-Length bytes, as Django's LimitedStream does.
+        environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return endless(path.removeprefix("/read-then-forever/"))
     if path.startswith("/hold/"):
         token = path.removeprefix("/hold/")
         _record(token, "holding")
@@ -234,6 +257,9 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         _record(token, "released")
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"held"]
+    if path == "/short":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        return [b"01234"]
     if path == "/overlong":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return [b"012", b"3456789"]
@@ -257,6 +283,7 @@ def status() -> dict[str, bool]:
 
 
 app.mount("/legacy", WSGIToASGI(flask_app))
-app.mount("/raw", WSGIToASGI(raw_app, max_body_size=RAW_MAX_BODY))
+app.mount("/raw", WSGIToASGI(raw_app))
+app.mount("/limited", WSGIToASGI(raw_app, max_body_size=RAW_MAX_BODY))
 tiny_pool = ThreadPool(1, max_queue=0, retry_after=TINY_RETRY_AFTER, name="tiny")
 app.mount("/tiny", WSGIToASGI(raw_app, pool=tiny_pool))
