@@ -697,7 +697,8 @@ class ASGIToWSGI:
       for fixed thread pools (gunicorn sync/gthread, waitress, uWSGI threads) when the
       app keeps no loop-bound resource shared across threads. Lifespan runs once per
       loop, so startup state (a client, a pool) exists once per thread. Tasks the app
-      spawns and leaves running only progress while that thread serves a request.
+      spawns and leaves running only progress while that thread's loop runs for a
+      request, and are cancelled (with a warning) when the loop closes.
     * ``loop_mode="shared"``: one background loop thread per process; WSGI threads
       wait on it. Choose it when the app's resources are bound to one loop (an async
       DB pool created in lifespan and shared by all requests), when fire-and-forget
@@ -785,7 +786,15 @@ class ASGIToWSGI:
         try:
             loop.run_until_complete(context.lifespan.shutdown())
         finally:
-            close_loop(loop, _CANCEL_GRACE)
+            leftover = close_loop(loop, _CANCEL_GRACE)
+        if leftover:
+            # A per-thread loop only runs while its thread serves a request, so tasks
+            # that outlive their request (fire-and-forget create_task) may never have run.
+            logger.warning(
+                "%d task(s) outlived their request on a per-thread loop and were cancelled; "
+                "await them, use a BackgroundTask, or use loop_mode='shared'",
+                leftover,
+            )
 
     def _thread_context(self) -> _LoopContext:
         context = self._threads.current()

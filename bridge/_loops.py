@@ -99,10 +99,13 @@ class TaskLoop(asyncio.SelectorEventLoop):
         return task
 
 
-def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> None:
-    """Cancel what is left on an idle ``loop``, finish async generators, close it."""
+def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> int:
+    """Cancel what is left on an idle ``loop``, finish async generators, close it.
+
+    Returns how many tasks were still pending (and so were cancelled).
+    """
     if loop.is_closed():
-        return
+        return 0
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()
@@ -115,6 +118,7 @@ def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> None:
     # Each per-thread loop has its own default executor; do not leak its threads.
     loop.run_until_complete(loop.shutdown_default_executor())
     loop.close()
+    return len(pending)
 
 
 class _ThreadToken:

@@ -1012,6 +1012,31 @@ def test_context_variables_do_not_leak_between_requests(make: Any) -> None:
     assert var.get() == "unset"
 
 
+def test_tasks_outliving_their_request_are_cancelled_with_a_warning_at_close(
+    make: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    cancelled = threading.Event()
+    spawned: set[asyncio.Task[None]] = set()
+
+    async def forgotten() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        spawned.add(asyncio.create_task(forgotten()))
+        await hello(scope, receive, send)
+
+    adapter = make(app)
+    call(adapter)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        adapter.close()
+    assert cancelled.is_set()
+    assert "1 task(s) outlived their request" in caplog.text
+
+
 def test_thread_loops_of_exited_threads_are_closed(make: Any) -> None:
     loops: list[asyncio.AbstractEventLoop] = []
 
