@@ -298,6 +298,7 @@ class _Exchange:
     disconnect: asyncio.Future[None] | None = None
     read_request: asyncio.Future[tuple[bytes, bool, bool]] | None = None
     remaining: int | None = 0
+    mark = 0  # TaskLoop.scheduled when the request started (thread mode)
 
     def __init__(
         self, environ: Environ, scope: Scope, loop: asyncio.AbstractEventLoop, settings: _Settings
@@ -642,6 +643,9 @@ def finish_exchange(ex: _Exchange) -> None:
         if not ex.wait_finished(_CANCEL_GRACE):
             logger.error("ASGI task ignored cancellation; abandoning it: %s", ex.request_line)
     ex.call_on_loop(ex.on_left)
+    loop = ex.loop
+    if isinstance(loop, TaskLoop) and loop.scheduled != ex.mark:
+        loop.run_ready()  # thread mode: let what the request spawned start now
 
 
 # --- the adapter ------------------------------------------------------------------------
@@ -878,6 +882,7 @@ class ASGIToWSGI:
         ex = _Exchange(environ, scope, loop, self._settings)
         coro = ex.run(self.app, scope)
         if context is not None:
+            ex.mark = context.loop.scheduled
             ex.task = context.loop.start_task(coro)
         else:
             ex.future = asyncio.run_coroutine_threadsafe(coro, loop)
@@ -894,6 +899,8 @@ class ASGIToWSGI:
 
         if ex.finished and ex.phase is _Phase.COMPLETE and ex.path is None:
             # The whole response is known and nothing runs after it: a plain list.
+            if context is not None and context.loop.scheduled != ex.mark:
+                context.loop.run_ready()  # let what the request spawned start now
             start_response(ex.status, ex.headers)
             return list(ex.chunks)
 

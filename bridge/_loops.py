@@ -41,6 +41,10 @@ def _nothing() -> None:
     return None
 
 
+async def _one_step() -> None:
+    return None
+
+
 class TaskLoop(asyncio.SelectorEventLoop):
     """A selector event loop that can run a new task's first step inline.
 
@@ -54,6 +58,9 @@ class TaskLoop(asyncio.SelectorEventLoop):
 
     _capture: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] | None
     _capture = None
+    # Counts callbacks scheduled through call_soon, so that the adapter can tell whether
+    # a request left work behind (a fire-and-forget task) that deserves a loop pass.
+    scheduled = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,7 +80,12 @@ class TaskLoop(asyncio.SelectorEventLoop):
             self._capture = None
             capture.append((callback, args, context))
             return self._unscheduled
+        self.scheduled += 1
         return super().call_soon(callback, *args, context=context)
+
+    def run_ready(self) -> None:
+        """Run the callbacks that are ready now (one short loop run), then return."""
+        self.run_until_complete(_one_step())
 
     def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Wrap ``coro`` in a task on this loop and run its first step in this thread."""

@@ -1012,6 +1012,27 @@ def test_context_variables_do_not_leak_between_requests(make: Any) -> None:
     assert var.get() == "unset"
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["one-shot", "streamed"])
+def test_tasks_spawned_by_a_request_start_before_the_request_ends(
+    make: Any, streamed: bool
+) -> None:
+    events: list[str] = []
+
+    async def spawned() -> None:
+        events.append("spawned task ran")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        asyncio.get_running_loop().create_task(spawned())
+        await start(send)
+        if streamed:
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"b"})
+
+    assert call(make(app)).body == (b"ab" if streamed else b"b")
+    assert events == ["spawned task ran"]
+
+
 def test_tasks_outliving_their_request_are_cancelled_with_a_warning_at_close(
     make: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
