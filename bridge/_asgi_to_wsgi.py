@@ -702,7 +702,9 @@ class ASGIToWSGI:
       app keeps no loop-bound resource shared across threads. Lifespan runs once per
       loop, so startup state (a client, a pool) exists once per thread. Tasks the app
       spawns and leaves running only progress while that thread's loop runs for a
-      request, and are cancelled (with a warning) when the loop closes.
+      request, and are cancelled (with a warning) when the loop closes. The server
+      must iterate and close a response in the thread that called the app, as
+      gunicorn, uWSGI, mod_wsgi, waitress and wsgiref do.
     * ``loop_mode="shared"``: one background loop thread per process; WSGI threads
       wait on it. Choose it when the app's resources are bound to one loop (an async
       DB pool created in lifespan and shared by all requests), when fire-and-forget
