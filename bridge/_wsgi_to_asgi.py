@@ -39,6 +39,8 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 
 #: How many body chunks the app may run ahead of the client before it waits.
 MAX_CHUNKS_IN_FLIGHT: Final = 2
+#: Body bytes received ahead of the app's reads before we stop listening for more.
+_STASH_LIMIT: Final = 1 << 20
 
 
 class _End:
@@ -90,9 +92,11 @@ class _Exchange:
         "_pathsend",
         "_pull_future",
         "_receive",
+        "_receiver",
         "_send",
         "_sent",
         "_space",
+        "_stash",
         "_unsent",
         "_waiter",
         "response",
@@ -119,6 +123,8 @@ class _Exchange:
         self._abort: ClientDisconnected | None = None
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
         self._body_complete = body_complete
+        self._stash: deque[bytes] = deque()  # body received while no pull was waiting
+        self._receiver: asyncio.Task[None] | None = None
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
@@ -284,13 +290,16 @@ class _Exchange:
     def pull(self) -> tuple[bytes, bool]:
         """Worker side of ``wsgi.input``: block until the loop has received more body."""
         with self._lock:
+            if self._stash:
+                return self._stash.popleft(), bool(self._stash) or not self._body_complete
             if self._abort is not None:
                 raise self._abort
-            future = asyncio.run_coroutine_threadsafe(self._receive_body(), self._loop)
+            future: concurrent.futures.Future[tuple[bytes, bool]] = concurrent.futures.Future()
             self._pull_future = future
         try:
+            self._loop.call_soon_threadsafe(self._start_receiver, False)
             return future.result()
-        except concurrent.futures.CancelledError:
+        except (concurrent.futures.CancelledError, RuntimeError):
             raise ClientDisconnected(
                 "client disconnected before the request body was complete"
             ) from None
@@ -299,16 +308,41 @@ class _Exchange:
 
     # -- loop side ----------------------------------------------------------------
 
-    async def _receive_body(self) -> tuple[bytes, bool]:
-        message = await self._receive()
-        kind = message["type"]
-        if kind == "http.request":
-            more = bool(message.get("more_body", False))
+    def _start_receiver(self, watch: bool) -> None:
+        """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
+        if self._receiver is None or self._receiver.done():
+            self._receiver = self._loop.create_task(self._receive_messages(watch))
+
+    async def _receive_messages(self, watch: bool) -> None:
+        """The only caller of ``receive()`` once the app runs.
+
+        Body chunks go to a waiting ``pull``, or are stashed for the next one. While a
+        response streams (``watch``) it keeps listening, so a client that leaves is
+        noticed at once; it stops when the stash is full (the app is not reading, so
+        the server's flow control takes over) or the server has nothing more to say.
+        """
+        while True:
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                self.abort(ClientDisconnected("client disconnected"))
+                return
+            if kind != "http.request" or self._body_complete:
+                return  # this server will not tell us about disconnects
+            body, more = message.get("body", b""), bool(message.get("more_body", False))
             self._body_complete = not more
-            return message.get("body", b""), more
-        if kind == "http.disconnect":
-            raise ClientDisconnected("client disconnected before the request body was complete")
-        raise RuntimeError(f"unexpected ASGI message {kind!r} while reading the request body")
+            with self._lock:
+                future, self._pull_future = self._pull_future, None
+                if future is None:
+                    self._stash.append(body)
+                    stashed = sum(map(len, self._stash))
+            if future is not None:
+                if not future.cancelled():
+                    future.set_result((body, more))
+                if not watch:
+                    return
+            elif stashed > _STASH_LIMIT:
+                return
 
     def abort(self, reason: ClientDisconnected) -> None:
         """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
@@ -321,17 +355,9 @@ class _Exchange:
         if pull is not None:
             pull.cancel()
 
-    async def _watch_disconnect(self) -> None:
-        # Once the body is complete the only message a server may still deliver is
-        # http.disconnect; anything else means this server will not tell us.
-        message = await self._receive()
-        if message["type"] == "http.disconnect":
-            self.abort(ClientDisconnected("client disconnected during the response"))
-
     async def pump(self) -> None:
         """Send what the worker posts until it posts its end."""
         loop = self._loop
-        watcher: asyncio.Task[None] | None = None
         waits = 0
         try:
             while True:
@@ -344,8 +370,8 @@ class _Exchange:
                 if not batch:
                     # A response still going after one round is a stream: from now
                     # on watch for the client leaving, so the app stops promptly.
-                    if waits and self._body_complete and watcher is None:
-                        watcher = loop.create_task(self._watch_disconnect())
+                    if waits:
+                        self._start_receiver(True)
                     waits += 1
                     await waiter
                     continue
@@ -368,8 +394,8 @@ class _Exchange:
             self.abort(ClientDisconnected(f"the response could not be sent: {exc!r}"))
             raise
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            if self._receiver is not None:
+                self._receiver.cancel()
 
 
 def _lifespan_hooks(

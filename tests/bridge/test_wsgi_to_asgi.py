@@ -734,3 +734,30 @@ def test_options_are_validated_at_construction() -> None:
         ThreadPool(0)
     with pytest.raises(TypeError, match="on_startup"):
         WSGIToASGI(hello, on_startup=["nope"])  # type: ignore[list-item]
+
+
+async def test_a_disconnect_is_noticed_even_when_the_app_never_read_the_body() -> None:
+    pool = ThreadPool(2)
+    app, made = tracked_app(endless)
+    exchange = Exchange(body_chunks=[b"unread", b"still unread", b"more"])
+    scope = http_scope(method="POST")
+    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app, pool=pool), scope))
+    await asyncio.wait_for(exchange.body_sent.wait(), 5)
+    exchange.disconnect()
+    await asyncio.wait_for(task, 5)
+    await wait_until(lambda: pool.pending == 0, 2)
+    assert_closed_once_in_its_thread(made[0])
+
+
+async def test_an_app_can_stream_its_response_while_reading_the_body() -> None:
+    def echo(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        stream = environ["wsgi.input"]
+        while line := stream.readline():
+            time.sleep(0.02)  # slow enough that the stream is being watched
+            yield line.upper()
+
+    chunks = [b"one\n", b"two\n", b"three\n", b"four\n"]
+    exchange = await request(WSGIToASGI(echo), method="POST", body=chunks)
+    assert exchange.body == b"ONE\nTWO\nTHREE\nFOUR\n"
+    assert exchange.complete
