@@ -358,3 +358,9 @@ def test_hop_by_hop_response_headers_are_dropped() -> None:
 def test_invalid_response_heads_are_rejected(message: dict[str, Any]) -> None:
     with pytest.raises(InvalidResponse):
         response_head(message)
+
+
+def test_each_scope_gets_its_own_mutable_parts() -> None:
+    first, second = http_scope(environ()), http_scope(environ())
+    assert first["asgi"] is not second["asgi"]
+    assert first["headers"] is not second["headers"]
