@@ -38,6 +38,8 @@ _PLAIN_ATOMS = frozenset(
 _ATOM = re.compile(r"%\(([^)]*)\)")
 _HEADER_ATOM = re.compile(r"\{([^}]+)\}([io])\Z")
 CLIENT_CLOSED_REQUEST = 499
+# Enum .value is a descriptor call; the hot path reads a dict.
+_OUTCOME_NAMES = {outcome: outcome.value for outcome in Outcome}
 
 
 class _Atoms(Mapping[str, object]):
@@ -186,6 +188,9 @@ class _AccessLogCore(Core):
 
     def emit(self, h: _AccessHandler, outcome: Outcome) -> None:
         head = h.head
+        client = head.client
+        agent = head.header(b"user-agent")
+        referer = head.header(b"referer")
         fields = {
             "method": head.method,
             "path": head.path,
@@ -194,12 +199,12 @@ class _AccessLogCore(Core):
             "bytes": h.sent,
             "duration": h.duration,
             "ttfb": h.ttfb,
-            "client": head.client[0] if head.client else None,
-            "user_agent": _none_or_text(head.header(b"user-agent")),
-            "referer": _none_or_text(head.header(b"referer")),
+            "client": None if client is None else client[0],
+            "user_agent": None if agent is None else agent.decode("latin-1"),
+            "referer": None if referer is None else referer.decode("latin-1"),
             "http_version": head.http_version,
             "scheme": head.scheme,
-            "outcome": outcome.value,
+            "outcome": _OUTCOME_NAMES[outcome],
         }
         # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
         # (the costliest step, and the caller is always this module anyway).
@@ -216,10 +221,6 @@ class _AccessLogCore(Core):
             {"http": fields},
         )
         logger.handle(record)
-
-
-def _none_or_text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("latin-1")
 
 
 def _check_format(fmt: str) -> str:
