@@ -156,6 +156,11 @@ class _Exchange:
                 if result is None:
                     self.state = _HEAD_HELD
                     self._held = message
+                elif result[1] is headers and result[0] == message["status"]:
+                    # The same list back means unchanged (a rule of _core): forward the
+                    # app's own message.
+                    self.state = _STREAMING
+                    await self._send(message)
                 else:
                     self.state = _STREAMING
                     await self._send({**message, "status": result[0], "headers": result[1]})

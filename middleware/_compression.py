@@ -118,6 +118,7 @@ class _VaryHandler(Handler):
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head:
         if self._core.eligibility(status, headers)[0] is _MAYBE:
+            headers = [*headers]  # a new list: see the rules of _core
             add_vary(headers, b"Accept-Encoding", b"accept-encoding")
         return status, headers
 
@@ -183,8 +184,10 @@ class _CompressHandler(Handler):
         if size < self._core.minimum_size:
             # The whole body is small: send it as is, but it could have been compressed.
             assert self._head is not None
-            add_vary(self._head[1], b"Accept-Encoding", b"accept-encoding")
-            self._ready = self._head
+            status, headers = self._head
+            headers = [*headers]  # a new list: see the rules of _core
+            add_vary(headers, b"Accept-Encoding", b"accept-encoding")
+            self._ready = (status, headers)
             self._head = None
             self._phase = _PASSING
             return chunk

@@ -10,6 +10,9 @@ Rules of this file:
 * Headers are ``(name, value)`` pairs of ``bytes`` with lower-case names, on both sides.
   Request headers are looked up with :meth:`RequestHead.header`, which each driver
   answers from its native form without copying every header per request.
+* A handler returns the header list it was given only when it left it unchanged; to
+  change headers it builds a new list (never edits in place). Drivers rely on this to
+  hand the app's own headers through untouched, in the app's spelling.
 * A handler that transforms the body must hold the head until it has seen body (so
   an opaque body can still go out unchanged); one that only edits the head says so with
   ``head_only = True`` and the drivers then leave the body path alone.

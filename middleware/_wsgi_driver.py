@@ -164,7 +164,10 @@ class _Exchange:
     """One request's trip through a core: a ``start_response``/``write`` pair for the app."""
 
     __slots__ = (
+        "_app_headers",
+        "_code",
         "_exc_info",
+        "_neutral",
         "_outer_start",
         "_outer_write",
         "_status",
@@ -178,6 +181,9 @@ class _Exchange:
         self._outer_write: Callable[[bytes], object] | None = None
         self.state = _AWAITING_START
         self._status = ""
+        self._code = 0
+        self._app_headers: Headers = []
+        self._neutral: HeaderList = []
         self._exc_info: OptExcInfo | None = None
 
     def start_response(
@@ -192,6 +198,9 @@ class _Exchange:
         code = int(status[:3])
         converted = _to_neutral_headers(headers)
         self._status = status
+        self._code = code
+        self._app_headers = headers
+        self._neutral = converted
         result = self.handler.on_response_start(code, converted)
         if result is None:
             self.state = _HEAD_HELD
@@ -203,9 +212,12 @@ class _Exchange:
     def _emit_head(self, head: Head, exc_info: OptExcInfo | None = None) -> None:
         code, headers = head
         # Keep the app's own reason phrase unless a core changed the status.
-        status = self._status if code == int(self._status[:3]) else status_line(code)
+        status = self._status if code == self._code else status_line(code)
+        # The same list back means unchanged (a rule of _core): the app's own headers go
+        # out as they were, names in the app's case, with no conversion.
+        wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
         self.state = _STREAMING
-        self._outer_write = self._outer_start(status, _to_wsgi_headers(headers), exc_info)
+        self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
     def body(self, chunk: bytes, more: bool) -> bytes:
         """Run one chunk through the core; emit the head when the core releases it."""

@@ -273,3 +273,11 @@ async def test_a_base_exception_is_logged_as_500_without_a_response(
         await AccessLog(app)(scope_for(Request()), lambda: None, send)
     assert sent == []
     assert caplog.records[0].http["status"] == 500  # type: ignore[attr-defined]
+
+
+async def test_a_core_that_changes_nothing_forwards_the_apps_start_message() -> None:
+    message = start()
+    result = await call_asgi_async(
+        AccessLog(recording_app([message, {"type": "http.response.body"}])), Request()
+    )
+    assert result.messages[0] is message

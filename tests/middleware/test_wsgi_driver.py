@@ -131,7 +131,8 @@ def test_a_file_wrapper_stays_a_file_wrapper_and_gzip_leaves_it_alone(
     with caplog.at_level(logging.INFO, "middleware.access"):
         body = AccessLog(GZip(app))(environ, lambda s, h, e=None: seen.append(h))
         assert isinstance(body, FileWrapper)
-        assert dict(seen[0]) == {"content-type": "text/plain", "content-length": str(len(BIG))}
+        # Unchanged, down to the app's spelling of the names.
+        assert seen[0] == [("Content-Type", "text/plain"), ("Content-Length", str(len(BIG)))]
         assert b"".join(body) == BIG
         assert not caplog.records  # complete only when the server closes it
         body.close()
@@ -267,3 +268,18 @@ def test_a_head_only_core_hands_back_the_apps_own_iterable_and_exc_info() -> Non
     assert result is bodies[0]
     assert [status for status, _ in calls] == ["200 OK", "500 Oops"]
     assert calls[1][1][0] is ValueError
+
+
+def test_a_core_that_changes_nothing_hands_the_apps_header_list_through() -> None:
+    headers = [("Content-Type", "text/plain"), ("X-Custom", "1")]
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [b"ok"]
+
+    seen: list[Any] = []
+    body = AccessLog(app)(environ_for(Request()), lambda s, h, e=None: seen.append(h))
+    list(body)
+    body.close()  # type: ignore[attr-defined]
+    assert seen == [headers]
+    assert seen[0] is headers
