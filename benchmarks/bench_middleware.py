@@ -195,6 +195,15 @@ def raw_zlib(body: bytes, level: int = 9) -> dict[str, Callable[[], None]]:
     return {"raw zlib.compressobj": compressobj, "raw zlib.compress": one_call}
 
 
+def raw_record(logger: logging.Logger) -> dict[str, Callable[[], None]]:
+    """The stdlib floor for an access log: one record made and handled, nothing else."""
+
+    def record() -> None:
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, "-", (), None))
+
+    return {"raw logging record (makeRecord + handle)": record}
+
+
 ORIGIN = [(b"origin", b"https://app.example.com")]
 GZIP = [(b"accept-encoding", b"gzip, deflate, br")]
 
@@ -302,6 +311,7 @@ def collect(rounds: int, target: float, only: str = "") -> list[Row]:
             "AccessLog (logger disabled)": lambda app: AccessLog(app, logger=quiet),
         },
         starlette={},
+        extra=raw_record(logger),
     )
 
     return rows
