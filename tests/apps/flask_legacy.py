@@ -44,6 +44,7 @@ STREAM_PAUSE = 1.0
 #: The pause between the chunks of ``/legacy/forever/<token>``.
 FOREVER_PAUSE = 0.02
 FOREVER_LIMIT = 20.0
+FLOOD_LIMIT = 5.0
 #: How long ``/legacy/slow`` and ``/tiny/hold/<token>`` take.
 SLOW = 0.5
 #: The body limit of the ``/limited`` mount.
@@ -86,6 +87,7 @@ def whoami() -> Response:
         script_name=environ["SCRIPT_NAME"],
         path_info=environ["PATH_INFO"],
         remote_port=environ.get("REMOTE_PORT"),
+        external_url=url_for("hello", _external=True),
         extensions=sorted(environ["asgi.scope"].get("extensions") or ()),
     )
 
@@ -148,19 +150,21 @@ def slow() -> str:
     return "slow"
 
 
-def endless(token: str) -> Iterator[bytes]:
-    """Ticks until closed; ``STREAMS[token]`` says whether it still runs.
+def endless(
+    token: str, block: bytes = b"tick\n", pause: float = FOREVER_PAUSE, limit: float = FOREVER_LIMIT
+) -> Iterator[bytes]:
+    """Yields ``block`` until closed; ``STREAMS[token]`` says whether it still runs.
 
-    A stream nobody closes gives up after ``FOREVER_LIMIT`` seconds (and records
-    ``"expired"``), so one leaked by a bug does not tick for the rest of the run.
+    A stream nobody closes gives up after ``limit`` seconds (and records ``"expired"``),
+    so one leaked by a bug does not run for the rest of the session.
     """
     _record(token, "running")
     state = "closed"
     try:
-        deadline = time.monotonic() + FOREVER_LIMIT
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            yield b"tick\n"
-            time.sleep(FOREVER_PAUSE)
+            yield block
+            time.sleep(pause)
         state = "expired"
     finally:
         _record(token, state)
@@ -224,6 +228,12 @@ def download(token: str) -> Response:
     return response
 
 
+@flask_app.get("/file")
+def file() -> Response:
+    # The usual call: Flask opens the file by absolute path and sets Content-Length.
+    return send_file(request.args["path"], mimetype="application/octet-stream")
+
+
 # --- a bare PEP 3333 app ----------------------------------------------------------------
 
 
@@ -245,6 +255,10 @@ def raw_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         # Unlike werkzeug, which answers HEAD without iterating, this runs for any method.
         start_response("200 OK", [("Content-Type", "text/plain")])
         return endless(path.removeprefix("/forever/"))
+    if path.startswith("/flood/"):
+        # Far faster than any client reads: the adapter's backpressure must hold it.
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return endless(path.removeprefix("/flood/"), b"f" * BLOCK, 0.0, FLOOD_LIMIT)
     if path.startswith("/read-then-forever/"):
         # Reads exactly Content-Length bytes, as Django's LimitedStream does.
         environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
