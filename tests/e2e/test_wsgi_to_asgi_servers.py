@@ -1,9 +1,13 @@
 """WSGIToASGI behind real ASGI servers (uvicorn, hypercorn, granian, daphne).
 
 Each server runs ``tests.apps.flask_legacy:app`` (FastAPI with a real Flask app mounted
-at ``/legacy`` and a bare PEP 3333 app at ``/raw``, both through ``WSGIToASGI``) in its
-own process on 127.0.0.1, once per module; httpx (or a raw socket, where the exact
-bytes on the wire matter) is the client.
+at ``/legacy`` and a bare PEP 3333 app at ``/raw``, ``/limited`` and ``/tiny``, all through
+``WSGIToASGI``) in its own process on 127.0.0.1, once per module; httpx (or a raw socket,
+where the exact bytes on the wire matter) is the client.
+
+A server that is not installed is skipped with the reason; one that is installed but
+does not start is an error. Where a server itself cannot show a behaviour, that test
+is skipped for it with the reason (never passed silently).
 """
 
 from __future__ import annotations
@@ -71,11 +75,6 @@ def raw_exchange(server: Server, path: str) -> bytes:
 
 def stream_state(client: httpx.Client, token: str) -> Any:
     return client.get(f"/legacy/stats/{token}").json()["state"]
-
-
-def stream_state_via(server: Server, token: str) -> Any:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        return stream_state(client, token)
 
 
 def wait_for_state(client: httpx.Client, token: str, wanted: object, timeout: float = 3.0) -> Any:
@@ -324,6 +323,7 @@ def test_upload_nobody_reads_is_not_buffered_without_bound(server: Server) -> No
     token = uuid.uuid4().hex
     block = b"10000\r\n" + b"u" * 0x10000 + b"\r\n"  # one 64 KiB chunk, chunked coding
     accepted = 0
+    response = b""
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         head = f"POST /raw/flood/{token} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked"
         sock.sendall(head.encode() + b"\r\n\r\n")
@@ -333,14 +333,17 @@ def test_upload_nobody_reads_is_not_buffered_without_bound(server: Server) -> No
         # Read the response as it comes (so the app streams on) and upload all the while.
         while time.monotonic() < deadline and accepted < UNREAD_UPLOAD_BOUND:
             readable, writable, _ = select.select([sock], [sock], [], 0.05)
-            if readable and not sock.recv(1 << 20):
-                break
+            if readable:
+                data = sock.recv(1 << 20)
+                if not data:
+                    break
+                response = response or data
             if writable:
                 with contextlib.suppress(BlockingIOError):
                     sent = sock.send(pending)
                     accepted += sent
                     pending = pending[sent:] or memoryview(block)
-    assert stream_state_via(server, token) in ("running", "closed", "expired")
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")  # the app did stream
     assert accepted < UNREAD_UPLOAD_BOUND
 
 
