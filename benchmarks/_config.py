@@ -9,7 +9,8 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Config:
     quick: bool
-    rounds: int  # interleaved rounds per scenario (HTTP and in-process)
+    rounds: int  # interleaved in-process rounds (x2 + 1)
+    http_rounds: int  # rounds of HTTP load points
     duration: float  # seconds of load per HTTP point
     connections: int  # keep-alive connections per HTTP point
     loadgen: str  # "wrk" or "python"
@@ -22,5 +23,5 @@ class Config:
     @classmethod
     def make(cls, quick: bool, loadgen: str, out: Path, logs: Path) -> Config:
         if quick:
-            return cls(quick, 3, 1.0, 32, loadgen, 64 << 20, 1, 0.02, out, logs)
-        return cls(quick, 5, 3.0, 32, loadgen, 64 << 20, 3, 0.05, out, logs)
+            return cls(quick, 3, 2, 1.0, 32, loadgen, 64 << 20, 1, 0.02, out, logs)
+        return cls(quick, 5, 5, 2.0, 32, loadgen, 64 << 20, 3, 0.05, out, logs)

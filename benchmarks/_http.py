@@ -61,13 +61,45 @@ def _throughput(
         if not cfg.quick:  # warm up: imports, thread pools, caches
             for server in servers:
                 http_load(server.url + path, conns, 1.0, cfg.loadgen)
-        for index in range(cfg.rounds):
+        for index in range(cfg.http_rounds):
             shift = index % len(servers)
             for server in servers[shift:] + servers[:shift]:
                 results[_label(server)].append(
                     http_load(server.url + path, conns, cfg.duration, cfg.loadgen)
                 )
     return results
+
+
+def _paired(
+    cfg: Config, baseline: Server, others: list[Server]
+) -> tuple[dict[str, list[LoadResult]], dict[str, list[float]]]:
+    """Rounds of B C1 B C2 ... Cn B: each contender is measured between two baseline
+    points, and its ratio is to their mean, so drift slower than one point cancels.
+    Returns (results by label, per-round ratios by label)."""
+    results: dict[str, list[LoadResult]] = {_label(s): [] for s in [baseline, *others]}
+    ratios: dict[str, list[float]] = {_label(s): [] for s in [baseline, *others]}
+    base = _label(baseline)
+
+    def point(server: Server) -> float:
+        result = http_load(server.url + "/", cfg.connections, cfg.duration, cfg.loadgen)
+        results[_label(server)].append(result)
+        return result.rate
+
+    with running([baseline, *others], cfg.logs):
+        if not cfg.quick:  # warm up: imports, thread pools, caches
+            for server in [baseline, *others]:
+                http_load(server.url + "/", cfg.connections, 1.0, cfg.loadgen)
+        for index in range(cfg.http_rounds):
+            shift = index % len(others)
+            before = point(baseline)
+            for server in others[shift:] + others[:shift]:
+                rate = point(server)
+                after = point(baseline)
+                mean = (before + after) / 2
+                ratios[_label(server)].append(rate / mean if mean > 0 else float("nan"))
+                ratios[base].append(after / before if before > 0 else float("nan"))
+                before = after
+    return results, ratios
 
 
 def _throughput_section(
@@ -83,7 +115,7 @@ def _throughput_section(
 ) -> Section:
     started = time.monotonic()
     servers = [Server(spec, _kind(spec)) for spec in [baseline, *specs, *references]]
-    results = _throughput(cfg, servers)
+    results, ratios = _paired(cfg, servers[0], servers[1:])
     rates = {label: [r.rate for r in runs] for label, runs in results.items()}
     base_label = _label(servers[0])
     table = Table(["contender", "median req/s", "ratio to baseline", "non-2xx", "errors"], [])
@@ -91,8 +123,14 @@ def _throughput_section(
     for server in servers:
         label = _label(server)
         runs = results[label]
-        ratio = round_ratios(rates[label], rates[base_label])
-        data[label] = {"rates": rates[label], "median": median(rates[label]), "ratio": ratio}
+        # The baseline's "ratio" is its drift from one point to the next (ideally 1.0).
+        ratio = median(ratios[label])
+        data[label] = {
+            "rates": rates[label],
+            "median": median(rates[label]),
+            "ratio": ratio,
+            "ratios": ratios[label],
+        }
         role = " **(baseline)**" if label == base_label else ""
         role = " (reference)" if server.spec in references else role
         table.rows.append(
@@ -109,7 +147,7 @@ def _throughput_section(
         bar_plot(
             cfg.out,
             key,
-            title=f"{title}: requests/s as a ratio to the baseline, higher is better",
+            title=f"{title.split(':', maxsplit=1)[0]}: req/s ÷ baseline, higher is better",
             labels=list(data),
             series={"ratio": [d["ratio"] for d in data.values()]},
             xlabel=f"ratio to {base_label} (same round)",
@@ -124,9 +162,11 @@ def _throughput_section(
 def _common_notes(cfg: Config) -> list[str]:
     return [
         f"Load: `{cfg.loadgen}` on core 1, {cfg.connections} keep-alive connections, "
-        f"{fmt(cfg.duration)} s per point, {cfg.rounds} interleaved rounds; "
-        "servers pinned to core 0; ratio = median over rounds of (contender / baseline "
-        "of the same round); req/s counts 2xx/3xx answers only.",
+        f"{fmt(cfg.duration)} s per point, {cfg.http_rounds} rounds; servers pinned to "
+        "core 0. Each round measures the baseline between every two contenders "
+        "(B C1 B C2 ... B); a contender's ratio is the median over rounds of its req/s "
+        "over the mean of the two baseline points around it; the baseline's own ratio "
+        "is its point-to-point drift. Req/s counts 2xx/3xx answers only.",
         f"gunicorn: `-k gthread -w 1 --threads {GTHREAD_THREADS}`; uvicorn: one process, "
         "uvloop + httptools, access log off.",
     ]
@@ -345,7 +385,7 @@ def blocking(cfg: Config) -> Section:
             "Thread limits by default: WSGIToASGI's shared pool 40 workers (160 queued); "
             "a2wsgi 10 workers; asgiref `sync_to_async(thread_sensitive=True)`: one thread; "
             "Starlette: anyio's 40-thread limiter.",
-            f"{cfg.rounds} round(s) of {fmt(cfg.duration)} s; median parallelism.",
+            f"{cfg.http_rounds} round(s) of {fmt(cfg.duration)} s; median parallelism.",
         ],
         data=data,
     )
