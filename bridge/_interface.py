@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 from asgiref.compatibility import guarantee_single_callable
 
+from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import ASGIApp, WSGIApp
 from bridge._wsgi_to_asgi import WSGIToASGI
 
@@ -63,8 +64,6 @@ def interface_of(app: object) -> Interface:
         raise TypeError(f"{app!r} is not callable, so it is neither a WSGI nor an ASGI app")
     if isinstance(app, WSGIToASGI):
         return "asgi3"
-    from bridge._asgi_to_wsgi import ASGIToWSGI
-
     if isinstance(app, ASGIToWSGI):
         return "wsgi"
     # A class is called once per request, so its own __call__ says nothing here:
@@ -97,8 +96,6 @@ def to_asgi(app: Any, *, interface: Interface | None = None, **options: Any) -> 
         return app  # type: ignore[no-any-return]
     if kind == "asgi2":
         return guarantee_single_callable(app)  # type: ignore[no-untyped-call,no-any-return]
-    from bridge._asgi_to_wsgi import ASGIToWSGI
-
     if isinstance(app, ASGIToWSGI) and not options:
         return to_asgi(app.app)
     return WSGIToASGI(app, **options)
@@ -113,6 +110,4 @@ def to_wsgi(app: Any, *, interface: Interface | None = None, **options: Any) -> 
         return app  # type: ignore[no-any-return]
     if isinstance(app, WSGIToASGI) and not options:
         return app.app
-    from bridge._asgi_to_wsgi import ASGIToWSGI
-
     return ASGIToWSGI(app, **options)

@@ -20,7 +20,7 @@ ASGIApp: TypeAlias = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # --- WSGI (PEP 3333) ------------------------------------------------------------------
 Environ: TypeAlias = dict[str, Any]
-ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType]
 OptExcInfo: TypeAlias = ExcInfo | tuple[None, None, None]
 Headers: TypeAlias = list[tuple[str, str]]
 

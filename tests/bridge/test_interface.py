@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge import WSGIToASGI, asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
+from bridge import ASGIToWSGI, WSGIToASGI, asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
 
 
 def a_wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
@@ -85,3 +85,18 @@ async def test_to_asgi_makes_asgi2_apps_single_callable() -> None:
     app = to_asgi(ASGI2App)
     assert app is not ASGI2App
     await app({"type": "http"}, an_asgi_app, an_asgi_app)  # type: ignore[arg-type]
+
+
+def test_to_wsgi_wraps_asgi_apps_and_to_asgi_unwraps_them_again() -> None:
+    wrapped = to_wsgi(an_asgi_app, loop_mode="shared")
+    assert isinstance(wrapped, ASGIToWSGI)
+    assert to_asgi(wrapped) is an_asgi_app
+    assert interface_of(wrapped) == "wsgi"
+
+
+def test_the_public_api_is_exactly_what_all_lists() -> None:
+    import bridge
+
+    public = {name for name in dir(bridge) if not name.startswith("_")} - {"annotations"}
+    assert public == set(bridge.__all__)
+    assert sorted(bridge.__all__) == bridge.__all__
