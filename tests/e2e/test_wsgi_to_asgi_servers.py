@@ -157,7 +157,7 @@ def test_non_ascii_path_and_query_reach_flask_decoded(client: httpx.Client) -> N
 
 
 def test_latin1_request_header_and_repeated_cookies_reach_flask(client: httpx.Client) -> None:
-    headers = [("X-Name", b"caf\xe9"), ("Cookie", b"a=1"), ("Cookie", b"b=2")]
+    headers = [(b"X-Name", b"caf\xe9"), (b"Cookie", b"a=1"), (b"Cookie", b"b=2")]
     response = client.get("/legacy/echo/headers", headers=headers)
     assert response.json() == {"name": "café", "cookie": "a=1; b=2"}
 
