@@ -354,7 +354,9 @@ def blocking(cfg: Config) -> Section:
     adapters, notes = _available(_W2A)
     servers = [Server(f"{a}:raw", "uvicorn") for a in adapters]
     clients = 64
-    cfg = dataclasses.replace(cfg, rounds=1 if cfg.quick else 3, duration=max(2.0, cfg.duration))
+    cfg = dataclasses.replace(
+        cfg, http_rounds=1 if cfg.quick else 3, duration=max(2.0, cfg.duration)
+    )
     results = _throughput(cfg, servers, "/sleep", clients)
     table = Table(
         ["contender", "requests", "wall s", "effective parallelism", "non-2xx", "errors"], []
