@@ -97,6 +97,7 @@ class _Exchange:
         "_sent",
         "_space",
         "_stash",
+        "_stashed",
         "_unsent",
         "_waiter",
         "response",
@@ -124,6 +125,7 @@ class _Exchange:
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
         self._body_complete = body_complete
         self._stash: deque[bytes] = deque()  # body received while no pull was waiting
+        self._stashed = 0  # bytes in the stash
         self._receiver: asyncio.Task[None] | None = None
         self._head_only = head_only
         self._pathsend = pathsend
@@ -291,7 +293,9 @@ class _Exchange:
         """Worker side of ``wsgi.input``: block until the loop has received more body."""
         with self._lock:
             if self._stash:
-                return self._stash.popleft(), bool(self._stash) or not self._body_complete
+                data = self._stash.popleft()
+                self._stashed -= len(data)
+                return data, bool(self._stash) or not self._body_complete
             if self._abort is not None:
                 raise self._abort
             future: concurrent.futures.Future[tuple[bytes, bool]] = concurrent.futures.Future()
@@ -310,6 +314,8 @@ class _Exchange:
 
     def _start_receiver(self, watch: bool) -> None:
         """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
+        if watch and self._stashed > _STASH_LIMIT:
+            return  # the app is not reading: leave the rest to the server's flow control
         if self._receiver is None or self._receiver.done():
             self._receiver = self._loop.create_task(self._receive_messages(watch))
 
@@ -335,13 +341,13 @@ class _Exchange:
                 future, self._pull_future = self._pull_future, None
                 if future is None:
                     self._stash.append(body)
-                    stashed = sum(map(len, self._stash))
+                    self._stashed += len(body)
             if future is not None:
                 if not future.cancelled():
                     future.set_result((body, more))
                 if not watch:
                     return
-            elif stashed > _STASH_LIMIT:
+            elif self._stashed > _STASH_LIMIT:
                 return
 
     def abort(self, reason: ClientDisconnected) -> None:

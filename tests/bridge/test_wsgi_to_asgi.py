@@ -761,3 +761,23 @@ async def test_an_app_can_stream_its_response_while_reading_the_body() -> None:
     exchange = await request(WSGIToASGI(echo), method="POST", body=chunks)
     assert exchange.body == b"ONE\nTWO\nTHREE\nFOUR\n"
     assert exchange.complete
+
+
+async def test_body_nobody_reads_is_stashed_only_up_to_a_bound() -> None:
+    gate = threading.Event()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        for _ in range(300):
+            yield b"."
+            time.sleep(0.001)
+        gate.wait(5)
+
+    chunk = b"u" * 65536
+    exchange = Exchange(body_chunks=[chunk] * 1000)  # 64 MiB nobody reads
+    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope(method="POST")))
+    await wait_until(lambda: len(exchange.body) >= 300, 10)
+    # the stash limit (1 MiB) plus the message that crossed it, and the first one
+    assert exchange.receive_calls <= (1 << 20) // len(chunk) + 3
+    gate.set()
+    await task

@@ -304,15 +304,6 @@ def test_client_leaving_a_stream_held_by_backpressure_closes_it(server: Server) 
 UNREAD_UPLOAD_BOUND = 64 * 1024 * 1024
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bridge/_wsgi_to_asgi.py: _Exchange.pump calls _start_receiver(True) on every "
-        "idle round, restarting _receive_messages after it stopped at _STASH_LIMIT, so "
-        "the body the app has not read is stashed one message per round without bound "
-        "(max_body_size is not applied to the stash either)"
-    ),
-)
 def test_upload_nobody_reads_is_not_buffered_without_bound(server: Server) -> None:
     if server.name != "uvicorn":
         pytest.skip(
