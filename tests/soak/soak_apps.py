@@ -14,9 +14,9 @@ Routes (same on both)::
     /raise              the app raises before responding
     /raise-mid          one chunk, then the app raises
     /bad-header?v=      a response header whose value is ``v`` (CR/LF/NUL injection)
-    /long-body          declares Content-Length 10, sends 20 bytes
+    /long-body          declares Content-Length 10, sends 20 bytes in one chunk
     /short-body         declares Content-Length 20, sends 10 bytes
-    /environ            the request as the app saw it (path, query, headers), as JSON
+    /environ...         the request as the app saw it (path, query, headers), as JSON
     /stats              requests in flight, threads, fds of this process, as JSON
 
 With ``FAULT_LOG=<path>`` in the environment, records of the ``bridge`` and
@@ -167,11 +167,11 @@ def _wsgi_route(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]
         return [b"should not be sent"]
     if path == "/long-body":
         start_response("200 OK", [*text, ("Content-Length", "10")])
-        return [b"0123456789", b"ABCDEFGHIJ"]
+        return [b"0123456789ABCDEFGHIJ"]
     if path == "/short-body":
         start_response("200 OK", [*text, ("Content-Length", "20")])
         return [b"0123456789"]
-    if path == "/environ":
+    if path.startswith("/environ"):
         seen = {k: v for k, v in environ.items() if isinstance(v, str)}
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(seen).encode()]
@@ -262,7 +262,7 @@ async def _asgi_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         value = query.get("v", ["a\r\nInjected: 1"])[0].encode("latin-1")
         await _start(send, headers=[(b"content-type", b"text/plain"), (b"x-echo", value)])
         await _body(send, b"should not be sent")
-    elif path == "/environ":
+    elif path.startswith("/environ"):
         seen = {
             "path": path,
             "raw_path": scope["raw_path"].decode("latin-1"),
