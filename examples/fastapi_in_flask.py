@@ -9,8 +9,8 @@ own docs, under the mount); ``PORT`` changes the port. Or with Gunicorn::
 
     .venv/bin/gunicorn -k gthread --threads 8 -b 127.0.0.1:8000 examples.fastapi_in_flask:app
 
-werkzeug's ``DispatcherMiddleware`` sends ``/api/...`` to the FastAPI app, which
-``to_wsgi`` wraps in ``ASGIToWSGI``; everything else stays with Flask. FastAPI sees
+werkzeug's ``DispatcherMiddleware`` sends ``/api/...`` to the FastAPI app, wrapped in
+``ASGIToWSGI``; everything else stays with Flask. FastAPI sees
 ``/api`` as its ``root_path``, so ``url_for`` and the docs link back under the mount,
 and its lifespan runs (once per server thread, before that thread's first request).
 """
@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from flask import Flask, url_for
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from bridge import to_wsgi
+from bridge import ASGIToWSGI
 
 # --- the new API (ASGI) -----------------------------------------------------------------
 
@@ -64,7 +64,7 @@ def index() -> str:
 
 
 # The mount: /api/... goes to FastAPI through ASGIToWSGI, the rest to Flask.
-app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/api": to_wsgi(api)})  # type: ignore[method-assign]
+app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/api": ASGIToWSGI(api)})  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -291,7 +291,7 @@ def _fastapi_in_flask() -> Any:
     from flask import Flask
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-    from bridge._asgi_to_wsgi import ASGIToWSGI
+    from bridge import ASGIToWSGI
 
     app = Flask("matrix_outer")
 
@@ -359,8 +359,7 @@ def build(
     mount: str = "",
 ) -> Any:
     """The app ``name`` for a server speaking ``serve`` (``"asgi"`` or ``"wsgi"``)."""
-    from bridge import WSGIToASGI
-    from bridge._asgi_to_wsgi import ASGIToWSGI
+    from bridge import ASGIToWSGI, WSGIToASGI
 
     interface, factory = _APPS[name]
     app = factory()

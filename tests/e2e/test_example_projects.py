@@ -174,18 +174,3 @@ def test_fastapi_mounted_in_flask_on_waitress() -> None:
     assert schema.json()["info"]["title"] == "Items API"
     assert missing.status_code == 404
     assert "text/html" in missing.headers["content-type"]  # Flask's 404, not FastAPI's
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: bridge/__init__.py exports WSGIToASGI but not ASGIToWSGI (nor "
-        "LifespanStartupFailed), so `from bridge import ASGIToWSGI` fails; the examples "
-        "use bridge.to_wsgi instead"
-    ),
-)
-def test_asgi_to_wsgi_is_exported_from_bridge() -> None:
-    import bridge
-
-    assert "ASGIToWSGI" in bridge.__all__
-    assert "LifespanStartupFailed" in bridge.__all__
