@@ -128,7 +128,9 @@ class Server:
             return [
                 str(Path(py).with_name("uwsgi")),
                 # The HTTP/1.1 socket keeps connections alive (--http-socket closes
-                # each one without saying so); auto-chunked frames bodies of unknown length.
+                # each one without saying so). A body of unknown length is still sent
+                # unframed and the connection held until --socket-timeout (4 s): the
+                # streamed-response cells take that long on uWSGI, plain WSGI apps too.
                 "--http11-socket",
                 f"127.0.0.1:{port}",
                 "--http-auto-chunked",
