@@ -133,7 +133,6 @@ class Server:
                 # streamed-response cells take that long on uWSGI, plain WSGI apps too.
                 "--http11-socket",
                 f"127.0.0.1:{port}",
-                "--http-auto-chunked",
                 "--home",
                 sys.prefix,
                 "--threads",
