@@ -354,6 +354,26 @@ def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[b
     return wrapper
 
 
+_DEFAULT_ON_COMPLETE = Handler.on_complete
+
+
+def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
+    out: list[bytes] = []
+    last = len(result) - 1
+    for index, chunk in enumerate(result):
+        if index == last:
+            data = exchange.body(chunk, False)
+        elif chunk:
+            data = exchange.body(chunk, True)
+        else:
+            continue
+        if data:
+            out.append(data)
+    if last < 0:
+        exchange.body(b"", False)
+    return out
+
+
 class _HeadStart:
     """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else."""
 
@@ -410,6 +430,15 @@ class WSGIDriver:
         except BaseException:
             handler.on_complete(Outcome.APP_EXCEPTION)
             raise
+        if (
+            type(result) is list
+            and exchange.state is not _AWAITING_START
+            and type(handler).on_complete is _DEFAULT_ON_COMPLETE
+        ):
+            # The whole body is already in memory and nobody waits for the end of the
+            # response: run it through the core now and hand the server a list (which
+            # also lets it send a Content-Length for a one-item body).
+            return _run_list(exchange, result)
         file_wrapper = environ.get("wsgi.file_wrapper")
         if (
             isinstance(file_wrapper, type)

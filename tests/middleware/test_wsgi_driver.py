@@ -283,3 +283,27 @@ def test_a_core_that_changes_nothing_hands_the_apps_header_list_through() -> Non
     body.close()  # type: ignore[attr-defined]
     assert seen == [headers]
     assert seen[0] is headers
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [[BIG], [], [b"", BIG, b""], [BIG[:100], b"", BIG[100:]]],
+    ids=["one_item", "empty", "empty_items_around", "empty_item_inside"],
+)
+def test_a_list_body_is_compressed_at_once_and_handed_back_as_a_list(chunks: list[bytes]) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return chunks
+
+    seen: list[Any] = []
+    body = GZip(app)(environ_for(Request(headers=GZIP)), lambda s, h, e=None: seen.append(h))
+    assert type(body) is list
+    assert len(seen) == 1  # the head went out before the body was returned
+    if len(chunks) == 1:
+        assert len(body) == 1  # so a server can send Content-Length
+    data = b"".join(body)
+    expected = b"".join(chunks)
+    if dict(seen[0]).get("content-encoding") == "gzip":
+        assert zlib.decompress(data, 31) == expected
+    else:
+        assert data == expected
