@@ -8,6 +8,10 @@ websocket), informational responses (``http.response.informational``, early hint
 ``http.response.trailers`` and unknown messages. ``http.response.pathsend`` (and the
 ``zerocopysend`` extension) carry no body in Python, so the core is told the body is
 opaque and the held head goes out unchanged.
+
+When the app raises before its response went out, the client gets a 500 sent through
+the core (so CORS headers are on it and the access log sees it) and the exception goes
+on to the server unchanged; a cancelled app (the client went away) gets no 500.
 """
 
 from __future__ import annotations

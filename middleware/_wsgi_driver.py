@@ -13,6 +13,9 @@ PEP 3333 facts that shape it:
   when the request is complete (a server that stops early has lost its client).
 * A ``wsgi.file_wrapper`` response may be sent with ``sendfile``; it is handed back as a
   file wrapper (never iterated here) and the core is told the body is opaque.
+* An app's exception goes to the server unchanged and the server answers 500 (its
+  own response, outside any middleware): a WSGI middleware cannot both answer and
+  re-raise. The core still learns of it (``Outcome.APP_EXCEPTION``).
 """
 
 from __future__ import annotations
