@@ -24,4 +24,4 @@ class Config:
     def make(cls, quick: bool, loadgen: str, out: Path, logs: Path) -> Config:
         if quick:
             return cls(quick, 3, 2, 1.0, 32, loadgen, 64 << 20, 1, 0.02, out, logs)
-        return cls(quick, 5, 5, 2.0, 32, loadgen, 64 << 20, 3, 0.05, out, logs)
+        return cls(quick, 5, 5, 2.0, 32, loadgen, 64 << 20, 4, 0.05, out, logs)

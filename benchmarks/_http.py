@@ -16,7 +16,7 @@ import time
 from benchmarks._apps import SLEEP, a2wsgi_available, serves, starlette_wsgi_available
 from benchmarks._config import Config
 from benchmarks._load import LoadResult, http_load, transfer
-from benchmarks._measure import median, round_ratios
+from benchmarks._measure import median
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 from benchmarks._servers import GTHREAD_THREADS, Server, reset_peak, running, vm_kib
 
@@ -246,21 +246,41 @@ def streaming(cfg: Config) -> Section:
             idle[_label(server)] = vm_kib(server.serving_pid(), "VmRSS") / 1024
             speeds[_label(server)] = {"download": [], "upload": []}
             growth[_label(server)] = {"download": 0.0, "upload": 0.0}
+        ratios: dict[str, dict[str, list[float]]] = {
+            _label(s): {"download": [], "upload": []} for s in servers
+        }
+
+        def measure(server: Server, direction: str) -> float:
+            label, pid = _label(server), server.serving_pid()
+            before = vm_kib(pid, "VmRSS") / 1024
+            peak_reset = reset_peak(pid)
+            count, seconds = transfer(server.url + f"/{direction}", direction, size)
+            if count != size:
+                raise RuntimeError(f"{label} {direction}: {count} of {size} bytes")
+            peak = vm_kib(pid, "VmHWM") / 1024
+            if not peak_reset:  # peak since start: growth over the idle RSS
+                before = idle[label]
+            growth[label][direction] = max(growth[label][direction], peak - before)
+            speeds[label][direction].append(mib / seconds)
+            return mib / seconds
+
+        # As over HTTP: native, A, native, B, ... so each ratio is to the native
+        # transfers just before and just after it.
+        groups = [
+            (servers[0], servers[1 : len(w2a) + 1]),
+            (servers[len(w2a) + 1], servers[len(w2a) + 2 :]),
+        ]
         for index in range(cfg.stream_rounds):
-            shift = index % len(servers)
-            for server in servers[shift:] + servers[:shift]:
-                label, pid = _label(server), server.serving_pid()
+            for native, others in groups:
+                shift = index % max(1, len(others))
                 for direction in ("download", "upload"):
-                    before = vm_kib(pid, "VmRSS") / 1024
-                    peak_reset = reset_peak(pid)
-                    count, seconds = transfer(server.url + f"/{direction}", direction, size)
-                    if count != size:
-                        raise RuntimeError(f"{label} {direction}: {count} of {size} bytes")
-                    speeds[label][direction].append(mib / seconds)
-                    peak = vm_kib(pid, "VmHWM") / 1024
-                    if not peak_reset:  # peak since start: growth over the idle RSS
-                        before = idle[label]
-                    growth[label][direction] = max(growth[label][direction], peak - before)
+                    first = measure(native, direction)
+                    for server in others[shift:] + others[:shift]:
+                        speed = measure(server, direction)
+                        after = measure(native, direction)
+                        ratios[_label(server)][direction].append(speed / ((first + after) / 2))
+                        ratios[_label(native)][direction].append(after / first)
+                        first = after
     table = Table(
         [
             "contender",
@@ -287,11 +307,10 @@ def streaming(cfg: Config) -> Section:
     )
     for server in servers:
         label = _label(server)
-        native = _label(servers[0] if server.kind == "uvicorn" else servers[len(w2a) + 1])
         row: dict[str, float] = {"idle_rss_mib": idle[label]}
         cells = [label]
         for direction in ("download", "upload"):
-            ratio = round_ratios(speeds[label][direction], speeds[native][direction])
+            ratio = median(ratios[label][direction])
             row[direction] = median(speeds[label][direction])
             row[f"{direction}_ratio"] = ratio
             row[f"{direction}_growth_mib"] = growth[label][direction]
@@ -326,7 +345,10 @@ def streaming(cfg: Config) -> Section:
                 )
     section.tables.append(table)
     section.notes.append(
-        f"{cfg.stream_rounds} interleaved round(s); MiB/s is the median; 'flat memory' is "
+        f"{cfg.stream_rounds} round(s) of native, A, native, B, ... native per direction; "
+        "MiB/s is the median; a ratio is the median of (transfer / mean of the native "
+        "transfers just before and after it); the natives' own ratio is their drift; "
+        "'flat memory' is "
         f"read as a peak growth of at most {fmt(FLAT_GROWTH_MIB)} MiB while "
         f"{fmt(mib)} MiB pass."
     )

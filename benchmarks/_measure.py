@@ -1,8 +1,8 @@
 """Interleaved timing: every contender is sampled once per round, in the same order.
 
 On a shared machine the speed changes minute to minute; interleaving spreads that drift
-over every contender alike, and medians drop the rounds a neighbour spoiled. Ratios are
-taken round by round (contender / baseline of the same round) before the median.
+over every contender alike, and medians drop the rounds a neighbour spoiled. (Over HTTP,
+``_http`` goes further and measures the baseline between every two contenders.)
 """
 
 from __future__ import annotations
@@ -44,9 +44,3 @@ def interleave(
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def round_ratios(values: list[float], baseline: list[float]) -> float:
-    """Median of per-round ratios ``values[i] / baseline[i]``."""
-    pairs = [v / b for v, b in zip(values, baseline, strict=False) if b > 0]
-    return median(pairs)
