@@ -32,6 +32,22 @@ __all__ = ["DEFAULT_FORMAT", "AccessLog"]
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 """gunicorn's default ``access_log_format``."""
 
+# Characters a request may carry that must not reach a log line as they are (CWE-117):
+# C0/C1 controls (newlines forge entries), DEL, Unicode line separators, and the quote
+# and backslash that delimit fields in the common formats. Written as nginx does: \xHH.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]')
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}"
+
+
+def _escape(text: str) -> str:
+    """``text`` safe for one log line: unsafe characters written as ``\\xHH``."""
+    return text if _UNSAFE.search(text) is None else _UNSAFE.sub(_escape_char, text)
+
+
 _PLAIN_ATOMS = frozenset(
     ["h", "l", "u", "t", "r", "s", "m", "U", "q", "H", "b", "B", "f", "a", "T", "D", "M", "L", "p"]
 )
@@ -58,20 +74,20 @@ class _Atoms(Mapping[str, object]):
         if key == "l":
             return "-"
         if key == "u":
-            return _basic_user(head.header(b"authorization")) or "-"
+            return _escape(_basic_user(head.header(b"authorization")) or "-")
         if key == "t":
             return time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(h.wall))
         if key == "r":
             target = head.path + ("?" + head.query.decode("latin-1") if head.query else "")
-            return f"{head.method} {target} HTTP/{head.http_version}"
+            return _escape(f"{head.method} {target} HTTP/{head.http_version}")
         if key == "s":
             return h.status
         if key == "m":
-            return head.method
+            return _escape(head.method)
         if key == "U":
-            return head.path
+            return _escape(head.path)
         if key == "q":
-            return head.query.decode("latin-1")
+            return _escape(head.query.decode("latin-1"))
         if key == "H":
             return f"HTTP/{head.http_version}"
         if key in ("b", "B"):
@@ -107,7 +123,7 @@ class _Atoms(Mapping[str, object]):
 
 
 def _text(value: bytes | None) -> str:
-    return "-" if value is None else value.decode("latin-1")
+    return "-" if value is None else _escape(value.decode("latin-1"))
 
 
 def _basic_user(value: bytes | None) -> str | None:

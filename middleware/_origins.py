@@ -12,7 +12,9 @@ Rules that keep an allow-list safe, each tested:
 * A wildcard entry ``https://*.example.com`` matches one or more DNS labels before
   ``.example.com`` with the same scheme and port, never ``https://example.com.evil.net``
   and never the bare ``https://example.com``.
-* A malformed origin (path, userinfo, odd characters) matches nothing.
+* A malformed origin (path, userinfo, odd characters, ``*`` itself) matches nothing,
+  not even ``allow_origins=["*"]``: with credentials the origin is echoed, and an
+  echoed ``*`` would be the wildcard the Fetch standard forbids with credentials.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class OriginMatcher:
         self._cache: dict[bytes, bool] = {}
 
     def __call__(self, origin: bytes) -> bool:
-        if self.allow_all or origin in self._raw:
+        if origin in self._raw:
             return True
         cached = self._cache.get(origin)
         if cached is None:
@@ -118,8 +120,9 @@ class OriginMatcher:
     def _match(self, origin: str) -> bool:
         normal = normalize_origin(origin)
         if normal is None:
+            # Not an origin at all (``*``, a path...): never echoed, even under "*".
             return False
-        if normal in self._exact:
+        if self.allow_all or normal in self._exact:
             return True
         if normal != "null":
             scheme, host, port = _split(normal) or ("", "", None)

@@ -194,3 +194,24 @@ def test_a_malformed_basic_authorization_logs_no_user(records: Sequence[logging.
         Request(headers=(("Authorization", "Bearer x"),)),
     )
     assert [r.getMessage() for r in records] == ["-", "-"]
+
+
+def test_a_request_cannot_forge_a_log_line(
+    interface: str, records: Sequence[logging.LogRecord]
+) -> None:
+    path = '/a\n10.0.0.1 - admin [x] "GET /admin HTTP/1.1" 200 0'
+    if interface == "wsgi":
+        path = path.encode().decode("latin-1")
+    request = Request("GET", path, "q=\x7f", (("User-Agent", 'ua\r\n"x"\\'),))
+    call(interface, AccessLog(build(interface), format='%(r)s "%(a)s" %(U)s %(q)s'), request)
+    message = records[0].getMessage()
+    assert "\n" not in message
+    assert "\r" not in message
+    assert "\x7f" not in message
+    assert message == (
+        "GET /a\\x0A10.0.0.1 - admin [x] \\x22GET /admin HTTP/1.1\\x22 200 0?q=\\x7F HTTP/1.1 "
+        '"ua\\x0D\\x0A\\x22x\\x22\\x5C" '
+        "/a\\x0A10.0.0.1 - admin [x] \\x22GET /admin HTTP/1.1\\x22 200 0 q=\\x7F"
+    )
+    # The structured fields keep the real values; JSON encoders escape them.
+    assert records[0].http["path"] == '/a\n10.0.0.1 - admin [x] "GET /admin HTTP/1.1" 200 0'  # type: ignore[attr-defined]

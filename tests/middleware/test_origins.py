@@ -109,3 +109,9 @@ def test_the_memo_stays_bounded() -> None:
     for i in range(3000):
         assert not matcher(f"https://host{i}.net".encode())
     assert len(matcher._cache) <= 1024
+
+
+@pytest.mark.parametrize("origin", [b"*", b"https://a.example/path", b"", b"javascript:x"])
+def test_star_allows_only_things_that_are_origins(origin: bytes) -> None:
+    assert not OriginMatcher(["*"])(origin)
+    assert OriginMatcher(["*"])(b"https://a.example")
