@@ -8,7 +8,7 @@ Routes (same on both)::
 
     /small              "ok"
     /echo               POST: the body's length and sha256, as JSON
-    /stream?n=&size=    n chunks of size bytes
+    /stream?n=&size=    n chunks of size bytes, chunk i made of its index (stream_chunk)
     /sse?n=             n Server-Sent Events, 5 ms apart
     /slow-stream        up to 10 s of 1 KiB chunks, 10 ms apart (clients hang up on it)
     /raise              the app raises before responding
@@ -85,6 +85,11 @@ def _stats(extra: dict[str, Any]) -> bytes:
     ).encode()
 
 
+def stream_chunk(index: int, size: int) -> bytes:
+    """Chunk ``index`` of ``/stream``: its index repeated, so a client can tell chunks apart."""
+    return (b"%08d" % index * (size // 8 + 1))[:size]
+
+
 def _int(query: dict[str, list[str]], name: str, default: int) -> int:
     try:
         return int(query[name][0])
@@ -149,7 +154,7 @@ def _wsgi_route(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]
     if path == "/stream":
         n, size = _int(query, "n", 10), _int(query, "size", 1024)
         start_response("200 OK", text)
-        return (b"x" * size for _ in range(n))
+        return (stream_chunk(i, size) for i in range(n))
     if path == "/sse":
         start_response("200 OK", [("Content-Type", "text/event-stream")])
         return _sse(_int(query, "n", 10))
@@ -236,8 +241,8 @@ async def _asgi_route(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/stream":
         n, size = _int(query, "n", 10), _int(query, "size", 1024)
         await _start(send)
-        for _ in range(n):
-            await _body(send, b"x" * size, True)
+        for i in range(n):
+            await _body(send, stream_chunk(i, size), True)
         await _body(send, b"")
     elif path == "/sse":
         await _start(send, headers=[(b"content-type", b"text/event-stream")])
