@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
-from bridge._http import ClientDisconnected
+from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._input import BodyTooLarge
 from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
 from bridge._pool import ThreadPool
-from bridge._response import InvalidResponse
 from bridge._wsgi_to_asgi import WSGIToASGI
 
 __all__ = [

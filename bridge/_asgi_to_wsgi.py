@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
-from bridge._http import ClientDisconnected
+from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
-from bridge._scope import ASGI_VERSION, InvalidResponse, ScopeError, http_scope, response_head
+from bridge._scope import ASGI_VERSION, ScopeError, http_scope, response_head
 from bridge._types import ASGIApp, Environ, Message, Scope
 
 if TYPE_CHECKING:

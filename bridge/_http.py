@@ -75,6 +75,14 @@ def invalid_value_bytes(value: bytes) -> bool:
     return _BAD_VALUE_BYTES.search(value) is not None
 
 
+class InvalidResponse(ValueError):
+    """An app's status or headers break its interface's spec or could corrupt the response.
+
+    Raised when a WSGI app calls ``start_response`` with them, and for an ASGI app's
+    ``http.response.start``; either way the client gets a 500, never the bad bytes.
+    """
+
+
 class ClientDisconnected(OSError):
     """The client went away before the request or response was complete.
 

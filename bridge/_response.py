@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Final
 
-from bridge._http import HOP_BY_HOP, invalid_value_reason, is_token
+from bridge._http import HOP_BY_HOP, InvalidResponse, invalid_value_reason, is_token
 from bridge._types import OptExcInfo
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
@@ -28,10 +28,6 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 RawHeaders = list[tuple[bytes, bytes]]
 _NAME_CACHE: dict[str, bytes] = {}
 _NAME_CACHE_LIMIT: Final = 1024
-
-
-class InvalidResponse(ValueError):
-    """The app's status or headers break PEP 3333 or could corrupt the HTTP response."""
 
 
 class Phase(enum.Enum):

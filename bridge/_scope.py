@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote_from_bytes, unquote_to_bytes
 
-from bridge._http import HOP_BY_HOP, invalid_value_bytes, is_token_bytes, status_line
+from bridge._http import (
+    HOP_BY_HOP,
+    InvalidResponse,
+    invalid_value_bytes,
+    is_token_bytes,
+    status_line,
+)
 from bridge._types import Environ, Headers, Scope
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
@@ -58,10 +64,6 @@ _PATH_SAFE_BYTES = (
 
 class ScopeError(ValueError):
     """The request cannot be expressed as an ASGI scope; the client's fault (answer 400)."""
-
-
-class InvalidResponse(ValueError):
-    """The ASGI app sent a response head that HTTP cannot carry; the app's fault (500)."""
 
 
 def http_version(server_protocol: str) -> str:

@@ -175,6 +175,7 @@ class _Exchange:
         "_outer_write",
         "_status",
         "handler",
+        "sent_headers",
         "state",
     )
 
@@ -188,6 +189,7 @@ class _Exchange:
         self._app_headers: Headers = []
         self._neutral: HeaderList = []
         self._exc_info: OptExcInfo | None = None
+        self.sent_headers: Headers = []
 
     def start_response(
         self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
@@ -220,6 +222,7 @@ class _Exchange:
         # out as they were, names in the app's case, with no conversion.
         wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
         self.state = _STREAMING
+        self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
     def body(self, chunk: bytes, more: bool) -> bytes:
@@ -262,7 +265,7 @@ class _Exchange:
 class _Body:
     """The iterable handed to the server: the app's body, run through the core."""
 
-    __slots__ = ("_exchange", "_iterator", "_outcome", "_remaining", "_result")
+    __slots__ = ("_exchange", "_iterator", "_outcome", "_remaining", "_result", "_sent")
 
     def __init__(self, exchange: _Exchange, result: Iterable[bytes]) -> None:
         self._exchange = exchange
@@ -272,6 +275,7 @@ class _Body:
         # A list or tuple says which chunk is the last, so the core can treat a one-item
         # body as complete (exact Content-Length) instead of as a stream.
         self._remaining = len(result) if isinstance(result, (list, tuple)) else -1
+        self._sent = 0  # body bytes handed to the server
 
     def __iter__(self) -> Iterator[bytes]:
         return self
@@ -292,6 +296,7 @@ class _Body:
                 if chunk:
                     out = exchange.body(chunk, True)
                     if out:
+                        self._sent += len(out)
                         return out
             else:
                 if exchange.state is _AWAITING_START:
@@ -304,13 +309,26 @@ class _Body:
             raise
         self._outcome = Outcome.COMPLETED
         if out:
+            self._sent += len(out)
             return out
         raise StopIteration
+
+    def _sent_content_length(self) -> bool:
+        """Whether the server has every byte the response declared (it may stop there)."""
+        for name, value in self._exchange.sent_headers:
+            if name.lower() == "content-length":
+                declared = value.strip()
+                return declared.isdigit() and int(declared) == self._sent
+        return False
 
     def close(self) -> None:
         exchange = self._exchange
         if exchange.state is _CLOSED:
             return
+        if self._outcome is Outcome.CLIENT_DISCONNECTED and self._sent_content_length():
+            # PEP 3333 lets a server stop iterating once Content-Length bytes are out
+            # (WSGIToASGI does): that response is complete, not abandoned.
+            self._outcome = Outcome.COMPLETED
         exchange.state = _CLOSED
         try:
             close = getattr(self._result, "close", None)

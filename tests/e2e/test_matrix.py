@@ -623,17 +623,8 @@ STACK_CHECKS = [
     Check("access_log", "AccessLog", check_access_log),
 ]
 
-_ACCESS_LOG_499 = (
-    "bug: WSGIToASGI stops iterating a WSGI body once Content-Length bytes are sent and "
-    "closes it; the middleware WSGI driver reports any close() before StopIteration as "
-    "CLIENT_DISCONNECTED, so AccessLog logs 499 for a complete 200 "
-    "(see test_access_log_outcome_of_a_complete_response_under_wsgi_to_asgi)"
-)
 #: (cell id, check name) -> why it fails today: a bug in bridge/ or middleware/.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("uvicorn-flask-stack", "access_log"): _ACCESS_LOG_499,
-    ("hypercorn-django-wsgi-stack", "access_log"): _ACCESS_LOG_499,
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def _cases() -> Iterator[object]:
@@ -674,7 +665,6 @@ def test_every_server_and_app_has_a_cell() -> None:
     }
 
 
-@pytest.mark.xfail(strict=True, reason=_ACCESS_LOG_499)
 async def test_access_log_outcome_of_a_complete_response_under_wsgi_to_asgi() -> None:
     """The bug behind the AccessLog cells, in-process: no server, no timing."""
     import logging
