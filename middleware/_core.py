@@ -36,9 +36,10 @@ memoises one per origin); everything per request then lives in the driver's exch
 from __future__ import annotations
 
 import enum
-import inspect
 from collections.abc import Iterable, Sequence
 from typing import ClassVar, NamedTuple, TypeAlias
+
+from bridge import interface_of
 
 __all__ = [
     "Core",
@@ -232,19 +233,22 @@ class Core:
         raise NotImplementedError
 
 
-def _is_coroutine_callable(app: object) -> bool:
-    if inspect.iscoroutinefunction(app):
-        return True
-    call = getattr(app, "__call__", None)  # noqa: B004 - we need the method itself
-    return call is not None and inspect.iscoroutinefunction(call)
-
-
 def detect_interface(app: object, interface: str | None) -> str:
-    """``"asgi"`` or ``"wsgi"``: the explicit choice, else ASGI 3 iff a coroutine callable."""
+    """``"asgi"`` or ``"wsgi"``: the explicit choice, else what ``bridge.interface_of`` says.
+
+    So the marks ``bridge.wsgi_app`` / ``bridge.asgi_app`` work here too. A callable it
+    cannot place is treated as WSGI, the interface of plain sync callables.
+    """
     if interface is not None:
         if interface not in ("wsgi", "asgi"):
             raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
         return interface
     if not callable(app):
         raise TypeError(f"app must be a WSGI or ASGI callable, not {type(app).__name__}")
-    return "asgi" if _is_coroutine_callable(app) else "wsgi"
+    try:
+        kind = interface_of(app)
+    except TypeError:
+        return "wsgi"
+    if kind == "asgi2":
+        raise TypeError(f"{app!r} is an ASGI 2 app: wrap it with bridge.to_asgi() first")
+    return "asgi" if kind == "asgi3" else "wsgi"

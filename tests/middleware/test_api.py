@@ -161,3 +161,16 @@ def test_stack_refuses_what_is_not_a_middleware_entry() -> None:
 def test_middleware_entries_unpack_like_starlettes() -> None:
     cls, args, kwargs = Middleware(GZip, minimum_size=3)
     assert (cls, args, kwargs) == (GZip, (), {"minimum_size": 3})
+
+
+def test_the_bridge_interface_marks_decide_for_ambiguous_callables() -> None:
+    import inspect
+
+    from bridge import asgi_app, wsgi_app
+    from middleware import GZip
+
+    def ambiguous(*args: object) -> object:
+        return None
+
+    assert inspect.iscoroutinefunction(type(GZip(asgi_app(ambiguous))).__call__)
+    assert not inspect.iscoroutinefunction(type(GZip(wsgi_app(lambda *a: None))).__call__)
