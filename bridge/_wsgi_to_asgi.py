@@ -84,6 +84,7 @@ class _Exchange:
 
     __slots__ = (
         "_abort",
+        "_asked_for_body",
         "_body_complete",
         "_head_only",
         "_lock",
@@ -110,6 +111,7 @@ class _Exchange:
         send: Send,
         *,
         body_complete: bool,
+        asked_for_body: bool,
         head_only: bool,
         pathsend: bool,
     ) -> None:
@@ -124,6 +126,7 @@ class _Exchange:
         self._abort: ClientDisconnected | None = None
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
         self._body_complete = body_complete
+        self._asked_for_body = asked_for_body  # receive() was called for the body
         self._stash: deque[bytes] = deque()  # body received while no pull was waiting
         self._stashed = 0  # bytes in the stash
         self._receiver: asyncio.Task[None] | None = None
@@ -291,6 +294,7 @@ class _Exchange:
 
     def pull(self) -> tuple[bytes, bool]:
         """Worker side of ``wsgi.input``: block until the loop has received more body."""
+        self._asked_for_body = True
         with self._lock:
             if self._stash:
                 data = self._stash.popleft()
@@ -314,18 +318,22 @@ class _Exchange:
 
     def _start_receiver(self, watch: bool) -> None:
         """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
-        if watch and self._stashed > _STASH_LIMIT:
-            return  # the app is not reading: leave the rest to the server's flow control
+        if watch and (self._stashed > _STASH_LIMIT or not self._asked_for_body):
+            # The app is not reading: leave the rest to the server's flow control. And
+            # with "Expect: 100-continue" the first receive() would tell the client to
+            # send a body the app may never want.
+            return
         if self._receiver is None or self._receiver.done():
             self._receiver = self._loop.create_task(self._receive_messages(watch))
 
     async def _receive_messages(self, watch: bool) -> None:
         """The only caller of ``receive()`` once the app runs.
 
-        Body chunks go to a waiting ``pull``, or are stashed for the next one. While a
-        response streams (``watch``) it keeps listening, so a client that leaves is
-        noticed at once; it stops when the stash is full (the app is not reading, so
-        the server's flow control takes over) or the server has nothing more to say.
+        Body chunks go to a waiting ``pull``, or are stashed for the next one (read-ahead
+        while the app reads). While a response streams (``watch``) it keeps listening,
+        so a client that leaves is noticed at once. It stops when the stash is full (the
+        app is not reading, so the server's flow control takes over), or once the body
+        is complete unless watching, or when the server has nothing more to say.
         """
         while True:
             message = await self._receive()
@@ -342,12 +350,11 @@ class _Exchange:
                 if future is None:
                     self._stash.append(body)
                     self._stashed += len(body)
-            if future is not None:
-                if not future.cancelled():
-                    future.set_result((body, more))
-                if not watch:
-                    return
-            elif self._stashed > _STASH_LIMIT:
+            if future is not None and not future.cancelled():
+                future.set_result((body, more))
+            # Once the app reads, read one step ahead of it, so its next read finds the
+            # chunk already here instead of waiting a round trip through the loop.
+            if (self._body_complete and not watch) or self._stashed > _STASH_LIMIT:
                 return
 
     def abort(self, reason: ClientDisconnected) -> None:
@@ -504,6 +511,7 @@ class WSGIToASGI:
             receive,
             send,
             body_complete=not more,
+            asked_for_body="HTTP_EXPECT" not in environ,
             head_only=environ["REQUEST_METHOD"] == "HEAD",
             pathsend=extensions is not None and "http.response.pathsend" in extensions,
         )

@@ -17,6 +17,7 @@ import pytest
 
 from bridge import ClientDisconnected, ThreadPool, WSGIToASGI
 from bridge._types import Environ, StartResponse
+from bridge._wsgi_to_asgi import _STASH_LIMIT
 from tests.bridge.harness import Exchange, http_scope, request
 
 TEXT = [("Content-Type", "text/plain")]
@@ -777,7 +778,43 @@ async def test_body_nobody_reads_is_stashed_only_up_to_a_bound() -> None:
     exchange = Exchange(body_chunks=[chunk] * 1000)  # 64 MiB nobody reads
     task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope(method="POST")))
     await wait_until(lambda: len(exchange.body) >= 300, 10)
-    # the stash limit (1 MiB) plus the message that crossed it, and the first one
-    assert exchange.receive_calls <= (1 << 20) // len(chunk) + 3
+    # the stash limit plus the message that crossed it, and the first one
+    assert exchange.receive_calls <= _STASH_LIMIT // len(chunk) + 3
     gate.set()
     await task
+
+
+async def test_an_upload_is_read_one_step_ahead_of_the_app_but_no_further() -> None:
+    seen: list[int] = []
+    exchange = Exchange(body_chunks=[b"x" * 65536] * 40)
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        stream = environ["wsgi.input"]
+        stream.read(65536)  # the first message, received before the app ran
+        stream.read(65536)  # the first pull starts the read-ahead
+        time.sleep(0.2)
+        seen.append(exchange.receive_calls)
+        total = 2 * 65536 + len(stream.read())
+        start_response("200 OK", TEXT)
+        return [str(total).encode()]
+
+    await exchange.run(WSGIToASGI(app), http_scope(method="POST"))
+    assert exchange.body == str(40 * 65536).encode()
+    # read ahead while the app slept, up to the stash limit and the message crossing it
+    assert 2 + 1 < seen[0] <= 2 + _STASH_LIMIT // 65536 + 1
+
+
+async def test_a_streaming_answer_to_expect_100_continue_never_asks_for_the_body() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        for _ in range(5):
+            time.sleep(0.02)
+            yield b"tick "
+
+    exchange = Exchange(body_chunks=[b"big body"])
+    scope = http_scope(
+        method="POST", headers=[(b"expect", b"100-continue"), (b"content-length", b"8")]
+    )
+    await exchange.run(WSGIToASGI(app), scope)
+    assert exchange.body == b"tick " * 5
+    assert exchange.receive_calls == 0
