@@ -211,7 +211,7 @@ def _starlette_w2a(app: Any) -> Any:
 
 def _bridge_a2w(mode: str) -> Callable[[Any], Any]:
     def make(app: Any) -> Any:
-        from bridge._asgi_to_wsgi import ASGIToWSGI
+        from bridge import ASGIToWSGI
 
         return ASGIToWSGI(app, loop_mode=mode)  # type: ignore[arg-type]
 

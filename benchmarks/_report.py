@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -123,6 +124,31 @@ def machine() -> dict[str, str]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
+
+
+def revision() -> str:
+    """The git commit measured, and whether bridge/ or middleware/ had local edits."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "bridge", "middleware"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha} (bridge/ or middleware/ with uncommitted edits)" if dirty else sha
 
 
 def load_average() -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from benchmarks import _http, _inprocess, _middleware
 from benchmarks._config import Config
 from benchmarks._load import tool
-from benchmarks._report import RESULTS, Section, Table, load_average, machine, write
+from benchmarks._report import RESULTS, Section, Table, load_average, machine, revision, write
 
 SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "inprocess": _inprocess.run,
@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     header = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "commit": revision(),
         **machine(),
         "load average at start (1, 5, 15 min)": load_average(),
         "load generator": f"{cfg.loadgen} (pinned to core 1; servers on core 0)",
