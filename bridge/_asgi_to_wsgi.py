@@ -315,10 +315,9 @@ class _Exchange:
         self.input = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH")
         if length:
-            try:
-                self.remaining = int(length)
-            except ValueError:
-                self.remaining = 0
+            # ASCII digits only: int() would also take "-5" (read to EOF) or non-ASCII digits.
+            length = length.strip()
+            self.remaining = int(length) if length.isascii() and length.isdigit() else 0
             self.body = _Body.READING if self.remaining else _Body.EMPTY
         elif environ.get("wsgi.input_terminated"):
             # Chunked upload: the server ends the stream at the end of the body.

@@ -79,9 +79,11 @@ class Exchange:
         # or the response is complete.
         complete = asyncio.ensure_future(self._complete.wait())
         gone = asyncio.ensure_future(self._gone.wait())
-        await asyncio.wait({complete, gone}, return_when=asyncio.FIRST_COMPLETED)
-        complete.cancel()
-        gone.cancel()
+        try:
+            await asyncio.wait({complete, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when receive() itself is cancelled
+            complete.cancel()
+            gone.cancel()
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:

@@ -468,18 +468,6 @@ def test_asgi_to_wsgi_reads_no_further_than_content_length() -> None:
     assert seen["body"] == b"hello"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bridge/_asgi_to_wsgi.py _Exchange.__init__ takes CONTENT_LENGTH with int(), so "
-        "'-5' gives remaining=-5 (truthy: body READING) and read_chunk() calls "
-        "wsgi.input.read(min(-5, chunk_size)), i.e. read(-5) = read to EOF: the app gets "
-        "bytes past the declared length (here the next pipelined request; behind wsgiref the "
-        "request ends as a misleading 500). A non-numeric value already means 'no body' "
-        "(tests/bridge/test_asgi_to_wsgi.py::test_invalid_content_length_means_no_body); a "
-        "negative one should too: accept only length.isdigit() (ASCII digits), else 0."
-    ),
-)
 def test_asgi_to_wsgi_negative_content_length_reads_nothing() -> None:
     app, seen = _asgi_seen()
     stream = io.BytesIO(b"hello, and the next request on this connection")
