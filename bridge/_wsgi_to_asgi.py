@@ -37,8 +37,6 @@ from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 
-#: How many body chunks the app may run ahead of the client before it waits.
-MAX_CHUNKS_IN_FLIGHT: Final = 2
 #: Body bytes received ahead of the app's reads before we stop listening for more.
 _STASH_LIMIT: Final = 1 << 20
 
@@ -101,6 +99,7 @@ class _Exchange:
         "_stashed",
         "_unsent",
         "_waiter",
+        "_window",
         "response",
     )
 
@@ -114,8 +113,10 @@ class _Exchange:
         asked_for_body: bool,
         head_only: bool,
         pathsend: bool,
+        window: int,
     ) -> None:
         self._loop = loop
+        self._window = window  # body chunks the app may run ahead of the client
         self._receive = receive
         self._send = send
         self._lock = threading.Lock()
@@ -153,11 +154,12 @@ class _Exchange:
                 self._unsent += 1
         if waiter is not None:
             self._wake(waiter)
-        if body and self._unsent > MAX_CHUNKS_IN_FLIGHT:
+        window = self._window
+        if body and self._unsent > window:
             with self._lock:
                 if self._space is None:
                     self._space = threading.Condition(self._lock)
-                while self._unsent > MAX_CHUNKS_IN_FLIGHT and self._abort is None:
+                while self._unsent > window and self._abort is None:
                     self._space.wait()
                 if self._abort is not None:
                     raise self._abort
@@ -433,6 +435,10 @@ class WSGIToASGI:
     - ``max_header_repeats``: how often one request header may repeat (else ``431``).
     - ``on_startup`` / ``on_shutdown``: callables (sync ones run in a thread, coroutine
       functions are awaited) run on the ASGI lifespan events.
+    - ``max_chunks_in_flight``: how many body chunks the app may produce beyond what the
+      server has taken before it waits (backpressure). The default, 2, keeps a slow
+      client's memory to a couple of chunks; a larger window trades memory for
+      throughput on big downloads (fewer hand-offs between the worker and the loop).
 
     WebSocket scopes are refused (closed before accept); other scope types raise.
     """
@@ -446,6 +452,7 @@ class WSGIToASGI:
         max_header_repeats: int = 100,
         on_startup: Sequence[Callable[[], object]] = (),
         on_shutdown: Sequence[Callable[[], object]] = (),
+        max_chunks_in_flight: int = 2,
     ) -> None:
         if not callable(app):
             raise TypeError(f"WSGIToASGI needs a WSGI callable, got {app!r}")
@@ -453,6 +460,9 @@ class WSGIToASGI:
             raise ValueError("max_body_size must not be negative")
         if max_header_repeats < 1:
             raise ValueError("max_header_repeats must be at least 1")
+        if max_chunks_in_flight < 1:
+            raise ValueError("max_chunks_in_flight must be at least 1")
+        self._max_chunks_in_flight = max_chunks_in_flight
         self.app = app
         self._pool = pool
         self._max_body_size = max_body_size
@@ -514,6 +524,7 @@ class WSGIToASGI:
             asked_for_body="HTTP_EXPECT" not in environ,
             head_only=environ["REQUEST_METHOD"] == "HEAD",
             pathsend=extensions is not None and "http.response.pathsend" in extensions,
+            window=self._max_chunks_in_flight,
         )
         try:
             environ["wsgi.input"] = BodyStream(first, more, exchange.pull, limit=limit)

@@ -733,6 +733,8 @@ def test_options_are_validated_at_construction() -> None:
         WSGIToASGI(hello, max_body_size=-1)
     with pytest.raises(ValueError, match="max_workers"):
         ThreadPool(0)
+    with pytest.raises(ValueError, match="max_chunks_in_flight"):
+        WSGIToASGI(hello, max_chunks_in_flight=0)
     with pytest.raises(TypeError, match="on_startup"):
         WSGIToASGI(hello, on_startup=["nope"])  # type: ignore[list-item]
 
@@ -818,3 +820,21 @@ async def test_a_streaming_answer_to_expect_100_continue_never_asks_for_the_body
     await exchange.run(WSGIToASGI(app), scope)
     assert exchange.body == b"tick " * 5
     assert exchange.receive_calls == 0
+
+
+@pytest.mark.parametrize("window", [1, 8])
+async def test_the_backpressure_window_is_configurable(window: int) -> None:
+    app, made = tracked_app(lambda: iter([b"x"] * 60))
+    reads = asyncio.Event()
+    exchange = Exchange(client_reads=reads)
+    adapter = WSGIToASGI(app, max_chunks_in_flight=window)
+    task = asyncio.ensure_future(exchange.run(adapter, http_scope()))
+    await wait_until(lambda: bool(made) and made[0].produced >= 1)
+    await asyncio.sleep(0.1)
+    # the chunk the client is holding up, plus the window
+    assert made[0].produced == window + 1
+    while not task.done():
+        reads.set()
+        await asyncio.sleep(0.001)
+    await task
+    assert exchange.body == b"x" * 60
