@@ -38,8 +38,8 @@ class BodyStream:
         if limit is not None and self._received > limit:
             raise BodyTooLarge(f"request body exceeds {limit} bytes")
 
-    def _fill(self) -> None:
-        """Append the next chunk to the buffer; sets end-of-body when there is none."""
+    def _next_chunk(self) -> bytes:
+        """Pull the next chunk (possibly empty); sets end-of-body when there is none."""
         assert self._pull is not None
         data, self._more = self._pull()
         if data:
@@ -47,6 +47,12 @@ class BodyStream:
             if self._limit is not None and self._received > self._limit:
                 self._more = False
                 raise BodyTooLarge(f"request body exceeds {self._limit} bytes")
+        return data
+
+    def _fill(self) -> None:
+        """Append the next chunk to the buffer."""
+        data = self._next_chunk()
+        if data:
             if self._pos:
                 # Drop what was consumed so a long stream read in pieces stays O(n).
                 del self._buffer[: self._pos]
@@ -63,9 +69,17 @@ class BodyStream:
 
     def read(self, size: int | None = -1, /) -> bytes:
         if size is None or size < 0:
+            parts = [self._take(len(self._buffer))]
             while self._more:
-                self._fill()
-            return self._take(len(self._buffer))
+                parts.append(self._next_chunk())
+            return b"".join(parts)
+        if self._pos == len(self._buffer) and self._more and size:
+            # Nothing buffered: hand over a chunk of exactly the size asked for as it
+            # came, without copying it through the buffer (reads of a whole message).
+            data = self._next_chunk()
+            if len(data) == size:
+                return data
+            self._buffer += data
         while self._more and len(self._buffer) - self._pos < size:
             self._fill()
         return self._take(min(len(self._buffer), self._pos + size))
