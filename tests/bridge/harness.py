@@ -81,9 +81,10 @@ class Exchange:
         gone = asyncio.ensure_future(self._gone.wait())
         try:
             await asyncio.wait({complete, gone}, return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when receive() itself is cancelled
+        finally:  # also when receive() itself is cancelled: leave no task pending
             complete.cancel()
             gone.cancel()
+            await asyncio.gather(complete, gone, return_exceptions=True)
         return {"type": "http.disconnect"}
 
     async def send(self, message: Message) -> None:
