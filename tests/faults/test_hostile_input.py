@@ -9,6 +9,7 @@ to the adapter in-process instead.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
@@ -201,10 +202,13 @@ def test_escaped_non_ascii_query_reaches_the_app_byte_for_byte(server: Server) -
 @slow
 def test_enormous_header(server: Server) -> None:
     response = raw(server, get(b"/environ", b"X-Huge: " + b"a" * 200_000))
-    if server.kind == "wsgi_to_asgi":
-        # uvicorn (httptools) sets no header size limit: the adapter passes it on intact.
+    if server.kind == "wsgi_to_asgi" and importlib.util.find_spec("httptools") is not None:
+        # uvicorn on httptools sets no header size limit: the adapter passes it on intact.
         assert response.status == 200
         assert len(json.loads(response.body)["HTTP_X_HUGE"]) == 200_000
+    elif server.kind == "wsgi_to_asgi":
+        # uvicorn on h11 refuses a header block over 16 KiB before the adapter runs.
+        assert response.status == 400
     else:
         # gunicorn's limit_request_field_size (8190) refuses it before the adapter runs.
         assert response.status == 431
