@@ -17,6 +17,7 @@ and its lifespan runs (once per server thread, before that thread's first reques
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,8 +71,9 @@ app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/api": ASGIToWSGI(api)})  # 
 def main() -> None:
     from waitress import serve
 
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     port = int(os.environ.get("PORT", "8000"))
-    print(f"Flask with FastAPI at /api on http://127.0.0.1:{port}", flush=True)
+    logging.getLogger("example").info("Flask with FastAPI at /api on http://127.0.0.1:%d", port)
     serve(app, host="127.0.0.1", port=port, threads=8)
 
 

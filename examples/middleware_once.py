@@ -85,7 +85,7 @@ def main() -> None:
         "127.0.0.1", port + 1, wsgi_application, _ThreadingWSGIServer, _QuietHandler
     )
     threading.Thread(target=wsgi_server.serve_forever, name="flask", daemon=True).start()
-    print(f"Flask (WSGI) on http://127.0.0.1:{port + 1}", flush=True)
+    logging.getLogger("example").info("Flask (WSGI) on http://127.0.0.1:%d", port + 1)
     try:
         uvicorn.run(asgi_application, host="127.0.0.1", port=port, access_log=False)
     finally:

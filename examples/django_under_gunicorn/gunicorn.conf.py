@@ -6,8 +6,12 @@ startup fails) instead of on the first request; ``close()`` runs lifespan shutdo
 stops the adapter's event loop when the worker exits (SIGTERM, max_requests, reload).
 """
 
+import logging
 import os
 from typing import Any
+
+# The master configures logging before it forks, so every worker logs the same way.
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
 chdir = os.path.dirname(os.path.abspath(__file__))
 wsgi_app = "wsgi_from_asgi:application"

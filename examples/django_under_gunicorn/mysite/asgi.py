@@ -6,8 +6,8 @@ HTTP client, a connection pool) and to close it; ``gunicorn.conf.py`` makes the
 adapter run startup when the worker boots and shutdown when it exits.
 """
 
+import logging
 import os
-import sys
 import time
 from typing import Any
 
@@ -18,8 +18,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
 django_application = get_asgi_application()
 
 
+logger = logging.getLogger("mysite.lifespan")
+
+
 def _say(message: str) -> None:
-    print(f"[worker {os.getpid()}] {message}", file=sys.stderr, flush=True)
+    logger.info("[worker %d] %s", os.getpid(), message)
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
