@@ -144,12 +144,15 @@ class _Exchange:
         except RuntimeError:  # the loop is closed: nobody is left to send to
             self._abort = ClientDisconnected("the server's event loop has closed")
 
-    def _post(self, message: Message, *, body: bool) -> None:
+    def _post(self, message: Message, *, body: bool, wake: bool = True) -> None:
         with self._lock:
             if self._abort is not None:
                 raise self._abort
             self._outbox.append(message)
-            waiter, self._waiter = self._waiter, None
+            if wake:
+                waiter, self._waiter = self._waiter, None
+            else:
+                waiter = None
             if body:
                 self._unsent += 1
         if waiter is not None:
@@ -174,9 +177,12 @@ class _Exchange:
     def _send_head(self) -> None:
         response = self.response
         response.mark_sent()
+        # No wake-up for the head alone: a post with body (or the end) follows at once,
+        # and one wake-up for both saves the loop a round.
         self._post(
             {"type": "http.response.start", "status": response.status, "headers": response.headers},
             body=False,
+            wake=False,
         )
 
     def write(self, data: bytes) -> None:
@@ -373,7 +379,7 @@ class _Exchange:
     async def pump(self) -> None:
         """Send what the worker posts until it posts its end."""
         loop = self._loop
-        waits = 0
+        streaming = False
         try:
             while True:
                 with self._lock:
@@ -383,11 +389,10 @@ class _Exchange:
                     else:
                         waiter = self._waiter = loop.create_future()
                 if not batch:
-                    # A response still going after one round is a stream: from now
-                    # on watch for the client leaving, so the app stops promptly.
-                    if waits:
+                    # A response still going after a body chunk went out is a stream:
+                    # from now on watch for the client leaving, so the app stops promptly.
+                    if streaming:
                         self._start_receiver(True)
-                    waits += 1
                     await waiter
                     continue
                 sent_bodies = 0
@@ -401,6 +406,7 @@ class _Exchange:
                     if message["type"] == "http.response.body" and message["more_body"]:
                         sent_bodies += 1
                 if sent_bodies:
+                    streaming = True
                     with self._lock:
                         self._unsent -= sent_bodies
                         if self._space is not None:
