@@ -48,11 +48,19 @@ def serve(
     *,
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    log: Path | None = None,
 ) -> Iterator[str]:
-    """Run ``argv`` (which must listen on ``port``) and yield its base URL."""
+    """Run ``argv`` (which must listen on ``port``) and yield its base URL.
+
+    The server's output goes to ``log`` when given (readable while it runs, kept
+    afterwards), else to a temporary file that is removed.
+    """
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as log_file:
-        log = Path(log_file.name)
+    keep_log = log is not None
+    if log is None:
+        with tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False) as temporary:
+            log = Path(temporary.name)
+    with log.open("wb") as log_file:
         proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
@@ -69,13 +77,14 @@ def serve(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(10)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
         server_log = log.read_text(errors="replace")
-        log.unlink(missing_ok=True)
+        if not keep_log:
+            log.unlink(missing_ok=True)
         # Surface the server's own output when a test fails.
         sys.stderr.write(server_log[-4000:])
 

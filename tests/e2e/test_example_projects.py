@@ -13,10 +13,7 @@ the output must be read while the server runs, ``_server_with_log``.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -61,32 +58,6 @@ def _client(url: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@contextlib.contextmanager
-def _server_with_log(argv: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[str]:
-    """Like ``serve``, but the output goes to ``log``, readable while the server runs."""
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_for(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
 def _wait_for_text(log: Path, text: str, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,7 +75,7 @@ def test_django_asgi_app_under_gunicorn_with_lifespan_hooks(tmp_path: Path) -> N
     argv = [sys.executable, "-m", "gunicorn", "-c", str(conf)]
     log = tmp_path / "gunicorn.log"
     env = {"PORT": str(port), "WEB_CONCURRENCY": "1"}
-    with _server_with_log(argv, port, env, log) as url:
+    with serve(argv, port, env=env, log=log, timeout=START_TIMEOUT) as url:
         # post_worker_init runs lifespan startup when the worker boots: no request yet.
         _wait_for_text(log, "lifespan startup complete")
         with _client(url) as client:
