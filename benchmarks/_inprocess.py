@@ -21,7 +21,7 @@ from typing import Any
 
 from benchmarks._apps import a2wsgi_available, build, starlette_wsgi_available
 from benchmarks._config import Config
-from benchmarks._measure import Sampler, interleave, median
+from benchmarks._measure import Sampler, drain_wsgi, interleave, median
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 
 ECHO_SIZE = 64 * 1024
@@ -140,14 +140,7 @@ def _wsgi_sampler(app: Callable[..., Any], environ: dict[str, Any], body: bytes)
         for _ in range(n):
             env = environ.copy()
             env["wsgi.input"] = io.BytesIO(body)
-            result = app(env, start_response)
-            try:
-                for _chunk in result:
-                    pass
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            drain_wsgi(app(env, start_response))
         return time.perf_counter() - start
 
     return sample

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 # A sampler runs ``n`` operations and returns the seconds they took.
 Sampler = Callable[[int], float]
@@ -44,3 +44,14 @@ def interleave(
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def drain_wsgi(result: Iterable[bytes]) -> None:
+    """Consume a WSGI response as a server would: iterate it, then always ``close()`` it."""
+    try:
+        for _chunk in result:
+            pass
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()

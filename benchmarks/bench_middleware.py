@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from benchmarks._measure import drain_wsgi
 from middleware import CORS, AccessLog, GZip
 
 
@@ -141,14 +142,7 @@ def wsgi_caller(app: Any, headers: list[tuple[bytes, bytes]]) -> Callable[[], No
         return None
 
     def call() -> None:
-        body = app(dict(environ), start_response)
-        try:
-            for _chunk in body:
-                pass
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
+        drain_wsgi(app(dict(environ), start_response))
 
     return call
 
