@@ -382,13 +382,16 @@ class _Exchange:
         streaming = False
         try:
             while True:
+                # Detach the batch under the lock and decide on it there: a worker may
+                # post the moment the lock is released, into the fresh outbox only.
                 with self._lock:
-                    batch = self._outbox
-                    if batch:
+                    if self._outbox:
+                        batch: deque[Message | _End] | None = self._outbox
                         self._outbox = deque()
                     else:
+                        batch = None
                         waiter = self._waiter = loop.create_future()
-                if not batch:
+                if batch is None:
                     # A response still going after a body chunk went out is a stream:
                     # from now on watch for the client leaving, so the app stops promptly.
                     if streaming:
@@ -409,6 +412,11 @@ class _Exchange:
                     streaming = True
                     with self._lock:
                         self._unsent -= sent_bodies
+                        if self._unsent < 0:
+                            # More chunks sent than posted: a chunk went out twice.
+                            raise RuntimeError(
+                                f"pump sent {-self._unsent} body chunk(s) more than were posted"
+                            )
                         if self._space is not None:
                             self._space.notify()
         except BaseException as exc:
