@@ -31,6 +31,7 @@ from typing import Final
 from bridge._environ import RequestRejected, build_environ
 from bridge._http import ClientDisconnected, reason_phrase
 from bridge._input import BodyStream, BodyTooLarge
+from bridge._interface import require_int, require_interface
 from bridge._pool import ThreadPool, default_pool
 from bridge._response import FileWrapper, Phase, ResponseHead
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
@@ -455,7 +456,11 @@ class WSGIToASGI:
       throughput on big downloads (fewer hand-offs between the worker and the loop).
 
     WebSocket scopes are refused (closed before accept); other scope types raise.
+    Passing an ASGI app (or a ``WSGIToASGI``) or a non-int option raises ``TypeError``.
     """
+
+    #: Read by ``interface_of``: an instance is an ASGI 3 app, whatever it wraps.
+    __bridge_interface__: Final = "asgi3"
 
     def __init__(
         self,
@@ -468,14 +473,15 @@ class WSGIToASGI:
         on_shutdown: Sequence[Callable[[], object]] = (),
         max_chunks_in_flight: int = 2,
     ) -> None:
-        if not callable(app):
-            raise TypeError(f"WSGIToASGI needs a WSGI callable, got {app!r}")
-        if max_body_size is not None and max_body_size < 0:
-            raise ValueError("max_body_size must not be negative")
-        if max_header_repeats < 1:
-            raise ValueError("max_header_repeats must be at least 1")
-        if max_chunks_in_flight < 1:
-            raise ValueError("max_chunks_in_flight must be at least 1")
+        require_interface(app, "wsgi", "WSGIToASGI")
+        require_int(max_body_size, "max_body_size", "WSGIToASGI", unit="bytes", optional=True)
+        require_int(max_header_repeats, "max_header_repeats", "WSGIToASGI", minimum=1)
+        require_int(max_chunks_in_flight, "max_chunks_in_flight", "WSGIToASGI", minimum=1)
+        if pool is not None and not isinstance(pool, ThreadPool):
+            raise TypeError(
+                f"WSGIToASGI(pool={pool!r}): expected a bridge.ThreadPool or None, got "
+                f"{type(pool).__name__}; pass pool=ThreadPool(max_workers=...)"
+            )
         self._max_chunks_in_flight = max_chunks_in_flight
         self.app = app
         self._pool = pool
