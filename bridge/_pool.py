@@ -1,8 +1,9 @@
 """A bounded pool of worker threads for running WSGI apps off the event loop.
 
-Unlike ``concurrent.futures.ThreadPoolExecutor`` its queue is bounded: when every
-worker is busy and ``max_queue`` requests already wait, ``submit`` says no at once,
-and the adapter answers 503 instead of letting work pile up without limit.
+Unlike ``concurrent.futures.ThreadPoolExecutor`` it bounds how long and how many jobs
+wait: a job that waited ``queue_timeout`` seconds for a worker can be expired (the
+adapter answers 503 and the job never runs), and when ``max_queue`` jobs already wait
+``submit`` says no at once. The deadline is what sheds load; the count is a memory cap.
 
 Threads start lazily, on demand, so constructing a pool (even at import time, even
 before a pre-fork server forks) starts nothing; a child process forgets the parent's
@@ -11,27 +12,55 @@ threads and starts its own.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import queue
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from bridge._interface import require_int
 
 logger = logging.getLogger("bridge.pool")
 
-_Job = tuple[Callable[..., object], tuple[Any, ...]]
 _POOLS: weakref.WeakSet[ThreadPool] = weakref.WeakSet()
+
+#: Default ``max_queue``: room for a burst of ten thousand requests (a2wsgi's benchmark
+#: sends 10,100 at once) at a few KiB of bookkeeping each.
+DEFAULT_MAX_QUEUE: Final = 16_384
+#: Default ``queue_timeout`` in seconds (see ``ThreadPool``).
+DEFAULT_QUEUE_TIMEOUT: Final = 30.0
+
+
+class JobState(enum.Enum):
+    WAITING = "waiting for a worker"
+    RUNNING = "taken by a worker"
+    EXPIRED = "expired before a worker took it"
+
+
+class Job:
+    """A submitted call. ``queued`` is true when no worker was free at submission, so
+    the job waits behind others and may be expired with :meth:`ThreadPool.expire`."""
+
+    __slots__ = ("args", "fn", "queued", "state")
+
+    def __init__(self, fn: Callable[..., object], args: tuple[Any, ...], queued: bool) -> None:
+        self.fn: Callable[..., object] | None = fn
+        self.args: tuple[Any, ...] = args
+        self.queued = queued
+        self.state = JobState.WAITING
 
 
 class ThreadPool:
-    """At most ``max_workers`` threads; at most ``max_queue`` requests waiting for one.
+    """At most ``max_workers`` threads; jobs wait for one at most ``queue_timeout``
+    seconds, and at most ``max_queue`` of them at once.
 
-    ``max_queue=0`` rejects (503) as soon as every worker is busy; a larger value lets
-    bursts wait their turn. ``retry_after`` is the Retry-After (seconds) of those 503s.
+    ``queue_timeout`` (default 30 s, ``None``: no deadline) is how long a request may
+    wait for a worker before it gets 503; ``max_queue`` (default 16,384; 0 rejects as
+    soon as every worker is busy) caps how many wait. ``retry_after`` is the
+    Retry-After (seconds) of those 503s.
     """
 
     def __init__(
@@ -39,16 +68,25 @@ class ThreadPool:
         max_workers: int = 40,
         *,
         max_queue: int | None = None,
+        queue_timeout: float | None = DEFAULT_QUEUE_TIMEOUT,
         retry_after: int = 1,
         name: str = "bridge-worker",
     ) -> None:
         require_int(max_workers, "max_workers", "ThreadPool", minimum=1)
         require_int(max_queue, "max_queue", "ThreadPool", optional=True)
         require_int(retry_after, "retry_after", "ThreadPool", unit="seconds")
-        if max_queue is None:
-            max_queue = 4 * max_workers
+        if queue_timeout is not None and (
+            type(queue_timeout) is bool or not isinstance(queue_timeout, (int, float))
+        ):
+            raise TypeError(
+                f"ThreadPool(queue_timeout={queue_timeout!r}): expected a number of seconds "
+                f"or None, got {type(queue_timeout).__name__}; pass e.g. queue_timeout=10.0"
+            )
+        if queue_timeout is not None and not queue_timeout > 0:
+            raise ValueError(f"ThreadPool(queue_timeout={queue_timeout!r}): must be positive")
         self.max_workers = max_workers
-        self.max_queue = max_queue
+        self.max_queue = DEFAULT_MAX_QUEUE if max_queue is None else max_queue
+        self.queue_timeout = None if queue_timeout is None else float(queue_timeout)
         self.retry_after = retry_after
         self._name = name
         self._lock = threading.Lock()
@@ -56,51 +94,68 @@ class ThreadPool:
         _POOLS.add(self)
 
     def _reset(self) -> None:
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._pending = 0  # submitted and not yet finished
+        self._waiting = 0  # submitted, not yet taken by a worker, not expired
+        self._running = 0  # taken by a worker, not finished
         self._closed = False
 
     @property
     def pending(self) -> int:
         """Jobs running or waiting for a worker."""
-        return self._pending
+        return self._waiting + self._running
 
     @property
     def threads(self) -> int:
         """Worker threads started so far."""
         return len(self._threads)
 
-    def submit(self, fn: Callable[..., object], *args: Any) -> bool:
-        """Run ``fn(*args)`` on a worker; ``False`` (nothing queued) when saturated."""
+    def submit(self, fn: Callable[..., object], *args: Any) -> Job | None:
+        """Run ``fn(*args)`` on a worker; ``None`` (nothing queued) when ``max_queue``
+        jobs already wait."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the thread pool is shut down")
-            if self._pending >= self.max_workers + self.max_queue:
-                return False
-            self._pending += 1
-            if self._idle:
-                self._idle -= 1
-                spawn = False
-            else:
-                spawn = len(self._threads) < self.max_workers
-                if spawn:
-                    thread = threading.Thread(
-                        target=self._work,
-                        name=f"{self._name}-{len(self._threads)}",
-                        daemon=True,
-                    )
-                    self._threads.append(thread)
-        self._queue.put((fn, args))
+            busy = self._waiting + self._running
+            if busy >= self.max_workers + self.max_queue:
+                return None
+            job = Job(fn, args, queued=busy >= self.max_workers)
+            self._waiting += 1
+            # Every thread is running or reserved by a waiting job: start one more.
+            spawn = busy >= len(self._threads) and len(self._threads) < self.max_workers
+            if spawn:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+        self._queue.put(job)
         if spawn:
             thread.start()
-        return True
+        return job
+
+    def expire(self, job: Job) -> bool:
+        """Withdraw ``job`` if no worker has taken it yet; ``True`` when it was withdrawn
+        (it will never run), ``False`` when it already runs or ran."""
+        with self._lock:
+            if job.state is not JobState.WAITING:
+                return False
+            job.state = JobState.EXPIRED
+            job.fn, job.args = None, ()  # the queue keeps only an empty shell
+            self._waiting -= 1
+            return True
 
     def _work(self) -> None:
         get = self._queue.get
+        lock = self._lock
         while (job := get()) is not None:
-            fn, args = job
+            with lock:
+                fn, args = job.fn, job.args
+                if job.state is not JobState.WAITING or fn is None:
+                    continue  # expired while it waited
+                job.state = JobState.RUNNING
+                job.fn, job.args = None, ()
+                self._waiting -= 1
+                self._running += 1
             try:
                 fn(*args)
             except BaseException:
@@ -108,9 +163,8 @@ class ThreadPool:
                 logger.exception("unhandled error in a worker thread")
             finally:
                 del job, fn, args
-                with self._lock:
-                    self._pending -= 1
-                    self._idle += 1
+                with lock:
+                    self._running -= 1
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers once the queued work is done; ``wait`` to join them."""
@@ -130,7 +184,8 @@ _default_lock = threading.Lock()
 
 
 def default_pool() -> ThreadPool:
-    """The pool every adapter shares unless given its own (40 workers, 160 waiting)."""
+    """The pool every adapter shares unless given its own (40 workers; a request waits
+    at most 30 s for one, and at most 16,384 wait)."""
     global _default
     if _default is None:
         with _default_lock:

@@ -32,7 +32,7 @@ from bridge._environ import RequestRejected, build_environ
 from bridge._http import ClientDisconnected, reason_phrase
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
-from bridge._pool import ThreadPool, default_pool
+from bridge._pool import Job, ThreadPool, default_pool
 from bridge._response import FileWrapper, Phase, ResponseHead
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 
@@ -325,6 +325,19 @@ class _Exchange:
 
     # -- loop side ----------------------------------------------------------------
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def answer_instead(self, messages: Sequence[Message]) -> None:
+        """Post ``messages`` and the end for a job that will never run (it expired)."""
+        try:
+            for message in messages:
+                self._post(message, body=False)
+        except ClientDisconnected:
+            pass  # the client left while it waited: nothing to say to it
+        self._post_end(None)
+
     def _start_receiver(self, watch: bool) -> None:
         """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
         if watch and (self._stashed > _STASH_LIMIT or not self._asked_for_body):
@@ -428,6 +441,22 @@ class _Exchange:
                 self._receiver.cancel()
 
 
+def _retry_after(pool: ThreadPool) -> tuple[bytes, bytes]:
+    return (b"retry-after", str(pool.retry_after).encode("ascii"))
+
+
+def _expire(pool: ThreadPool, job: Job, exchange: _Exchange) -> None:
+    """The queue deadline passed: unless a worker took the job, answer 503 in its place."""
+    if not pool.expire(job):
+        return
+    logger.warning(
+        "a request waited %.1f s for one of %d busy worker threads: answered 503",
+        pool.queue_timeout,
+        pool.max_workers,
+    )
+    exchange.answer_instead(_plain_response(503, reason_phrase(503), (_retry_after(pool),)))
+
+
 def _lifespan_hooks(
     hooks: Sequence[Callable[[], object]], name: str
 ) -> tuple[Callable[[], object], ...]:
@@ -443,9 +472,10 @@ class WSGIToASGI:
 
     Options:
 
-    - ``pool``: the :class:`ThreadPool` to run on; by default one pool (40 workers, 160
-      waiting) shared by every adapter in the process. When it is saturated the request
-      gets ``503`` with ``Retry-After`` (see ``ThreadPool`` for queue vs reject).
+    - ``pool``: the :class:`ThreadPool` to run on; by default one pool shared by every
+      adapter in the process (40 workers; a request waits at most 30 s for one, at most
+      16,384 wait). A request that waits longer, or finds the queue full, gets ``503``
+      with ``Retry-After`` and never runs.
     - ``max_body_size``: bytes; a longer request body gets ``413`` (``None``: no limit).
     - ``max_header_repeats``: how often one request header may repeat (else ``431``).
     - ``on_startup`` / ``on_shutdown``: callables (sync ones run in a thread, coroutine
@@ -555,16 +585,28 @@ class WSGIToASGI:
         environ["wsgi.file_wrapper"] = FileWrapper
         pool = self.pool
         context = contextvars.copy_context()
-        if not pool.submit(context.run, exchange.run, self.app, environ):
+        job = pool.submit(context.run, exchange.run, self.app, environ)
+        if job is None:
             logger.warning(
                 "all %d worker threads are busy and %d requests wait: answered 503",
                 pool.max_workers,
                 pool.max_queue,
             )
-            retry = (b"retry-after", str(pool.retry_after).encode("ascii"))
-            await _send_plain(send, 503, reason_phrase(503), (retry,))
+            await _send_plain(send, 503, reason_phrase(503), (_retry_after(pool),))
             return
-        await exchange.pump()
+        deadline: asyncio.TimerHandle | None = None
+        if job.queued and pool.queue_timeout is not None:
+            # Only a request queued behind busy workers can wait long: only it pays
+            # for a timer. A worker that takes the job first makes the timer a no-op.
+            deadline = exchange.loop.call_later(pool.queue_timeout, _expire, pool, job, exchange)
+        try:
+            await exchange.pump()
+        except BaseException:
+            pool.expire(job)  # the task is gone: a job still waiting need never run
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
