@@ -77,8 +77,9 @@ def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
     encoded: RawHeaders = []
     content_length: int | None = None
     for header in headers:
-        if not isinstance(header, tuple) or len(header) != 2:
-            raise InvalidResponse(f"response header {header!r} is not a (name, value) tuple")
+        # PEP 3333 says tuples; lists are accepted as gunicorn, asgiref and a2wsgi do.
+        if not isinstance(header, (tuple, list)) or len(header) != 2:
+            raise InvalidResponse(f"response header {header!r} is not a (name, value) pair")
         name, value = header
         raw_name = _encode_name(name)
         if not isinstance(value, str):
@@ -122,9 +123,10 @@ class ResponseHead:
         self.phase = phase
 
     def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None, /
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
     ) -> Callable[[bytes], None]:
-        """The ``start_response`` callable handed to the app (PEP 3333)."""
+        """The ``start_response`` callable handed to the app (PEP 3333); ``exc_info`` may
+        also be passed by keyword, as every server accepts."""
         if exc_info is not None and exc_info[1] is not None:
             if self.phase is Phase.HEADERS_SENT:
                 raise exc_info[1].with_traceback(exc_info[2])

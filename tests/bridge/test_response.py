@@ -91,6 +91,35 @@ def test_invalid_status_lines_are_refused(status: str) -> None:
         parse_status(status)
 
 
+def test_headers_given_as_lists_are_accepted_like_tuples() -> None:
+    response = head()
+    response.start_response("200 OK", [["X-Colour", "Blue"], ("X-Size", "2")])  # type: ignore[list-item]
+    assert response.headers == [(b"x-colour", b"Blue"), (b"x-size", b"2")]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param([["X-Bad", "a\r\nSet-Cookie: evil=1"]], id="crlf-in-list-value"),
+        pytest.param([["X-Bad", "\u20ac"]], id="non-latin1-list-value"),
+        pytest.param([["X-A", "1", "extra"]], id="three-item-list"),
+    ],
+)
+def test_headers_given_as_lists_are_still_validated(headers: object) -> None:
+    with pytest.raises(InvalidResponse):
+        head().start_response("200 OK", headers)  # type: ignore[arg-type]
+
+
+def test_exc_info_may_be_passed_by_keyword() -> None:
+    response = head()
+    response.start_response("200 OK", [("X-A", "1")])
+    response.start_response("500 Internal Server Error", [], exc_info=exc_info())  # type: ignore[arg-type]
+    assert response.status == 500
+    response.mark_sent()
+    with pytest.raises(KeyError, match="boom"):
+        response.start_response("500 Internal Server Error", [], exc_info=exc_info())  # type: ignore[arg-type]
+
+
 def test_latin1_header_values_round_trip_to_bytes() -> None:
     headers, _ = encode_headers([("X-Name", "caf\u00e9\tend")])
     assert headers == [(b"x-name", b"caf\xe9\tend")]

@@ -838,3 +838,25 @@ async def test_the_backpressure_window_is_configurable(window: int) -> None:
         await asyncio.sleep(0.001)
     await task
     assert exchange.body == b"x" * 60
+
+
+# -- lenient where every server is (issue 11) --------------------------------------------
+
+
+async def test_headers_as_lists_and_exc_info_by_keyword_are_accepted() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [["X-Colour", "Blue"]])  # type: ignore[list-item]
+        try:
+            raise ValueError("changed my mind")
+        except ValueError:
+            start_response(
+                "503 Service Unavailable",
+                [["Content-Type", "text/plain"], ["Content-Length", "4"]],  # type: ignore[list-item]
+                exc_info=sys.exc_info(),
+            )
+        return [b"busy"]
+
+    exchange = await request(WSGIToASGI(app))
+    assert exchange.status == 503
+    assert exchange.headers == [(b"content-type", b"text/plain"), (b"content-length", b"4")]
+    assert exchange.body == b"busy"
