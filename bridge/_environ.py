@@ -163,6 +163,14 @@ def build_environ(scope: Scope, body: object, *, max_header_repeats: int) -> Env
             raise RequestRejected(431, f"Header {name.decode('latin-1')!r} repeated too often")
         environ[key] = existing + ("; " if key == "HTTP_COOKIE" else ",") + text
 
+    raw_path = scope.get("raw_path")
+    if raw_path:
+        # RAW_URI (gunicorn) / REQUEST_URI (uWSGI, Apache): the request target as sent,
+        # so "%2F" survives where PATH_INFO has decoded it to "/".
+        target = raw_path.decode("latin-1")
+        if "?" not in target and environ["QUERY_STRING"]:
+            target += "?" + environ["QUERY_STRING"]
+        environ["RAW_URI"] = environ["REQUEST_URI"] = target
     environ["SERVER_NAME"], environ["SERVER_PORT"] = _server(scope, environ.get("HTTP_HOST"))
     client = scope.get("client")
     if client is not None:

@@ -151,3 +151,28 @@ def test_wsgi_errors_writes_become_log_records_line_by_line(
         assert [r.getMessage() for r in caplog.records] == ["first line", "second half"]
         stream.flush()
     assert [r.getMessage() for r in caplog.records] == ["first line", "second half", "tail"]
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "query", "expected"),
+    [
+        pytest.param(b"/a/b%2Fc", b"", "/a/b%2Fc", id="escaped-slash-kept"),
+        pytest.param(b"/a/b%2Fc", b"x=%2F&y", "/a/b%2Fc?x=%2F&y", id="with-query"),
+        pytest.param(b"/caf%C3%A9", b"", "/caf%C3%A9", id="escapes-as-sent"),
+        pytest.param(b"/p?q=1", b"q=1", "/p?q=1", id="server-put-the-query-in-raw-path"),
+    ],
+)
+def test_raw_uri_and_request_uri_are_the_request_target_as_sent(
+    raw_path: bytes, query: bytes, expected: str
+) -> None:
+    environ = environ_for(path="/a/b/c", raw_path=raw_path, query_string=query)
+    assert environ["RAW_URI"] == expected
+    assert environ["REQUEST_URI"] == expected
+
+
+def test_without_raw_path_there_is_no_raw_uri() -> None:
+    scope = http_scope("/x")
+    del scope["raw_path"]
+    environ = build_environ(scope, None, max_header_repeats=100)
+    assert "RAW_URI" not in environ
+    assert "REQUEST_URI" not in environ

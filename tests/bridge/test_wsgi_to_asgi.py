@@ -860,3 +860,26 @@ async def test_headers_as_lists_and_exc_info_by_keyword_are_accepted() -> None:
     assert exchange.status == 503
     assert exchange.headers == [(b"content-type", b"text/plain"), (b"content-length", b"4")]
     assert exchange.body == b"busy"
+
+
+async def test_an_escaped_slash_survives_a_round_trip_through_both_adapters() -> None:
+    # uvicorn -> WSGIToASGI -> ASGIToWSGI -> ASGI app: the inner app sees the raw path
+    # the client sent, because WSGIToASGI passes it on as RAW_URI.
+    from bridge import ASGIToWSGI
+
+    seen: list[tuple[str, bytes, bytes]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["path"], scope["raw_path"], scope["query_string"]))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    round_trip = ASGIToWSGI(inner, lifespan="off")
+    try:
+        exchange = await request(
+            WSGIToASGI(round_trip), "/files/a%2Fb", raw_path=b"/files/a%2Fb", query_string=b"v=1"
+        )
+    finally:
+        await asyncio.to_thread(round_trip.close)  # it closes loops: not from this one
+    assert exchange.status == 204
+    assert seen == [("/files/a%2Fb", b"/files/a%2Fb", b"v=1")]
