@@ -366,8 +366,11 @@ class _Exchange:
             if kind != "http.request" or self._body_complete:
                 return  # this server will not tell us about disconnects
             body, more = message.get("body", b""), bool(message.get("more_body", False))
-            self._body_complete = not more
             with self._lock:
+                # Under the lock with the stash: a pull that empties the stash reads
+                # "no more body" from this flag, so it must not see it before the
+                # chunk that completes the body is stashed.
+                self._body_complete = not more
                 future, self._pull_future = self._pull_future, None
                 if future is None:
                     self._stash.append(body)

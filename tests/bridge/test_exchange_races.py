@@ -1,5 +1,5 @@
-"""``_Exchange.pump`` under a forced interleaving: a worker posting in the gap after the
-pump releases its lock must have its messages sent exactly once."""
+"""``_Exchange`` under forced interleavings: each test makes the other thread act in the
+exact gap where a race was found, so it fails on the old code every time."""
 
 from __future__ import annotations
 
@@ -15,13 +15,18 @@ from bridge._wsgi_to_asgi import _Exchange
 
 
 class _GapLock:
-    """A lock that runs ``on_release`` right after each release: the race window."""
+    """A lock that runs ``on_release`` right after each release and ``on_acquire`` right
+    before each acquire: the race windows."""
 
-    def __init__(self, on_release: Callable[[], None]) -> None:
+    def __init__(
+        self, on_release: Callable[[], None], on_acquire: Callable[[], None] = lambda: None
+    ) -> None:
         self._lock = threading.Lock()
         self._on_release = on_release
+        self._on_acquire = on_acquire
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self._on_acquire()
         return self._lock.acquire(blocking, timeout)
 
     def release(self) -> None:
@@ -39,12 +44,12 @@ async def _no_receive() -> Message:
     raise AssertionError("receive() must not be called")
 
 
-def _exchange(send: Any) -> _Exchange:
+def _exchange(send: Any, receive: Any = _no_receive, body_complete: bool = True) -> _Exchange:
     return _Exchange(
         asyncio.get_running_loop(),
-        _no_receive,
+        receive,
         send,
-        body_complete=True,
+        body_complete=body_complete,
         asked_for_body=True,
         head_only=False,
         pathsend=False,
@@ -94,3 +99,35 @@ async def test_sending_more_chunks_than_were_posted_is_an_error_not_silence() ->
     exchange._outbox.append(dict(CHUNK))  # in the outbox but never counted as posted
     with pytest.raises(RuntimeError, match="1 body chunk"):
         await asyncio.wait_for(exchange.pump(), timeout=10)
+
+
+async def test_a_pull_emptying_the_stash_as_the_last_chunk_arrives_still_sees_more_body() -> None:
+    # The receiver has stashed chunk A and just received the last chunk L. A pull that
+    # takes A at that moment must be told more body follows, or L is lost.
+    messages = iter(
+        [
+            {"type": "http.request", "body": b"A" * 5, "more_body": True},
+            {"type": "http.request", "body": b"L" * 7, "more_body": False},
+        ]
+    )
+
+    async def receive() -> Message:
+        return next(messages)
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is sent here")
+
+    exchange = _exchange(send, receive, body_complete=False)
+    pulled: list[tuple[bytes, bool]] = []
+
+    def pull_before_the_receiver_stashes() -> None:
+        if not pulled and exchange._stash and exchange._receiver is not None:
+            pulled.append((b"", True))  # guard against re-entry from pull's own lock
+            pulled[0] = exchange.pull()  # stash holds A: returns at once, no blocking
+
+    exchange._lock = _GapLock(lambda: None, pull_before_the_receiver_stashes)  # type: ignore[assignment]
+    exchange._start_receiver(False)
+    assert exchange._receiver is not None
+    await asyncio.wait_for(exchange._receiver, timeout=10)
+    pulled.append(exchange.pull())
+    assert pulled == [(b"A" * 5, True), (b"L" * 7, False)]
