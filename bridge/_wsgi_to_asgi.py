@@ -253,31 +253,40 @@ class _Exchange:
         self._post({"type": "http.response.body", "body": b"", "more_body": False}, body=False)
 
     def _fail(self, error: BaseException) -> BaseException | None:
-        """Answer an app failure; returns the error when the response can only be aborted."""
+        """Answer an app failure; returns the error the ASGI side must raise, if any.
+
+        An app's exception goes to the host as itself, before or after the response
+        started: the server (or an enclosing app, a test client, an error tracker)
+        reports it and answers 500 or aborts the connection. So it is not logged here
+        beyond DEBUG, or it would be logged twice.
+        """
         if self._abort is not None:
             logger.debug("WSGI app stopped after the client went away: %r", error)
             return None
-        if self.response.phase is Phase.HEADERS_SENT:
-            logger.error(
-                "Exception in WSGI app after the response started; aborting the connection",
-                exc_info=error,
-            )
-            return error
-        if isinstance(error, BodyTooLarge):
-            status, text = 413, "Request body too large"
+        started = self.response.phase is Phase.HEADERS_SENT
+        if isinstance(error, BodyTooLarge) and not started:
             logger.warning("rejected request: %s", error)
-        elif isinstance(error, ClientDisconnected):
+            try:
+                for message in _plain_response(413, "Request body too large"):
+                    self._post(message, body=False)
+            except ClientDisconnected:
+                pass
+            return None
+        if isinstance(error, ClientDisconnected) and not started:
             logger.info("client disconnected before the request body was complete")
             return None
-        else:
-            status, text = 500, "Internal Server Error"
-            logger.error("Exception in WSGI app", exc_info=error)
-        try:
-            for message in _plain_response(status, text):
-                self._post(message, body=False)
-        except ClientDisconnected:
-            pass
-        return None
+        logger.debug(
+            "WSGI app raised %r %s; raised to the ASGI server",
+            error,
+            "after the response started" if started else "before the response started",
+        )
+        if not isinstance(error, Exception):
+            # SystemExit or KeyboardInterrupt in a worker thread must not stop the
+            # server's event loop: the host sees an ordinary error caused by it.
+            wrapped = RuntimeError(f"WSGI app raised {type(error).__name__}")
+            wrapped.__cause__ = error
+            return wrapped
+        return error
 
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """Worker thread: run the app, post its response, close its iterable, post the end."""

@@ -15,7 +15,7 @@ from wsgiref.validate import validator
 
 import pytest
 
-from bridge import ClientDisconnected, ThreadPool, WSGIToASGI
+from bridge import ClientDisconnected, InvalidResponse, ThreadPool, WSGIToASGI
 from bridge._types import Environ, StartResponse
 from bridge._wsgi_to_asgi import _STASH_LIMIT
 from tests.bridge.harness import Exchange, http_scope, request
@@ -302,27 +302,27 @@ async def test_exc_info_after_the_body_started_aborts_the_response() -> None:
     assert not exchange.complete  # never a silently truncated 200
 
 
-async def test_calling_start_response_twice_gives_a_500(caplog: pytest.LogCaptureFixture) -> None:
+async def test_calling_start_response_twice_raises_to_the_server() -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", TEXT)
         start_response("200 OK", TEXT)
         return [b""]
 
-    exchange = await request(WSGIToASGI(app))
-    assert exchange.status == 500
-    assert "second time" in caplog.text
+    exchange = Exchange()
+    with pytest.raises(RuntimeError, match="second time"):
+        await exchange.run(WSGIToASGI(app), http_scope())
+    assert exchange.messages == []  # the server answers 500 itself
 
 
-async def test_a_header_with_crlf_never_reaches_the_wire(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_header_with_crlf_never_reaches_the_wire() -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: session=stolen")])
         return [b"owned"]
 
-    exchange = await request(WSGIToASGI(app))
-    assert exchange.status == 500
-    assert b"stolen" not in repr(exchange.messages).encode()
-    assert exchange.body == b"Internal Server Error"
-    assert "X-Evil" in caplog.text
+    exchange = Exchange()
+    with pytest.raises(InvalidResponse, match="X-Evil"):
+        await exchange.run(WSGIToASGI(app), http_scope())
+    assert exchange.messages == []  # nothing sent: the server answers 500 itself
 
 
 async def test_latin1_header_values_round_trip() -> None:
@@ -384,19 +384,21 @@ async def test_fewer_bytes_than_content_length_aborts_instead_of_hanging() -> No
 # --- errors -------------------------------------------------------------------------
 
 
-async def test_an_exception_before_the_response_gives_500_and_a_logged_traceback(
+async def test_an_exception_before_the_response_reaches_the_server_as_itself_unlogged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        raise LookupError("database missing")
+    error = LookupError("database missing")
 
-    exchange = await request(WSGIToASGI(app))
-    assert exchange.status == 500
-    assert exchange.body == b"Internal Server Error"
-    records = [r for r in caplog.records if r.name == "bridge.wsgi_to_asgi"]
-    assert records
-    assert records[0].exc_info is not None
-    assert records[0].exc_info[0] is LookupError
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        raise error
+
+    exchange = Exchange()
+    with pytest.raises(LookupError) as caught:
+        await exchange.run(WSGIToASGI(app), http_scope())
+    assert caught.value is error  # the original, traceback and all
+    assert exchange.messages == []
+    # The server logs it; we do not log it a second time.
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
 
 
 async def test_an_exception_mid_stream_reaches_the_server() -> None:
@@ -412,20 +414,30 @@ async def test_an_exception_mid_stream_reaches_the_server() -> None:
     assert not exchange.complete
 
 
-async def test_an_app_that_never_calls_start_response_gives_500() -> None:
+async def test_an_app_that_never_calls_start_response_raises_to_the_server() -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         return [b"body without a head"]
 
-    assert (await request(WSGIToASGI(app))).status == 500
+    with pytest.raises(RuntimeError, match="before calling start_response"):
+        await request(WSGIToASGI(app))
 
 
-async def test_str_body_chunks_give_500(caplog: pytest.LogCaptureFixture) -> None:
+async def test_str_body_chunks_raise_to_the_server() -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[str]:
         start_response("200 OK", TEXT)
         return ["text"]
 
-    assert (await request(WSGIToASGI(app))).status == 500  # type: ignore[arg-type]
-    assert "must be bytes" in caplog.text
+    with pytest.raises(TypeError, match="must be bytes"):
+        await request(WSGIToASGI(app))  # type: ignore[arg-type]
+
+
+async def test_a_system_exit_in_the_app_reaches_the_server_as_an_ordinary_error() -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        raise SystemExit(3)
+
+    with pytest.raises(RuntimeError, match="WSGI app raised SystemExit") as caught:
+        await request(WSGIToASGI(app))
+    assert isinstance(caught.value.__cause__, SystemExit)
 
 
 # --- close() on every path ----------------------------------------------------------

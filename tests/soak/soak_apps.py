@@ -20,8 +20,8 @@ Routes (same on both)::
     /stats              requests in flight, threads, fds of this process, as JSON
 
 With ``FAULT_LOG=<path>`` in the environment, records of the ``bridge`` and
-``middleware`` loggers (INFO and up) are appended to that file, so tests can check that
-a rejection was logged.
+``middleware`` loggers (INFO and up) and of ``uvicorn.error`` are appended to that file,
+so tests can check that a rejection or an app error was logged.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ def _configure_logging() -> None:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)
+    # Where uvicorn reports an app's exception (WSGIToASGI raises it there).
+    logging.getLogger("uvicorn.error").addHandler(handler)
 
 
 _configure_logging()
