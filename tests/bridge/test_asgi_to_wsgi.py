@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
-from bridge._http import ClientDisconnected
+from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
 
 LOGGER = "bridge.asgi_to_wsgi"
@@ -212,7 +212,7 @@ def test_a_fast_producer_is_paused_until_the_server_takes_chunks(
     assert sent == 1000
 
 
-def test_invalid_header_value_with_crlf_gives_500_and_is_logged(
+def test_invalid_header_value_with_crlf_never_reaches_the_server(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     raised: list[BaseException] = []
@@ -225,13 +225,15 @@ def test_invalid_header_value_with_crlf_gives_500_and_is_logged(
             # Even an app that swallows the error cannot send a response any more.
             await start(send, 200)
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode))
-    assert response.status == "500 Internal Server Error"
-    assert response.body == b"Internal Server Error"
+    heads: list[str] = []
+    with caplog.at_level(logging.DEBUG, logger=LOGGER), pytest.raises(RuntimeError) as info:
+        make(app, loop_mode=loop_mode)(make_environ(), lambda status, *_: heads.append(status))
+    assert heads == []  # the server answers 500 itself
+    assert "unexpected ASGI message 'http.response.start'" in str(info.value)
+    assert isinstance(info.value.__context__, InvalidResponse)
+    assert "x-bad" in str(info.value.__context__)
     assert len(raised) == 1
-    assert "invalid response head" in caplog.text
-    assert "x-bad" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_hop_by_hop_response_headers_never_reach_the_wsgi_server(make: Any) -> None:
@@ -387,23 +389,37 @@ def test_listening_for_disconnect_while_responding_waits_for_the_response(
 # --- failures ---------------------------------------------------------------------------
 
 
-def test_exception_before_the_response_starts_gives_500_with_a_logged_traceback(
+def test_exception_before_the_response_starts_reaches_the_server_unlogged(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise ZeroDivisionError("boom")
+    boom = ZeroDivisionError("boom")
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode), make_environ(path="/fail"))
-    assert response.status == "500 Internal Server Error"
-    assert response.headers == [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", "21"),
-    ]
-    [record] = [r for r in caplog.records if r.name == LOGGER]
-    assert "GET /fail" in record.getMessage()
-    assert record.exc_info is not None
-    assert record.exc_info[0] is ZeroDivisionError
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise boom
+
+    heads: list[str] = []
+    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(ZeroDivisionError) as info:
+        make(app, loop_mode=loop_mode)(
+            make_environ(path="/fail"), lambda status, *_: heads.append(status)
+        )
+    assert info.value is boom  # the original exception, for the server to answer 500 and log
+    assert heads == []
+    assert [r for r in caplog.records if r.name == LOGGER] == []  # the server logs it, once
+
+
+def test_exception_before_the_response_reaches_an_enclosing_wsgi_app(
+    make: Any, loop_mode: str
+) -> None:
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise LookupError("from the ASGI app")
+
+    outer = DispatcherMiddleware(WerkzeugResponse("root"), {"/api": make(app, loop_mode=loop_mode)})
+    with pytest.raises(LookupError, match="from the ASGI app"):
+        Client(outer).get("/api/x")
 
 
 def test_exception_after_the_response_starts_propagates_to_the_server_and_is_logged(
@@ -418,29 +434,28 @@ def test_exception_after_the_response_starts_propagates_to_the_server_and_is_log
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     iterator = iter(result)
     assert next(iterator) == b"part"
-    with caplog.at_level(logging.ERROR, logger=LOGGER), pytest.raises(KeyError, match="late"):
+    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(KeyError, match="late"):
         next(iterator)
     result.close()
-    assert "failed after the response started" in caplog.text
+    assert [r for r in caplog.records if r.name == LOGGER] == []  # the server logs it, once
 
 
-def test_app_returning_without_a_response_gives_500(
+def test_app_returning_without_a_response_is_raised_to_the_server(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.sleep(0)
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode))
-    assert response.status == "500 Internal Server Error"
-    assert "returned without sending a response" in caplog.text
+    with pytest.raises(RuntimeError, match="returned without sending a response: GET /"):
+        call(make(app, loop_mode=loop_mode))
 
 
-def test_app_sending_body_before_start_gives_500(make: Any) -> None:
+def test_app_sending_body_before_start_is_raised_to_the_server(make: Any) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"x"})
 
-    assert call(make(app)).status == "500 Internal Server Error"
+    with pytest.raises(RuntimeError, match=r"'http\.response\.body' in response phase AWAITING"):
+        call(make(app))
 
 
 # --- early close, background work ---------------------------------------------------------
@@ -635,13 +650,18 @@ def test_a_server_refusing_the_head_leaves_no_running_task(make: Any, loop_mode:
 def test_app_returning_mid_response_aborts_the_response(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    taken = threading.Event()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await start(send)
         await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        while not taken.is_set():  # return only once the server has started the response
+            await asyncio.sleep(0.001)
 
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     iterator = iter(result)
     assert next(iterator) == b"half"
+    taken.set()
     with (
         caplog.at_level(logging.ERROR, logger=LOGGER),
         pytest.raises(RuntimeError, match="without completing the response"),
@@ -733,14 +753,8 @@ def test_pathsend_with_a_non_str_path_is_an_app_error(make: Any) -> None:
         await start(send)
         await send({"type": "http.response.pathsend", "path": b"/etc/hostname"})
 
-    logging.getLogger(LOGGER).disabled = True
-    try:
-        result = make(app)(make_environ(), lambda *args: None)
-        with pytest.raises(RuntimeError, match="needs a str path"):
-            list(result)
-        result.close()
-    finally:
-        logging.getLogger(LOGGER).disabled = False
+    with pytest.raises(RuntimeError, match="needs a str path"):
+        make(app)(make_environ(), lambda *args: None)
 
 
 # --- lifespan ---------------------------------------------------------------------------
@@ -811,7 +825,7 @@ def test_eager_start_runs_startup_once_before_any_request(make: Any, loop_mode: 
     assert events == ["startup"]
 
 
-def test_app_without_lifespan_support_is_served_after_a_debug_log(
+def test_app_without_lifespan_support_is_served_after_one_info_log(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -819,11 +833,17 @@ def test_app_without_lifespan_support_is_served_after_a_debug_log(
             raise ValueError("only http here")
         await hello(scope, receive, send)
 
+    adapter = make(app, loop_mode=loop_mode, lifespan="auto")
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
-        assert call(make(app, loop_mode=loop_mode, lifespan="auto")).body == b"hello"
+        assert call(adapter).body == b"hello"
+        worker = threading.Thread(target=call, args=(adapter,))  # a second loop (thread mode)
+        worker.start()
+        worker.join()
+        assert call(adapter).body == b"hello"
     [record] = [r for r in caplog.records if r.name == LOGGER]
-    assert record.levelno == logging.DEBUG
+    assert record.levelno == logging.INFO
     assert "does not support lifespan" in record.getMessage()
+    assert "ValueError: only http here" in record.getMessage()
 
 
 def test_lifespan_on_requires_support(make: Any, caplog: pytest.LogCaptureFixture) -> None:
