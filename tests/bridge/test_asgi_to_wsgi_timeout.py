@@ -1,7 +1,8 @@
 """``ASGIToWSGI(request_timeout=...)``: an app that never answers does not hold its WSGI
 thread forever. Before the head: the task is cancelled and the request answered 504.
 After it: the task is cancelled and the iterable raises ``RequestTimeout`` so that the
-server aborts the connection. Real-server version: ``tests/e2e/test_asgi_to_wsgi_timeout_servers.py``.
+server aborts the connection. On real servers:
+``tests/e2e/test_asgi_to_wsgi_timeout_servers.py``.
 """
 
 from __future__ import annotations
