@@ -236,7 +236,8 @@ class _Lifespan:
             # Not a lifespan message: the app treats every scope as HTTP.
             self._unsupported = True
             _resolve(self._started, None)
-            raise _LifespanUnsupported(f"ASGI app sent {kind!r} on the lifespan scope")
+            self._error = _LifespanUnsupported(f"the app sent {kind!r} on the lifespan scope")
+            raise self._error
         else:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
 
@@ -925,7 +926,10 @@ class ASGIToWSGI:
             if self._lifespan_mode == "off":
                 return
             self._lifespan_mode = "off"
-        reason = "" if error is None else f" ({type(error).__name__}: {error})"
+        if error is None or isinstance(error, _LifespanUnsupported):
+            reason = f" ({error})" if error is not None else ""
+        else:
+            reason = f" ({type(error).__name__}: {error})"
         logger.info("ASGI app does not support lifespan; serving it without%s", reason)
 
     def _forget_after_fork(self) -> None:

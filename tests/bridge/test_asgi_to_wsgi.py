@@ -422,18 +422,22 @@ def test_exception_before_the_response_reaches_an_enclosing_wsgi_app(
         Client(outer).get("/api/x")
 
 
-def test_exception_after_the_response_starts_propagates_to_the_server_and_is_logged(
+def test_exception_after_the_response_starts_propagates_to_the_server_unlogged(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    taken = threading.Event()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await start(send)
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
-        await asyncio.sleep(0)
+        while not taken.is_set():  # fail only once the server has started the response
+            await asyncio.sleep(0.001)
         raise KeyError("late")
 
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     iterator = iter(result)
     assert next(iterator) == b"part"
+    taken.set()
     with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(KeyError, match="late"):
         next(iterator)
     result.close()
@@ -844,6 +848,82 @@ def test_app_without_lifespan_support_is_served_after_one_info_log(
     assert record.levelno == logging.INFO
     assert "does not support lifespan" in record.getMessage()
     assert "ValueError: only http here" in record.getMessage()
+
+
+def test_a_plain_starlette_response_is_served_under_lifespan_auto(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.responses import PlainTextResponse
+
+    adapter = make(PlainTextResponse("hello"), loop_mode=loop_mode, lifespan="auto")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        first, second = call(adapter), call(adapter)
+    assert (first.status, first.body) == ("200 OK", b"hello")
+    assert (second.status, second.body) == ("200 OK", b"hello")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.INFO
+    assert "does not support lifespan" in record.getMessage()
+
+
+def test_an_app_answering_every_scope_as_http_is_served_and_its_lifespan_task_cancelled(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lifespan_cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await start(send)
+        except Exception:
+            if scope["type"] != "lifespan":
+                raise
+            try:  # an app that swallows the error and lingers is stopped, not waited for
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                lifespan_cancelled.set()
+                raise
+        await send({"type": "http.response.body", "body": b"raw"})
+
+    adapter = make(app, loop_mode=loop_mode, lifespan="auto", lifespan_timeout=30)
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert call(adapter).body == b"raw"
+    assert time.monotonic() - began < 10  # not lifespan_timeout
+    assert lifespan_cancelled.wait(5)
+    assert [r.levelno for r in caplog.records if r.name == LOGGER] == [logging.INFO]
+    assert "'http.response.start' on the lifespan scope" in caplog.text
+
+
+def test_startup_raising_under_lifespan_on_is_logged_with_its_traceback(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            raise ConnectionRefusedError("database down")
+        await hello(scope, receive, send)
+
+    adapter = make(app, loop_mode=loop_mode, lifespan="on")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER), pytest.raises(LifespanStartupFailed):
+        adapter.start()
+    [record] = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING]
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ConnectionRefusedError
+
+
+def test_startup_raising_under_lifespan_auto_means_unsupported(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            raise KeyError("no lifespan handler")
+        await hello(scope, receive, send)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert call(make(app, loop_mode=loop_mode, lifespan="auto")).body == b"hello"
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.INFO
+    assert "KeyError" in record.getMessage()
 
 
 def test_lifespan_on_requires_support(make: Any, caplog: pytest.LogCaptureFixture) -> None:
