@@ -31,10 +31,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from enum import Enum, auto
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
@@ -42,7 +42,7 @@ from bridge._framing import content_length, has_no_body
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
 from bridge._scope import ASGI_VERSION, ScopeError, http_scope, response_head
-from bridge._types import ASGIApp, Environ, Message, Scope
+from bridge._types import ASGIApp, Environ, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     # typeshed's protocol, not bridge._types': its exc_info traceback is not Optional, so
@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 __all__ = ["ASGIToWSGI", "LifespanStartupFailed", "RequestTimeout"]
 
 logger = logging.getLogger("bridge.asgi_to_wsgi")
+
+# An ASGI 2 ("double callable") app: scope in, an instance taking receive and send out.
+ASGI2App: TypeAlias = Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]
 
 LoopMode = Literal["thread", "shared"]
 LifespanMode = Literal["auto", "on", "off"]
@@ -873,7 +876,7 @@ class ASGIToWSGI:
 
     def __init__(
         self,
-        asgi_app: Callable[..., Any],
+        asgi_app: ASGIApp | ASGI2App,
         *,
         loop_mode: LoopMode = "thread",
         lifespan: LifespanMode = "auto",

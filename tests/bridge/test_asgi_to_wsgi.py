@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import io
 import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1002,6 +1004,59 @@ def test_options_are_validated() -> None:
         ASGIToWSGI(hello, chunk_size=0)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("chunk_size", "64KB"),
+        ("chunk_size", 65536.0),
+        ("chunk_size", True),
+        ("lifespan_timeout", "60"),
+        ("background_timeout", None),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_a_type_error_naming_the_fix(
+    option: str, value: Any
+) -> None:
+    with pytest.raises(TypeError) as info:
+        ASGIToWSGI(hello, **{option: value})
+    message = str(info.value)
+    assert message.startswith(f"{option} must be ")
+    assert repr(value) in message
+    assert f"pass e.g. {option}=" in message
+
+
+def test_a_flask_app_is_refused_at_construction_with_the_fix() -> None:
+    from flask import Flask
+
+    flask_app = Flask("misused")
+    with pytest.raises(TypeError) as info:
+        ASGIToWSGI(flask_app)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "expects an ASGI app, got <Flask 'misused'>" in message
+    assert "is a WSGI app" in message
+    assert "serve it directly" in message
+    assert "bridge.to_wsgi(app)" in message
+
+
+def test_a_plain_wsgi_function_is_refused_at_construction() -> None:
+    def wsgi(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    with pytest.raises(TypeError, match="which is a WSGI app"):
+        ASGIToWSGI(wsgi)  # type: ignore[arg-type]
+
+
+def test_an_adapter_wrapped_in_its_own_kind_is_refused(make: Any) -> None:
+    inner = make(hello)
+    with pytest.raises(TypeError, match="already an ASGIToWSGI .* use it directly"):
+        ASGIToWSGI(inner)  # type: ignore[arg-type]
+
+
+def test_a_non_callable_is_refused() -> None:
+    with pytest.raises(TypeError, match="expects an ASGI app \\(a callable\\), got 'app'"):
+        ASGIToWSGI("app")  # type: ignore[arg-type]
+
+
 def test_start_after_close_is_an_error(make: Any) -> None:
     adapter = make(hello)
     adapter.close()
@@ -1018,6 +1073,31 @@ def test_calling_from_a_thread_running_an_event_loop_is_an_error(make: Any) -> N
             adapter(make_environ(), lambda *args: None)
 
     asyncio.run(inside_a_loop())
+
+
+@pytest.mark.parametrize("lifespan", ["auto", "off"])
+def test_a_first_call_from_a_running_loop_is_our_error_and_leaves_no_coroutine(
+    lifespan: str,
+) -> None:
+    adapter = ASGIToWSGI(hello, lifespan=lifespan)  # type: ignore[arg-type]
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(RuntimeError) as info:
+            adapter(make_environ(), lambda *args: None)
+        assert "loop_mode='shared'" in str(info.value)
+        assert "running an event loop" in str(info.value)
+        with pytest.raises(RuntimeError, match="loop_mode='shared'"):
+            adapter.start()
+
+    try:
+        # filterwarnings=error: a "coroutine ... was never awaited" RuntimeWarning, which
+        # asyncio reports when the coroutine is collected, would fail this test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            asyncio.run(inside_a_loop())
+            gc.collect()
+    finally:
+        adapter.close()
 
 
 def test_requests_after_close_get_503(make: Any) -> None:
