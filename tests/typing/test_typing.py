@@ -53,6 +53,6 @@ def test_mypy_accepts_and_refuses_exactly_the_marked_lines(usage: str, tmp_path:
         match = _ERROR.match(line)
         if match and Path(match.group("path")).name == usage:
             found.add((int(match.group("line")), match.group("code")))
-        elif ": error:" in line or ": note:" not in line and line.strip():
+        elif ": error:" in line or (": note:" not in line and line.strip()):
             pytest.fail(f"unexpected mypy output: {line}\n{result.stdout}{result.stderr}")
     assert found == expected_errors(path), result.stdout
