@@ -846,7 +846,9 @@ class ASGIToWSGI:
       thread mode each such thread would build, start up and retire its own loop).
       Costs two thread hops per request.
     * ``lifespan="auto"|"on"|"off"``: "auto" runs the lifespan protocol and carries on
-      (debug log) if the app does not support it; "on" treats that as a failure. A
+      (one info log) if the app does not support it (it raises before
+      ``lifespan.startup.complete`` or answers with HTTP messages); "on" treats that as
+      a failure. A
       failed startup is logged and every request is answered 500 (``start()`` raises
       ``LifespanStartupFailed`` instead). ``lifespan_timeout`` bounds startup/shutdown.
     * ``background_timeout``: seconds that work after the final body message (e.g.
@@ -854,6 +856,14 @@ class ASGIToWSGI:
       cancelled. In thread mode it runs inside the iterable's ``close()``.
     * ``chunk_size``: the most request-body bytes read per ``http.request`` message
       (and per block of a ``pathsend`` file).
+    * ``request_timeout`` (off by default): seconds until the response must be complete.
+      Past it the app is cancelled and the request answered 504, or, once the head is
+      out, the iterable raises ``RequestTimeout`` so the server aborts the connection.
+
+    Responses are framed here (``_framing.py``), because WSGI servers trust the app's:
+    no body for HEAD, 204 and 304, one digits-only Content-Length counted against the
+    body, bytes-only bodies. An app error before the head (framing or an exception)
+    reaches the WSGI server as the exception itself; after it, the iterable raises.
 
     Body chunks the app sends are handed to the server as they come; an app that
     gets 16 chunks ahead of the server is paused in ``send()`` until it catches up.
