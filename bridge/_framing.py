@@ -23,7 +23,6 @@ from bridge._types import Headers
 
 # Statuses whose responses never have content (1xx never reaches here: WSGI cannot send it).
 _NO_CONTENT = frozenset({204, 304})
-_DIGITS = frozenset("0123456789")
 
 
 def has_no_body(method: object, status: int) -> bool:
@@ -32,37 +31,35 @@ def has_no_body(method: object, status: int) -> bool:
 
 
 def content_length(headers: Headers) -> tuple[Headers, int | None]:
-    """``(headers, length)``: the declared Content-Length and the headers with repeated
-    equal Content-Length fields folded into the first one.
+    """``(headers, length)``: the declared Content-Length, and the headers with repeated
+    equal Content-Length fields folded into the first one (whitespace trimmed).
 
     Raises ``InvalidResponse`` for a value that is not ASCII digits only (surrounding
     spaces and tabs aside) or for two different values.
     """
     length: int | None = None
-    found = 0
+    rewrite = False  # a repeat, or a value with whitespace: the headers are rebuilt
     for name, value in headers:
         if len(name) != 14 or name.lower() != "content-length":
             continue
-        found += 1
         digits = value.strip(" \t")
-        if not digits or not _DIGITS.issuperset(digits):
+        # isdigit() alone takes "²" (latin-1 0xB2); within ASCII it means 0-9 exactly.
+        if not (digits.isascii() and digits.isdigit()):
             raise InvalidResponse(f"invalid Content-Length {value!r} in http.response.start")
         number = int(digits)
-        if length is not None and number != length:
-            raise InvalidResponse(
-                f"conflicting Content-Length values {length} and {number} in http.response.start"
-            )
+        if length is not None:
+            if number != length:
+                raise InvalidResponse(
+                    f"conflicting Content-Length values {length} and {number} "
+                    "in http.response.start"
+                )
+            rewrite = True
+        elif digits is not value:  # strip() returns the same object when nothing was cut
+            rewrite = True
         length = number
-    if found > 1 or (found == 1 and length is not None and not _is_canonical(headers)):
+    if rewrite:
         headers = _fold(headers, str(length))
     return headers, length
-
-
-def _is_canonical(headers: Headers) -> bool:
-    for name, value in headers:
-        if len(name) == 14 and name.lower() == "content-length":
-            return value.isdigit() and value.isascii()
-    return True
 
 
 def _fold(headers: Headers, value: str) -> Headers:
