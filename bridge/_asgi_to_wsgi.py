@@ -161,7 +161,6 @@ class _Lifespan:
         self._inbox: asyncio.Queue[Message] | None = None
         self._started: asyncio.Future[str | None] | None = None
         self._stopped: asyncio.Future[str | None] | None = None
-        self._sent_any = False
         self._error: BaseException | None = None
 
     async def startup(self) -> None:
@@ -225,7 +224,6 @@ class _Lifespan:
     async def _send(self, message: Message) -> None:
         assert self._started is not None
         assert self._stopped is not None
-        self._sent_any = True
         kind = message["type"]
         if kind == "lifespan.startup.complete":
             _resolve(self._started, None)
@@ -491,7 +489,8 @@ class _Exchange:
         self.notify()
 
     def _reject(self, error: Exception) -> NoReturn:
-        """The app broke HTTP framing: the response is refused (500) or aborted."""
+        """The app broke HTTP framing: the response is refused before its head reaches
+        the server, or aborted after; ``send()`` raises ``error`` to the app."""
         self.invalid = error
         self.phase = _Phase.REJECTED
         self.notify()
@@ -848,9 +847,9 @@ class ASGIToWSGI:
     * ``lifespan="auto"|"on"|"off"``: "auto" runs the lifespan protocol and carries on
       (one info log) if the app does not support it (it raises before
       ``lifespan.startup.complete`` or answers with HTTP messages); "on" treats that as
-      a failure. A
-      failed startup is logged and every request is answered 500 (``start()`` raises
-      ``LifespanStartupFailed`` instead). ``lifespan_timeout`` bounds startup/shutdown.
+      a failure. A failed startup is logged and every request is answered 500
+      (``start()`` raises ``LifespanStartupFailed`` instead). ``lifespan_timeout``
+      bounds startup/shutdown.
     * ``background_timeout``: seconds that work after the final body message (e.g.
       Starlette ``BackgroundTask``) may run once the response is complete before it is
       cancelled. In thread mode it runs inside the iterable's ``close()``.
