@@ -19,6 +19,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from bridge._interface import require_int
+
 logger = logging.getLogger("bridge.pool")
 
 _Job = tuple[Callable[..., object], tuple[Any, ...]]
@@ -40,14 +42,11 @@ class ThreadPool:
         retry_after: int = 1,
         name: str = "bridge-worker",
     ) -> None:
-        if max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
+        require_int(max_workers, "max_workers", "ThreadPool", minimum=1)
+        require_int(max_queue, "max_queue", "ThreadPool", optional=True)
+        require_int(retry_after, "retry_after", "ThreadPool", unit="seconds")
         if max_queue is None:
             max_queue = 4 * max_workers
-        if max_queue < 0:
-            raise ValueError("max_queue must not be negative")
-        if retry_after < 0:
-            raise ValueError("retry_after must not be negative")
         self.max_workers = max_workers
         self.max_queue = max_queue
         self.retry_after = retry_after

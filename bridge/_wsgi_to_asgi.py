@@ -31,6 +31,7 @@ from typing import Final
 from bridge._environ import RequestRejected, build_environ
 from bridge._http import ClientDisconnected, reason_phrase
 from bridge._input import BodyStream, BodyTooLarge
+from bridge._interface import require_int, require_interface
 from bridge._pool import ThreadPool, default_pool
 from bridge._response import FileWrapper, Phase, ResponseHead
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
@@ -382,13 +383,16 @@ class _Exchange:
         streaming = False
         try:
             while True:
+                # Detach the batch under the lock and decide on it there: a worker may
+                # post the moment the lock is released, into the fresh outbox only.
                 with self._lock:
-                    batch = self._outbox
-                    if batch:
+                    if self._outbox:
+                        batch: deque[Message | _End] | None = self._outbox
                         self._outbox = deque()
                     else:
+                        batch = None
                         waiter = self._waiter = loop.create_future()
-                if not batch:
+                if batch is None:
                     # A response still going after a body chunk went out is a stream:
                     # from now on watch for the client leaving, so the app stops promptly.
                     if streaming:
@@ -409,6 +413,11 @@ class _Exchange:
                     streaming = True
                     with self._lock:
                         self._unsent -= sent_bodies
+                        if self._unsent < 0:
+                            # More chunks sent than posted: a chunk went out twice.
+                            raise RuntimeError(
+                                f"pump sent {-self._unsent} body chunk(s) more than were posted"
+                            )
                         if self._space is not None:
                             self._space.notify()
         except BaseException as exc:
@@ -447,7 +456,11 @@ class WSGIToASGI:
       throughput on big downloads (fewer hand-offs between the worker and the loop).
 
     WebSocket scopes are refused (closed before accept); other scope types raise.
+    Passing an ASGI app (or a ``WSGIToASGI``) or a non-int option raises ``TypeError``.
     """
+
+    #: Read by ``interface_of``: an instance is an ASGI 3 app, whatever it wraps.
+    __bridge_interface__: Final = "asgi3"
 
     def __init__(
         self,
@@ -460,14 +473,15 @@ class WSGIToASGI:
         on_shutdown: Sequence[Callable[[], object]] = (),
         max_chunks_in_flight: int = 2,
     ) -> None:
-        if not callable(app):
-            raise TypeError(f"WSGIToASGI needs a WSGI callable, got {app!r}")
-        if max_body_size is not None and max_body_size < 0:
-            raise ValueError("max_body_size must not be negative")
-        if max_header_repeats < 1:
-            raise ValueError("max_header_repeats must be at least 1")
-        if max_chunks_in_flight < 1:
-            raise ValueError("max_chunks_in_flight must be at least 1")
+        require_interface(app, "wsgi", "WSGIToASGI")
+        require_int(max_body_size, "max_body_size", "WSGIToASGI", unit="bytes", optional=True)
+        require_int(max_header_repeats, "max_header_repeats", "WSGIToASGI", minimum=1)
+        require_int(max_chunks_in_flight, "max_chunks_in_flight", "WSGIToASGI", minimum=1)
+        if pool is not None and not isinstance(pool, ThreadPool):
+            raise TypeError(
+                f"WSGIToASGI(pool={pool!r}): expected a bridge.ThreadPool or None, got "
+                f"{type(pool).__name__}; pass pool=ThreadPool(max_workers=...)"
+            )
         self._max_chunks_in_flight = max_chunks_in_flight
         self.app = app
         self._pool = pool
