@@ -40,6 +40,7 @@ from asgiref.compatibility import guarantee_single_callable
 
 from bridge._framing import content_length, has_no_body
 from bridge._http import ClientDisconnected, InvalidResponse
+from bridge._interface import require_int, require_interface
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
 from bridge._scope import ASGI_VERSION, ScopeError, http_scope, response_head
 from bridge._types import ASGIApp, Environ, Message, Receive, Scope, Send
@@ -770,46 +771,15 @@ else:  # pragma: no cover - interpreters without the hook
     atexit.register(_close_at_exit)
 
 
-def _require_asgi(app: object) -> None:
-    """Refuse, at construction, what is certainly not an ASGI app (a WSGI app, or an
-    ``ASGIToWSGI``), with the call that fixes it."""
-    if isinstance(app, ASGIToWSGI):
-        raise TypeError(
-            f"ASGIToWSGI expects an ASGI app, got {app!r}, which is already an ASGIToWSGI "
-            "(a WSGI app); use it directly instead of wrapping it again"
-        )
-    if not callable(app):
-        raise TypeError(f"ASGIToWSGI expects an ASGI app (a callable), got {app!r}")
-    from bridge._interface import interface_of  # imports this module: import it late
-
-    try:
-        kind = interface_of(app)
-    except TypeError:
-        return  # cannot tell: accept it, as a server would
-    if kind == "wsgi":
-        raise TypeError(
-            f"ASGIToWSGI expects an ASGI app, got {app!r}, which is a WSGI app "
-            "(environ, start_response) already; serve it directly, or use "
-            "bridge.to_wsgi(app), which returns WSGI apps unchanged"
-        )
-
-
-def _require_int(name: str, value: object) -> None:
-    if type(value) is not int:
-        raise TypeError(
-            f"{name} must be an int (a number of bytes), got {value!r} "
-            f"({type(value).__name__}); pass e.g. {name}=65536"
-        )
-
-
 def _require_seconds(name: str, value: object) -> None:
+    # Seconds may be fractional, so this is not _interface.require_int.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"{name} must be a number of seconds (int or float), got {value!r} "
-            f"({type(value).__name__}); pass e.g. {name}=30.0"
+            f"ASGIToWSGI({name}={value!r}): expected a number of seconds (int or float), "
+            f"got {type(value).__name__}; pass e.g. {name}=30.0"
         )
     if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise ValueError(f"ASGIToWSGI({name}={value!r}): must be positive")
 
 
 class _State(Enum):
@@ -894,14 +864,12 @@ class ASGIToWSGI:
         chunk_size: int = 64 * 1024,
         request_timeout: float | None = None,
     ) -> None:
-        _require_asgi(asgi_app)
+        require_interface(asgi_app, "asgi", "ASGIToWSGI")
         if loop_mode not in ("thread", "shared"):
             raise ValueError(f"loop_mode must be 'thread' or 'shared', not {loop_mode!r}")
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
-        _require_int("chunk_size", chunk_size)
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+        require_int(chunk_size, "chunk_size", "ASGIToWSGI", unit="bytes", minimum=1)
         _require_seconds("lifespan_timeout", lifespan_timeout)
         _require_seconds("background_timeout", background_timeout)
         if request_timeout is not None:

@@ -126,11 +126,11 @@ def test_request_timeout_is_off_by_default(make: Any) -> None:
 
 @pytest.mark.parametrize("value", ["5", True, [1]])
 def test_request_timeout_must_be_a_number(value: Any) -> None:
-    with pytest.raises(TypeError, match="request_timeout must be a number of seconds"):
+    with pytest.raises(TypeError, match="expected a number of seconds"):
         ASGIToWSGI(Hung("never-answers"), request_timeout=value)
 
 
 @pytest.mark.parametrize("value", [0, -1.0, float("nan")])
 def test_request_timeout_must_be_positive(value: float) -> None:
-    with pytest.raises(ValueError, match="request_timeout must be positive"):
+    with pytest.raises(ValueError, match=r"request_timeout=.*must be positive"):
         ASGIToWSGI(Hung("never-answers"), request_timeout=value)
