@@ -228,3 +228,21 @@ def test_lifespan_shutdown_runs_when_the_worker_exits(name: str, attr: str, tmp_
     # SIGTERM: gunicorn's worker exits normally and the adapter shuts lifespan down.
     events = [line.split()[0] for line in log.read_text().splitlines()]
     assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize("name", ["gunicorn-gthread", "waitress", "wsgiref"])
+def test_the_server_logs_an_exception_before_the_response_once(name: str, tmp_path: Path) -> None:
+    require_module("gunicorn" if name.startswith("gunicorn") else name)
+    log = tmp_path / "server.log"
+    port = free_port()
+    argv = wsgi_server_argv(name, "tests.apps.asgi_apps:application", port)
+    with serve(argv, port, log=log) as url:
+        assert httpx.get(f"{url}/error", timeout=10).status_code == 500
+        deadline = time.monotonic() + 10
+        while "deliberate failure" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    output = log.read_text()
+    # The server's own traceback, once: the adapter adds no error record of its own
+    # (which logging's last-resort handler would print here, traceback and all).
+    assert output.count("RuntimeError: deliberate failure before the response") == 1, output
+    assert "ASGI app raised" not in output, output
