@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
+from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed, RequestTimeout
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._input import BodyTooLarge
 from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
@@ -15,6 +15,7 @@ __all__ = [
     "ClientDisconnected",
     "InvalidResponse",
     "LifespanStartupFailed",
+    "RequestTimeout",
     "ThreadPool",
     "WSGIToASGI",
     "asgi_app",

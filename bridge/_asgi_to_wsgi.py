@@ -28,19 +28,22 @@ import logging
 import os
 import queue
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from enum import Enum, auto
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
+from bridge._framing import content_length, has_no_body
 from bridge._http import ClientDisconnected, InvalidResponse
+from bridge._interface import require_int, require_interface
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
 from bridge._scope import ASGI_VERSION, ScopeError, http_scope, response_head
-from bridge._types import ASGIApp, Environ, Message, Scope
+from bridge._types import ASGIApp, Environ, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     # typeshed's protocol, not bridge._types': its exc_info traceback is not Optional, so
@@ -49,9 +52,12 @@ if TYPE_CHECKING:
     # accepts our own StartResponse, whose exc_info is wider.
     from _typeshed.wsgi import StartResponse
 
-__all__ = ["ASGIToWSGI", "LifespanStartupFailed"]
+__all__ = ["ASGIToWSGI", "LifespanStartupFailed", "RequestTimeout"]
 
 logger = logging.getLogger("bridge.asgi_to_wsgi")
+
+# An ASGI 2 ("double callable") app: scope in, an instance taking receive and send out.
+ASGI2App: TypeAlias = Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]
 
 LoopMode = Literal["thread", "shared"]
 LifespanMode = Literal["auto", "on", "off"]
@@ -64,6 +70,10 @@ _CANCEL_GRACE = 5.0
 
 class LifespanStartupFailed(RuntimeError):
     """The ASGI app reported (or raised) a lifespan startup failure."""
+
+
+class RequestTimeout(TimeoutError):
+    """The ASGI app did not complete its response within ``request_timeout``."""
 
 
 # --- the response state machine --------------------------------------------------------
@@ -119,6 +129,10 @@ def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
 # --- lifespan ---------------------------------------------------------------------------
 
 
+class _LifespanUnsupported(Exception):
+    """Raised into an app that sends a non-lifespan message on the lifespan scope."""
+
+
 class _LifespanPhase(Enum):
     NOT_STARTED = auto()
     READY = auto()  # startup complete (or lifespan off / unsupported)
@@ -129,10 +143,18 @@ class _LifespanPhase(Enum):
 class _Lifespan:
     """The lifespan protocol on one event loop: startup once, shutdown at close."""
 
-    def __init__(self, app: ASGIApp, mode: LifespanMode, timeout: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        mode: LifespanMode,
+        timeout: float,
+        on_unsupported: Callable[[BaseException | None], None],
+    ) -> None:
         self.app = app
         self.mode = mode
         self.timeout = timeout
+        self.on_unsupported = on_unsupported
+        self._unsupported = False
         self.phase = _LifespanPhase.NOT_STARTED
         self.state: dict[str, Any] = {}
         self.failure = ""
@@ -140,7 +162,6 @@ class _Lifespan:
         self._inbox: asyncio.Queue[Message] | None = None
         self._started: asyncio.Future[str | None] | None = None
         self._stopped: asyncio.Future[str | None] | None = None
-        self._sent_any = False
         self._error: BaseException | None = None
 
     async def startup(self) -> None:
@@ -161,23 +182,21 @@ class _Lifespan:
             timeout=self.timeout,
             return_when=asyncio.FIRST_COMPLETED,
         )
-        if self._started.done():
+        if self._unsupported or (self._task.done() and not self._started.done()):
+            if self.mode == "auto":
+                # ASGI lifespan spec: an app that raises on this scope (or, like uvicorn
+                # and hypercorn accept, answers it as if it were HTTP) does not support it.
+                self.on_unsupported(self._error)
+                await self._stop_task()
+                self.phase = _LifespanPhase.READY
+            else:
+                self._fail("the app's lifespan handler ended before startup completed")
+        elif self._started.done():
             failure = self._started.result()
             if failure is None:
                 self.phase = _LifespanPhase.READY
                 return
             self._fail(f"the app sent lifespan.startup.failed: {failure}")
-        elif self._task.done():
-            if self._sent_any or self.mode == "on":
-                self._fail("the app's lifespan handler ended before startup completed")
-            else:
-                # ASGI lifespan spec: an app that raises on this scope does not support it.
-                logger.debug(
-                    "ASGI app does not support lifespan; continuing without it",
-                    exc_info=self._error,
-                )
-                self._task = None
-                self.phase = _LifespanPhase.READY
         else:
             self._fail(f"lifespan startup did not complete within {self.timeout}s")
             await self._stop_task()
@@ -206,7 +225,6 @@ class _Lifespan:
     async def _send(self, message: Message) -> None:
         assert self._started is not None
         assert self._stopped is not None
-        self._sent_any = True
         kind = message["type"]
         if kind == "lifespan.startup.complete":
             _resolve(self._started, None)
@@ -216,6 +234,12 @@ class _Lifespan:
             _resolve(self._stopped, None)
         elif kind == "lifespan.shutdown.failed":
             _resolve(self._stopped, str(message.get("message", "")) or "no message")
+        elif self.mode == "auto" and not self._started.done():
+            # Not a lifespan message: the app treats every scope as HTTP.
+            self._unsupported = True
+            _resolve(self._started, None)
+            self._error = _LifespanUnsupported(f"the app sent {kind!r} on the lifespan scope")
+            raise self._error
         else:
             raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
 
@@ -286,7 +310,11 @@ class _Exchange:
     headers: list[tuple[str, str]] = []  # noqa: RUF012 - replaced, never mutated
     path: str | None = None
     error: Exception | None = None
-    invalid: InvalidResponse | None = None
+    invalid: Exception | None = None  # the framing error that rejected the response
+    no_body = False  # HEAD, 204 or 304: body messages are accepted and dropped
+    expected: int | None = None  # the response's Content-Length
+    sent = 0  # body bytes accepted so far
+    deadline: float | None = None  # time.monotonic() by which the response must end
     finished = False
     left = False
     task: asyncio.Task[None] | None = None
@@ -396,8 +424,39 @@ class _Exchange:
             raise RuntimeError(f"unexpected ASGI message {kind!r} in response phase {phase.name}")
         if kind == "http.response.body":
             body = message.get("body", b"")
-            if body:
-                self.chunks.append(bytes(body))
+            if type(body) is not bytes:
+                if not isinstance(body, (bytearray, memoryview)):
+                    # bytes(50_000_000) would be 50 MB of NUL bytes sent as the body.
+                    self._reject(
+                        TypeError(
+                            f"http.response.body 'body' must be bytes, not {type(body).__name__}"
+                        )
+                    )
+                body = bytes(body)
+            if body and not self.no_body:
+                expected = self.expected
+                if expected is not None:
+                    sent = self.sent + len(body)
+                    if sent > expected:
+                        self._reject(
+                            InvalidResponse(
+                                f"response body longer than its Content-Length {expected}"
+                            )
+                        )
+                    self.sent = sent
+                self.chunks.append(body)
+            if (
+                not more
+                and not self.no_body
+                and self.expected is not None
+                and self.sent < self.expected
+            ):
+                self._reject(
+                    InvalidResponse(
+                        f"response body ended after {self.sent} of its "
+                        f"Content-Length {self.expected} bytes"
+                    )
+                )
             self.phase = next_phase
             if not more:
                 self._complete()
@@ -413,22 +472,30 @@ class _Exchange:
             return
         if kind == "http.response.start":
             try:
-                self.status, self.headers = response_head(message)
+                self.status, headers = response_head(message)
+                self.headers, self.expected = content_length(headers)
             except InvalidResponse as exc:
-                self.invalid = exc
-                self.phase = _Phase.REJECTED
-                self.notify()
-                raise
+                self._reject(exc)
+            self.no_body = has_no_body(self.scope.get("method"), message["status"])
             self.phase = next_phase
             self.notify()
             return
         path = message.get("path")
         if not isinstance(path, str):
             raise RuntimeError(f"http.response.pathsend needs a str path, got {path!r}")
-        self.path = path
+        if not self.no_body:
+            self.path = path
         self.phase = next_phase
         self._complete()
         self.notify()
+
+    def _reject(self, error: Exception) -> NoReturn:
+        """The app broke HTTP framing: the response is refused before its head reaches
+        the server, or aborted after; ``send()`` raises ``error`` to the app."""
+        self.invalid = error
+        self.phase = _Phase.REJECTED
+        self.notify()
+        raise error
 
     def _complete(self) -> None:
         if self.disconnect is not None:
@@ -518,6 +585,20 @@ class _Exchange:
         finally:
             self.wake = None
 
+    def wait_progress(self) -> None:
+        """``wait()`` bounded by the request deadline; raises ``RequestTimeout`` past it."""
+        deadline = self.deadline
+        if deadline is None:
+            self.wait()
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout(
+                f"the ASGI app did not complete its response within request_timeout: "
+                f"{self.request_line}"
+            )
+        self.wait(remaining)
+
     def wait_finished(self, timeout: float) -> bool:
         deadline = self.loop.time() + timeout
         while not self.finished:
@@ -588,29 +669,30 @@ class _ResponseBody:
             phase = ex.phase
             if phase is _Phase.COMPLETE:
                 raise StopIteration
-            if ex.finished:
-                self._raise_incomplete()
-            ex.wait()
+            if phase is _Phase.REJECTED or ex.finished:
+                # Raising makes the server abort the connection rather than reuse it
+                # after a body that does not match its framing; the server logs it.
+                raise incomplete_error(ex)
+            ex.wait_progress()
 
     def _next_from_file(self, path: str) -> bytes:
+        ex = self._ex
         if self._file is None:
             self._file = io.FileIO(path, "rb")
-        data = self._file.read(self._ex.chunk_size)
+        data = self._file.read(ex.chunk_size)
+        expected = ex.expected
+        if expected is not None:
+            ex.sent += len(data)
+            if ex.sent > expected or (not data and ex.sent < expected):
+                raise InvalidResponse(
+                    f"http.response.pathsend file {path!r} does not match "
+                    f"its Content-Length {expected}"
+                )
         if data:
             return data
         self._file.close()
-        self._ex.path = None
+        ex.path = None
         raise StopIteration
-
-    def _raise_incomplete(self) -> None:
-        ex = self._ex
-        error = ex.error or RuntimeError("ASGI app returned without completing the response")
-        logger.error(
-            "ASGI app failed after the response started; aborting it: %s",
-            ex.request_line,
-            exc_info=error,
-        )
-        raise error
 
     def close(self) -> None:
         if self._closed:
@@ -619,6 +701,17 @@ class _ResponseBody:
         if self._file is not None:
             self._file.close()
         finish_exchange(self._ex)
+
+
+def incomplete_error(ex: _Exchange) -> Exception:
+    """The exception that reports a response the app failed to complete."""
+    if ex.error is not None:
+        return ex.error
+    if ex.invalid is not None:
+        return ex.invalid
+    if ex.phase is _Phase.AWAITING_START:
+        return RuntimeError(f"ASGI app returned without sending a response: {ex.request_line}")
+    return RuntimeError(f"ASGI app returned without completing the response: {ex.request_line}")
 
 
 def finish_exchange(ex: _Exchange) -> None:
@@ -678,6 +771,17 @@ else:  # pragma: no cover - interpreters without the hook
     atexit.register(_close_at_exit)
 
 
+def _require_seconds(name: str, value: object) -> None:
+    # Seconds may be fractional, so this is not _interface.require_int.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"ASGIToWSGI({name}={value!r}): expected a number of seconds (int or float), "
+            f"got {type(value).__name__}; pass e.g. {name}=30.0"
+        )
+    if not value > 0:
+        raise ValueError(f"ASGIToWSGI({name}={value!r}): must be positive")
+
+
 class _State(Enum):
     OPEN = auto()
     CLOSED = auto()
@@ -711,14 +815,24 @@ class ASGIToWSGI:
       thread mode each such thread would build, start up and retire its own loop).
       Costs two thread hops per request.
     * ``lifespan="auto"|"on"|"off"``: "auto" runs the lifespan protocol and carries on
-      (debug log) if the app does not support it; "on" treats that as a failure. A
-      failed startup is logged and every request is answered 500 (``start()`` raises
-      ``LifespanStartupFailed`` instead). ``lifespan_timeout`` bounds startup/shutdown.
+      (one info log) if the app does not support it (it raises before
+      ``lifespan.startup.complete`` or answers with HTTP messages); "on" treats that as
+      a failure. A failed startup is logged and every request is answered 500
+      (``start()`` raises ``LifespanStartupFailed`` instead). ``lifespan_timeout``
+      bounds startup/shutdown.
     * ``background_timeout``: seconds that work after the final body message (e.g.
       Starlette ``BackgroundTask``) may run once the response is complete before it is
       cancelled. In thread mode it runs inside the iterable's ``close()``.
     * ``chunk_size``: the most request-body bytes read per ``http.request`` message
       (and per block of a ``pathsend`` file).
+    * ``request_timeout`` (off by default): seconds until the response must be complete.
+      Past it the app is cancelled and the request answered 504, or, once the head is
+      out, the iterable raises ``RequestTimeout`` so the server aborts the connection.
+
+    Responses are framed here (``_framing.py``), because WSGI servers trust the app's:
+    no body for HEAD, 204 and 304, one digits-only Content-Length counted against the
+    body, bytes-only bodies. An app error before the head (framing or an exception)
+    reaches the WSGI server as the exception itself; after it, the iterable raises.
 
     Body chunks the app sends are handed to the server as they come; an app that
     gets 16 chunks ahead of the server is paused in ``send()`` until it catches up.
@@ -741,21 +855,27 @@ class ASGIToWSGI:
 
     def __init__(
         self,
-        asgi_app: Callable[..., Any],
+        asgi_app: ASGIApp | ASGI2App,
         *,
         loop_mode: LoopMode = "thread",
         lifespan: LifespanMode = "auto",
         lifespan_timeout: float = 60.0,
         background_timeout: float = 30.0,
         chunk_size: int = 64 * 1024,
+        request_timeout: float | None = None,
     ) -> None:
+        require_interface(asgi_app, "asgi", "ASGIToWSGI")
         if loop_mode not in ("thread", "shared"):
             raise ValueError(f"loop_mode must be 'thread' or 'shared', not {loop_mode!r}")
         if lifespan not in ("auto", "on", "off"):
             raise ValueError(f"lifespan must be 'auto', 'on' or 'off', not {lifespan!r}")
-        if chunk_size <= 0:
-            raise ValueError("chunk_size must be positive")
+        require_int(chunk_size, "chunk_size", "ASGIToWSGI", unit="bytes", minimum=1)
+        _require_seconds("lifespan_timeout", lifespan_timeout)
+        _require_seconds("background_timeout", background_timeout)
+        if request_timeout is not None:
+            _require_seconds("request_timeout", request_timeout)
         self.app: ASGIApp = cast(ASGIApp, guarantee_single_callable(asgi_app))  # type: ignore[no-untyped-call]
+        self.request_timeout = request_timeout
         self.loop_mode = loop_mode
         self.lifespan = lifespan
         self.lifespan_timeout = lifespan_timeout
@@ -768,18 +888,39 @@ class ASGIToWSGI:
             self._new_loop_context, self._retire_loop_context
         )
         self._shared_loop = SharedLoop(name="asgi-to-wsgi-loop")
-        self._shared_lifespan = _Lifespan(self.app, lifespan, lifespan_timeout)
+        # "off" once the app has shown it does not support lifespan, so that loops
+        # created later (thread mode) do not ask again.
+        self._lifespan_mode: LifespanMode = lifespan
+        self._report_lock = threading.Lock()
         self._shared_lock = threading.Lock()
+        self._shared_lifespan = self._new_lifespan()
         _LIVE.add(self)
 
+    def _new_lifespan(self) -> _Lifespan:
+        return _Lifespan(
+            self.app, self._lifespan_mode, self.lifespan_timeout, self._lifespan_unsupported
+        )
+
+    def _lifespan_unsupported(self, error: BaseException | None) -> None:
+        with self._report_lock:
+            if self._lifespan_mode == "off":
+                return
+            self._lifespan_mode = "off"
+        if error is None or isinstance(error, _LifespanUnsupported):
+            reason = f" ({error})" if error is not None else ""
+        else:
+            reason = f" ({type(error).__name__}: {error})"
+        logger.info("ASGI app does not support lifespan; serving it without%s", reason)
+
     def _forget_after_fork(self) -> None:
-        self._shared_lifespan = _Lifespan(self.app, self.lifespan, self.lifespan_timeout)
+        self._report_lock = threading.Lock()
         self._shared_lock = threading.Lock()
+        self._shared_lifespan = self._new_lifespan()
 
     # --- loops and lifespan ------------------------------------------------------------
 
     def _new_loop_context(self, loop: TaskLoop) -> _LoopContext:
-        return _LoopContext(loop, _Lifespan(self.app, self.lifespan, self.lifespan_timeout))
+        return _LoopContext(loop, self._new_lifespan())
 
     def _retire_loop_context(self, context: _LoopContext) -> None:
         loop = context.loop
@@ -802,6 +943,13 @@ class ASGIToWSGI:
             )
 
     def _thread_context(self) -> _LoopContext:
+        if asyncio._get_running_loop() is not None:
+            # Checked before any coroutine exists, so none is left "never awaited".
+            raise RuntimeError(
+                "ASGIToWSGI(loop_mode='thread') was called from a thread that is running "
+                "an event loop (an async test, a notebook); call it from a WSGI server "
+                "thread (e.g. await asyncio.to_thread(...)), or use loop_mode='shared'"
+            )
         context = self._threads.current()
         if context.lifespan.phase is _LifespanPhase.NOT_STARTED:
             context.loop.run_until_complete(context.lifespan.startup())
@@ -888,15 +1036,27 @@ class ASGIToWSGI:
         else:
             ex.future = asyncio.run_coroutine_threadsafe(coro, loop)
 
+        if self.request_timeout is not None:
+            ex.deadline = time.monotonic() + self.request_timeout
         try:
             while ex.phase is _Phase.AWAITING_START and not ex.finished:
-                ex.wait()
+                ex.wait_progress()
+        except RequestTimeout as exc:
+            finish_exchange(ex)  # cancels the task
+            logger.warning("%s; answering 504", exc)
+            return _plain_response(start_response, "504 Gateway Timeout", "Gateway Timeout")
         except BaseException:  # KeyboardInterrupt, SystemExit, a broken loop: no orphans
             finish_exchange(ex)
             raise
 
-        if ex.phase is _Phase.AWAITING_START or ex.phase is _Phase.REJECTED:
-            return self._fail_before_start(ex, start_response)
+        phase = ex.phase
+        if phase is _Phase.REJECTED or (ex.finished and phase is not _Phase.COMPLETE):
+            # Nothing has reached the server yet: it gets the app's own exception, so it
+            # answers 500 and logs it, and enclosing WSGI apps and tracers see it.
+            error = incomplete_error(ex)
+            finish_exchange(ex)
+            logger.debug("ASGI app failed before the response started: %s", ex.request_line)
+            raise error
 
         if ex.finished and ex.phase is _Phase.COMPLETE and ex.path is None:
             # The whole response is known and nothing runs after it: a plain list.
@@ -918,6 +1078,13 @@ class ASGIToWSGI:
                     return _plain_response(
                         start_response, "500 Internal Server Error", "Internal Server Error"
                     )
+                size = os.fstat(file.fileno()).st_size
+                if ex.expected is not None and size != ex.expected:
+                    file.close()  # which also ends the request
+                    raise InvalidResponse(
+                        f"http.response.pathsend file {path!r} has {size} bytes, "
+                        f"not its Content-Length {ex.expected}"
+                    )
                 try:
                     start_response(ex.status, ex.headers)
                 except BaseException:
@@ -934,24 +1101,3 @@ class ASGIToWSGI:
         except BaseException:  # the server refused the head: end the request here
             body.close()
             raise
-
-    def _fail_before_start(self, ex: _Exchange, start_response: StartResponse) -> list[bytes]:
-        if ex.invalid is not None:
-            logger.error(
-                "ASGI app sent an invalid response head; answering 500: %s: %s",
-                ex.request_line,
-                ex.invalid,
-            )
-        elif ex.error is not None:
-            logger.error(
-                "ASGI app raised before starting the response; answering 500: %s",
-                ex.request_line,
-                exc_info=ex.error,
-            )
-        else:
-            logger.error(
-                "ASGI app returned without sending a response; answering 500: %s",
-                ex.request_line,
-            )
-        finish_exchange(ex)
-        return _plain_response(start_response, "500 Internal Server Error", "Internal Server Error")

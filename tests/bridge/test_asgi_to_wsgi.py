@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import io
 import logging
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ import httpx
 import pytest
 
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
-from bridge._http import ClientDisconnected
+from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
 
 LOGGER = "bridge.asgi_to_wsgi"
@@ -212,7 +214,7 @@ def test_a_fast_producer_is_paused_until_the_server_takes_chunks(
     assert sent == 1000
 
 
-def test_invalid_header_value_with_crlf_gives_500_and_is_logged(
+def test_invalid_header_value_with_crlf_never_reaches_the_server(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     raised: list[BaseException] = []
@@ -225,13 +227,15 @@ def test_invalid_header_value_with_crlf_gives_500_and_is_logged(
             # Even an app that swallows the error cannot send a response any more.
             await start(send, 200)
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode))
-    assert response.status == "500 Internal Server Error"
-    assert response.body == b"Internal Server Error"
+    heads: list[str] = []
+    with caplog.at_level(logging.DEBUG, logger=LOGGER), pytest.raises(RuntimeError) as info:
+        make(app, loop_mode=loop_mode)(make_environ(), lambda status, *_: heads.append(status))
+    assert heads == []  # the server answers 500 itself
+    assert "unexpected ASGI message 'http.response.start'" in str(info.value)
+    assert isinstance(info.value.__context__, InvalidResponse)
+    assert "x-bad" in str(info.value.__context__)
     assert len(raised) == 1
-    assert "invalid response head" in caplog.text
-    assert "x-bad" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_hop_by_hop_response_headers_never_reach_the_wsgi_server(make: Any) -> None:
@@ -387,60 +391,77 @@ def test_listening_for_disconnect_while_responding_waits_for_the_response(
 # --- failures ---------------------------------------------------------------------------
 
 
-def test_exception_before_the_response_starts_gives_500_with_a_logged_traceback(
+def test_exception_before_the_response_starts_reaches_the_server_unlogged(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    boom = ZeroDivisionError("boom")
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        raise ZeroDivisionError("boom")
+        raise boom
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode), make_environ(path="/fail"))
-    assert response.status == "500 Internal Server Error"
-    assert response.headers == [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", "21"),
-    ]
-    [record] = [r for r in caplog.records if r.name == LOGGER]
-    assert "GET /fail" in record.getMessage()
-    assert record.exc_info is not None
-    assert record.exc_info[0] is ZeroDivisionError
+    heads: list[str] = []
+    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(ZeroDivisionError) as info:
+        make(app, loop_mode=loop_mode)(
+            make_environ(path="/fail"), lambda status, *_: heads.append(status)
+        )
+    assert info.value is boom  # the original exception, for the server to answer 500 and log
+    assert heads == []
+    assert [r for r in caplog.records if r.name == LOGGER] == []  # the server logs it, once
 
 
-def test_exception_after_the_response_starts_propagates_to_the_server_and_is_logged(
+def test_exception_before_the_response_reaches_an_enclosing_wsgi_app(
+    make: Any, loop_mode: str
+) -> None:
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+    from werkzeug.test import Client
+    from werkzeug.wrappers import Response as WerkzeugResponse
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise LookupError("from the ASGI app")
+
+    outer = DispatcherMiddleware(WerkzeugResponse("root"), {"/api": make(app, loop_mode=loop_mode)})
+    with pytest.raises(LookupError, match="from the ASGI app"):
+        Client(outer).get("/api/x")
+
+
+def test_exception_after_the_response_starts_propagates_to_the_server_unlogged(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    taken = threading.Event()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await start(send)
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
-        await asyncio.sleep(0)
+        while not taken.is_set():  # fail only once the server has started the response
+            await asyncio.sleep(0.001)
         raise KeyError("late")
 
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     iterator = iter(result)
     assert next(iterator) == b"part"
-    with caplog.at_level(logging.ERROR, logger=LOGGER), pytest.raises(KeyError, match="late"):
+    taken.set()
+    with caplog.at_level(logging.INFO, logger=LOGGER), pytest.raises(KeyError, match="late"):
         next(iterator)
     result.close()
-    assert "failed after the response started" in caplog.text
+    assert [r for r in caplog.records if r.name == LOGGER] == []  # the server logs it, once
 
 
-def test_app_returning_without_a_response_gives_500(
+def test_app_returning_without_a_response_is_raised_to_the_server(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.sleep(0)
 
-    with caplog.at_level(logging.ERROR, logger=LOGGER):
-        response = call(make(app, loop_mode=loop_mode))
-    assert response.status == "500 Internal Server Error"
-    assert "returned without sending a response" in caplog.text
+    with pytest.raises(RuntimeError, match="returned without sending a response: GET /"):
+        call(make(app, loop_mode=loop_mode))
 
 
-def test_app_sending_body_before_start_gives_500(make: Any) -> None:
+def test_app_sending_body_before_start_is_raised_to_the_server(make: Any) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"x"})
 
-    assert call(make(app)).status == "500 Internal Server Error"
+    with pytest.raises(RuntimeError, match=r"'http\.response\.body' in response phase AWAITING"):
+        call(make(app))
 
 
 # --- early close, background work ---------------------------------------------------------
@@ -635,13 +656,18 @@ def test_a_server_refusing_the_head_leaves_no_running_task(make: Any, loop_mode:
 def test_app_returning_mid_response_aborts_the_response(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    taken = threading.Event()
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await start(send)
         await send({"type": "http.response.body", "body": b"half", "more_body": True})
+        while not taken.is_set():  # return only once the server has started the response
+            await asyncio.sleep(0.001)
 
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     iterator = iter(result)
     assert next(iterator) == b"half"
+    taken.set()
     with (
         caplog.at_level(logging.ERROR, logger=LOGGER),
         pytest.raises(RuntimeError, match="without completing the response"),
@@ -733,14 +759,8 @@ def test_pathsend_with_a_non_str_path_is_an_app_error(make: Any) -> None:
         await start(send)
         await send({"type": "http.response.pathsend", "path": b"/etc/hostname"})
 
-    logging.getLogger(LOGGER).disabled = True
-    try:
-        result = make(app)(make_environ(), lambda *args: None)
-        with pytest.raises(RuntimeError, match="needs a str path"):
-            list(result)
-        result.close()
-    finally:
-        logging.getLogger(LOGGER).disabled = False
+    with pytest.raises(RuntimeError, match="needs a str path"):
+        make(app)(make_environ(), lambda *args: None)
 
 
 # --- lifespan ---------------------------------------------------------------------------
@@ -811,7 +831,7 @@ def test_eager_start_runs_startup_once_before_any_request(make: Any, loop_mode: 
     assert events == ["startup"]
 
 
-def test_app_without_lifespan_support_is_served_after_a_debug_log(
+def test_app_without_lifespan_support_is_served_after_one_info_log(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -819,11 +839,93 @@ def test_app_without_lifespan_support_is_served_after_a_debug_log(
             raise ValueError("only http here")
         await hello(scope, receive, send)
 
+    adapter = make(app, loop_mode=loop_mode, lifespan="auto")
     with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        assert call(adapter).body == b"hello"
+        worker = threading.Thread(target=call, args=(adapter,))  # a second loop (thread mode)
+        worker.start()
+        worker.join()
+        assert call(adapter).body == b"hello"
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.INFO
+    assert "does not support lifespan" in record.getMessage()
+    assert "ValueError: only http here" in record.getMessage()
+
+
+def test_a_plain_starlette_response_is_served_under_lifespan_auto(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from starlette.responses import PlainTextResponse
+
+    adapter = make(PlainTextResponse("hello"), loop_mode=loop_mode, lifespan="auto")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER):
+        first, second = call(adapter), call(adapter)
+    assert (first.status, first.body) == ("200 OK", b"hello")
+    assert (second.status, second.body) == ("200 OK", b"hello")
+    [record] = [r for r in caplog.records if r.name == LOGGER]
+    assert record.levelno == logging.INFO
+    assert "does not support lifespan" in record.getMessage()
+
+
+def test_an_app_answering_every_scope_as_http_is_served_and_its_lifespan_task_cancelled(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    lifespan_cancelled = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await start(send)
+        except Exception:
+            if scope["type"] != "lifespan":
+                raise
+            try:  # an app that swallows the error and lingers is stopped, not waited for
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                lifespan_cancelled.set()
+                raise
+        await send({"type": "http.response.body", "body": b"raw"})
+
+    adapter = make(app, loop_mode=loop_mode, lifespan="auto", lifespan_timeout=30)
+    began = time.monotonic()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        assert call(adapter).body == b"raw"
+    assert time.monotonic() - began < 10  # not lifespan_timeout
+    assert lifespan_cancelled.wait(5)
+    assert [r.levelno for r in caplog.records if r.name == LOGGER] == [logging.INFO]
+    assert "'http.response.start' on the lifespan scope" in caplog.text
+
+
+def test_startup_raising_under_lifespan_on_is_logged_with_its_traceback(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            raise ConnectionRefusedError("database down")
+        await hello(scope, receive, send)
+
+    adapter = make(app, loop_mode=loop_mode, lifespan="on")
+    with caplog.at_level(logging.DEBUG, logger=LOGGER), pytest.raises(LifespanStartupFailed):
+        adapter.start()
+    [record] = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.WARNING]
+    assert record.exc_info is not None
+    assert record.exc_info[0] is ConnectionRefusedError
+
+
+def test_startup_raising_under_lifespan_auto_means_unsupported(
+    make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            raise KeyError("no lifespan handler")
+        await hello(scope, receive, send)
+
+    with caplog.at_level(logging.INFO, logger=LOGGER):
         assert call(make(app, loop_mode=loop_mode, lifespan="auto")).body == b"hello"
     [record] = [r for r in caplog.records if r.name == LOGGER]
-    assert record.levelno == logging.DEBUG
-    assert "does not support lifespan" in record.getMessage()
+    assert record.levelno == logging.INFO
+    assert "KeyError" in record.getMessage()
 
 
 def test_lifespan_on_requires_support(make: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -902,6 +1004,59 @@ def test_options_are_validated() -> None:
         ASGIToWSGI(hello, chunk_size=0)
 
 
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("chunk_size", "64KB"),
+        ("chunk_size", 65536.0),
+        ("chunk_size", True),
+        ("lifespan_timeout", "60"),
+        ("background_timeout", None),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_a_type_error_naming_the_fix(
+    option: str, value: Any
+) -> None:
+    with pytest.raises(TypeError) as info:
+        ASGIToWSGI(hello, **{option: value})
+    message = str(info.value)
+    assert message.startswith(f"ASGIToWSGI({option}={value!r}): expected ")
+    assert f"got {type(value).__name__}; pass " in message
+    assert f"e.g. {option}=" in message
+
+
+def test_a_flask_app_is_refused_at_construction_with_the_fix() -> None:
+    from flask import Flask
+
+    flask_app = Flask("misused")
+    with pytest.raises(TypeError) as info:
+        ASGIToWSGI(flask_app)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("ASGIToWSGI() needs an ASGI app (scope, receive, send), got ")
+    assert "<Flask 'misused'> (a flask.app.Flask), a WSGI app" in message
+    assert "serve it directly" in message
+    assert "bridge.to_wsgi(app)" in message
+
+
+def test_a_plain_wsgi_function_is_refused_at_construction() -> None:
+    def wsgi(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    with pytest.raises(TypeError, match="a WSGI app: it is already a WSGI app"):
+        ASGIToWSGI(wsgi)  # type: ignore[arg-type]
+
+
+def test_an_adapter_wrapped_in_its_own_kind_is_refused(make: Any) -> None:
+    inner = make(hello)
+    with pytest.raises(TypeError, match=r"already a ASGIToWSGI; pass the ASGI app itself"):
+        ASGIToWSGI(inner)  # type: ignore[arg-type]
+
+
+def test_a_non_callable_is_refused() -> None:
+    with pytest.raises(TypeError, match="got 'app' \\(a str\\), which is not callable"):
+        ASGIToWSGI("app")  # type: ignore[arg-type]
+
+
 def test_start_after_close_is_an_error(make: Any) -> None:
     adapter = make(hello)
     adapter.close()
@@ -918,6 +1073,31 @@ def test_calling_from_a_thread_running_an_event_loop_is_an_error(make: Any) -> N
             adapter(make_environ(), lambda *args: None)
 
     asyncio.run(inside_a_loop())
+
+
+@pytest.mark.parametrize("lifespan", ["auto", "off"])
+def test_a_first_call_from_a_running_loop_is_our_error_and_leaves_no_coroutine(
+    lifespan: str,
+) -> None:
+    adapter = ASGIToWSGI(hello, lifespan=lifespan)  # type: ignore[arg-type]
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(RuntimeError) as info:
+            adapter(make_environ(), lambda *args: None)
+        assert "loop_mode='shared'" in str(info.value)
+        assert "running an event loop" in str(info.value)
+        with pytest.raises(RuntimeError, match="loop_mode='shared'"):
+            adapter.start()
+
+    try:
+        # filterwarnings=error: a "coroutine ... was never awaited" RuntimeWarning, which
+        # asyncio reports when the coroutine is collected, would fail this test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            asyncio.run(inside_a_loop())
+            gc.collect()
+    finally:
+        adapter.close()
 
 
 def test_requests_after_close_get_503(make: Any) -> None:

@@ -117,10 +117,11 @@ def test_response_streams_chunk_by_chunk(client: httpx.Client) -> None:
     assert arrivals[-1][0] >= 0.55
 
 
-def test_exception_before_response_gives_500(client: httpx.Client) -> None:
+def test_exception_before_response_gives_the_servers_own_500(client: httpx.Client) -> None:
+    # The exception reaches the server, which answers 500 in its own words (and logs it).
     response = client.get("/error")
     assert response.status_code == 500
-    assert response.text == "Internal Server Error"
+    assert "Traceback" not in response.text
 
 
 def test_background_work_runs_after_the_response(client: httpx.Client, tmp_path: Path) -> None:
@@ -227,3 +228,21 @@ def test_lifespan_shutdown_runs_when_the_worker_exits(name: str, attr: str, tmp_
     # SIGTERM: gunicorn's worker exits normally and the adapter shuts lifespan down.
     events = [line.split()[0] for line in log.read_text().splitlines()]
     assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize("name", ["gunicorn-gthread", "waitress", "wsgiref"])
+def test_the_server_logs_an_exception_before_the_response_once(name: str, tmp_path: Path) -> None:
+    require_module("gunicorn" if name.startswith("gunicorn") else name)
+    log = tmp_path / "server.log"
+    port = free_port()
+    argv = wsgi_server_argv(name, "tests.apps.asgi_apps:application", port)
+    with serve(argv, port, log=log) as url:
+        assert httpx.get(f"{url}/error", timeout=10).status_code == 500
+        deadline = time.monotonic() + 10
+        while "deliberate failure" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    output = log.read_text()
+    # The server's own traceback, once: the adapter adds no error record of its own
+    # (which logging's last-resort handler would print here, traceback and all).
+    assert output.count("RuntimeError: deliberate failure before the response") == 1, output
+    assert "ASGI app raised" not in output, output

@@ -12,6 +12,7 @@ WSGI server below; a few rows at the end run the same faults through real server
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import socket
@@ -450,55 +451,31 @@ class A2WRow:
     server: str = "normal"
     status: str | None = "200 OK"  # None: no head went out
     error: type[BaseException] | None = None  # what the WSGI server sees
+    # An app that fails right after its head may do so before the WSGI side started the
+    # response (then the server gets the exception with nothing sent: status None).
+    or_before_head: bool = False
     log: tuple[int, str] | None = None
     cancelled: bool = False
     background_done: bool | None = None
 
 
 A2W_ROWS = [
+    # Failures reach the WSGI server as exceptions (it answers 500 or aborts, and logs
+    # them once); before the head nothing has gone out.
+    A2WRow("app-raises-before-start", "raise-before-start", status=None, error=ValueError),
+    A2WRow("app-sends-injected-header", "raise-at-start", status=None, error=InvalidResponse),
+    A2WRow("app-raises-after-start", "raise-after-start", error=ValueError, or_before_head=True),
+    A2WRow("app-raises-mid-stream", "raise-mid-stream", error=ValueError, or_before_head=True),
+    A2WRow("app-returns-without-responding", "no-response", status=None, error=RuntimeError),
     A2WRow(
-        "app-raises-before-start",
-        "raise-before-start",
-        status="500 Internal Server Error",
-        log=(logging.ERROR, "raised before starting the response"),
-    ),
-    A2WRow(
-        "app-sends-injected-header",
-        "raise-at-start",
-        status="500 Internal Server Error",
-        log=(logging.ERROR, "invalid response head"),
-    ),
-    A2WRow(
-        "app-raises-after-start",
-        "raise-after-start",
-        error=ValueError,
-        log=(logging.ERROR, "failed after the response started"),
-    ),
-    A2WRow(
-        "app-raises-mid-stream",
-        "raise-mid-stream",
-        error=ValueError,
-        log=(logging.ERROR, "failed after the response started"),
-    ),
-    A2WRow(
-        "app-returns-without-responding",
-        "no-response",
-        status="500 Internal Server Error",
-        log=(logging.ERROR, "returned without sending a response"),
-    ),
-    A2WRow(
-        "request-task-cancelled",
-        "cancel-self",
-        status="500 Internal Server Error",
-        log=(logging.ERROR, "returned without sending a response"),
-        cancelled=True,
+        "request-task-cancelled", "cancel-self", status=None, error=RuntimeError, cancelled=True
     ),
     A2WRow(
         "client-gone-mid-upload",
         "read-body",
         server="truncated-upload",
-        status="500 Internal Server Error",
-        log=(logging.ERROR, "returned without sending a response"),
+        status=None,
+        error=RuntimeError,
     ),
     A2WRow("server-closes-iterator-early", "endless", server="close-early", cancelled=True),
     A2WRow(
@@ -542,7 +519,7 @@ def test_asgi_to_wsgi_fault(row: A2WRow, loop_mode: Any, caplog: pytest.LogCaptu
     finally:
         adapter.close()
 
-    assert call.status == row.status
+    assert call.status == row.status or (row.or_before_head and call.status is None)
     if row.error is None:
         assert call.error is None, call.error
     else:
@@ -654,7 +631,7 @@ def test_wsgi_driver_fault(row: DriverRow, caplog: pytest.LogCaptureFixture) -> 
     kwargs = {"read_chunks": 2} if row.server == "close-early" else {}
     # The WSGI call needs a start_response that checks values, as real servers do.
     call = _call_wsgi_checked(app, **kwargs)
-    assert call.status == row.status
+    assert call.status == row.status or (row.or_before_head and call.status is None)
     if row.error is None:
         assert call.error is None, call.error
     else:
@@ -812,8 +789,15 @@ def test_real_server_app_raising_mid_stream_cuts_the_response(
 ) -> None:
     url = request.getfixturevalue(server)
     with httpx.Client(base_url=url, timeout=10) as client:
-        with pytest.raises(httpx.HTTPError):
-            client.get("/raise-mid")
+        if server == "gunicorn_server":
+            # ASGIToWSGI: an app that raises before the server took its head (here, in
+            # the same step as its first chunk) gets gunicorn's clean 500; one that
+            # raises later, a cut response.
+            with contextlib.suppress(httpx.HTTPError):
+                assert client.get("/raise-mid").status_code == 500
+        else:
+            with pytest.raises(httpx.HTTPError):
+                client.get("/raise-mid")
         assert _idle(client)["busy"] <= 1
 
 

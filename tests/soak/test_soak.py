@@ -133,12 +133,14 @@ def _one(kind: str, client: httpx.Client, address: tuple[str, int], rng: random.
             assert response.status_code == 500, response
         else:
             # Injected failure mid-stream: the stream is cut; that is the expected outcome.
+            # (ASGIToWSGI: an app raising before the server took its head gets a 500.)
             try:
-                client.get("/raise-mid")
+                response = client.get("/raise-mid")
             except httpx.HTTPError:
                 pass
             else:
-                raise AssertionError("a stream whose app raised arrived complete")
+                if response.status_code != 500:
+                    raise AssertionError("a stream whose app raised arrived complete")
 
 
 def _client_loop(
