@@ -112,6 +112,20 @@ CASES = [
         expect={"access-control-allow-origin": None},
     ),
     Case(
+        "cors refuses an allowed origin with a port above 65535",
+        cors(),
+        Reply(),
+        Request(headers=(("Origin", "https://app.example.com:65979"),)),
+        expect={"access-control-allow-origin": None, "vary": "Origin"},
+    ),
+    Case(
+        "cors wildcard entry refuses a port above 65535",
+        cors(),
+        Reply(),
+        Request(headers=(("Origin", "https://a.example.org:65979"),)),
+        expect={"access-control-allow-origin": None, "vary": "Origin"},
+    ),
+    Case(
         "cors wildcard entry refuses a lookalike suffix",
         cors(),
         Reply(),
