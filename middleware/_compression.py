@@ -63,6 +63,11 @@ compressible; list such a type explicitly to exclude it.
 _TEXT_SUFFIXES = (b"+xml", b"+json")
 
 _CACHE_SIZE = 256
+# The memos are keyed by header values (Accept-Encoding from the client, Content-Type
+# from the app). Browsers send short ones ("gzip, deflate, br, zstd" is 23 bytes); a
+# longer value is parsed again each time (linear in its size) and never stored, so each
+# memo holds at most _CACHE_SIZE * _MAX_CACHED_KEY bytes of keys (32 KiB).
+_MAX_CACHED_KEY = 128
 _UNCHANGED_STATUSES = frozenset({204, 206, 304})
 
 
@@ -251,9 +256,10 @@ class CompressionCore(Core):
         if spec is False:
             name = negotiate(parse_accept_encoding(accept.decode("latin-1")), self._offered)
             spec = None if name is None else self._specs[name]
-            if len(self._negotiated) >= _CACHE_SIZE:
-                self._negotiated.clear()
-            self._negotiated[accept] = spec
+            if len(accept) <= _MAX_CACHED_KEY:
+                if len(self._negotiated) >= _CACHE_SIZE:
+                    self._negotiated.clear()
+                self._negotiated[accept] = spec
         if spec is None:
             return self._vary
         assert isinstance(spec, EncoderSpec)
@@ -270,9 +276,10 @@ class CompressionCore(Core):
                 or (major + b"/*" in self._excluded and not media.endswith(_TEXT_SUFFIXES))
                 or (media.startswith(b"application/grpc") and b"application/grpc" in self._excluded)
             )
-            if len(self._types) >= _CACHE_SIZE:
-                self._types.clear()
-            self._types[content_type] = excluded
+            if len(content_type) <= _MAX_CACHED_KEY:
+                if len(self._types) >= _CACHE_SIZE:
+                    self._types.clear()
+                self._types[content_type] = excluded
         return excluded
 
     def eligibility(self, status: int, headers: HeaderList) -> tuple[_Eligibility, int]:

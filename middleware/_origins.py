@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-__all__ = ["OriginMatcher", "normalize_origin"]
+__all__ = ["MAX_CACHED_KEY", "OriginMatcher", "normalize_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*\Z")
@@ -33,6 +33,11 @@ _HOST = re.compile(
 )
 _IPV6 = re.compile(r"\[[0-9a-f:.]+\]\Z")
 _CACHE_SIZE = 1024
+# Memory is bounded in bytes, not entries: a client chooses the key. Real origins are
+# short (scheme, host, port: well under 100 bytes); a longer one is matched again on
+# every request (linear in its size, which the client pays to send) and never stored,
+# so the memo holds at most _CACHE_SIZE * MAX_CACHED_KEY bytes of keys (128 KiB).
+MAX_CACHED_KEY = 128
 _MAX_PORT = 65535
 
 
@@ -128,9 +133,10 @@ class OriginMatcher:
         cached = self._cache.get(origin)
         if cached is None:
             cached = self._match(origin.decode("latin-1"))
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()  # bounded: origins are attacker-chosen
-            self._cache[origin] = cached
+            if len(origin) <= MAX_CACHED_KEY:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()  # bounded: origins are attacker-chosen
+                self._cache[origin] = cached
         return cached
 
     def _match(self, origin: str) -> bool:
