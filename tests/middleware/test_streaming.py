@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from typing import Any
 
+import pytest
+
+from middleware import GZip
 from tests.apps.middleware_apps import LINE_PAUSE, LINES, asgi_lines, wsgi_lines
 from tests.middleware.harness import (
     Request,
@@ -66,3 +70,28 @@ async def test_an_asgi_stream_of_short_lines_is_compressed_and_flushed_line_by_l
     assert not any(name == b"content-length" for name, _ in start["headers"])
     assert messages[-1]["more_body"] is False
     assert_lines_arrived_one_by_one(line_arrivals(reads, LINES), len(LINES), LINE_PAUSE)
+
+
+@pytest.mark.parametrize(
+    ("body", "compressed"),
+    [([b"short"], False), ([b"short", b""], True), (iter([b"short"]), True)],
+    ids=["one-item-list-is-whole", "longer-list-is-a-stream", "iterator-is-a-stream"],
+)
+def test_a_wsgi_body_is_whole_only_when_it_says_so(body: Any, compressed: bool) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body
+
+    heads: list[list[tuple[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        heads.append(headers)
+        return None
+
+    result = GZip(app)(environ_for(GZIP_REQUEST), start_response)
+    data = b"".join(result)
+    headers = [(name.lower(), value) for name, value in heads[0]]
+    assert len(heads) == 1
+    assert (("content-encoding", "gzip") in headers) is compressed
+    assert (zlib.decompress(data, 31) if compressed else data) == b"short"
+    assert ("vary", "Accept-Encoding") in headers
