@@ -241,13 +241,15 @@ def line_arrivals(
 def assert_lines_arrived_one_by_one(
     arrivals: list[tuple[float, int]], count: int, pause: float
 ) -> None:
-    """Each line came in its own read, and they were spread over the app's pauses.
+    """The lines came in separate reads, spread over the app's pauses.
 
-    Held-back compression delivers every line in one read at the end (issue #11); load
-    on the machine can only delay reads, never make a held-back stream look spread.
+    Held-back compression delivers every line in one read at the end (issue #11). Load
+    on the machine can delay a read until the next line is there too, so the bounds
+    leave room for that (most lines in reads of their own, half the pauses' spread);
+    it can never make a held-back stream look spread out.
     """
     assert len(arrivals) == count
     reads = [index for _at, index in arrivals]
-    assert reads == sorted(set(reads)), f"lines shared a read: {reads}"
+    assert len(set(reads)) >= count - 1, f"lines shared reads: {reads}"
     spread = arrivals[-1][0] - arrivals[0][0]
-    assert spread >= 0.75 * pause * (count - 1), f"lines arrived within {spread:.3f}s"
+    assert spread >= 0.5 * pause * (count - 1), f"lines arrived within {spread:.3f}s"
