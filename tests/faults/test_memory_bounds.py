@@ -268,3 +268,12 @@ def test_middleware_joins_repeated_request_headers_in_linear_time() -> None:
     size = 128 * 1024
     ratio = _scan_seconds(160, size) / _scan_seconds(80, size)
     assert ratio < 3.0, f"twice the repeats cost {ratio:.1f}x"
+
+
+def test_a_431_names_a_huge_header_by_its_first_bytes_only() -> None:
+    name = b"x-" + b"n" * BIG
+    scope = http_scope(headers=[(name, b"1")] * 3)
+    with pytest.raises(RequestRejected) as caught:
+        build_environ(scope, None, max_header_repeats=2)
+    assert caught.value.status == 431
+    assert caught.value.reason == f"Header {'x-' + 'n' * 62!r}... repeated too often"
