@@ -92,7 +92,15 @@ def test_origin_matching(origins: list[str], regex: str | None, origin: str, all
 
 @pytest.mark.parametrize(
     "entry",
-    ["example.com", "https://example.com/path", "https://a.*.example.com", "https://*", "*.x.com"],
+    [
+        "example.com",
+        "https://example.com/path",
+        "https://a.*.example.com",
+        "https://*",
+        "*.x.com",
+        "https://example.com:65536",
+        "https://*.example.com:0443",
+    ],
 )
 def test_bad_allow_list_entries_are_refused_at_construction(entry: str) -> None:
     with pytest.raises(ValueError, match="allow_origins"):
