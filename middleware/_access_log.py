@@ -42,7 +42,6 @@ DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 # is not the quote or backslash that delimit fields. The rest is written as \xHH,
 # \uHHHH or \UHHHHHHHH; since a backslash itself becomes \x5C, a reader can always
 # tell an escape from text the client sent.
-_ASCII_UNSAFE = re.compile(r'[\x00-\x1f\x7f"\\]')
 _KEPT = frozenset('"\\')  # printable, yet escaped
 
 
@@ -54,15 +53,14 @@ def _escape_code(code: int) -> str:
     return f"\\U{code:08X}"
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    return _escape_code(ord(match.group()))
-
-
 def _escape(text: str) -> str:
     """``text`` safe for one log line: see the rules above."""
-    if text.isascii():
-        # The common case, in C: plain ASCII with nothing to escape.
-        return text if _ASCII_UNSAFE.search(text) is None else _ASCII_UNSAFE.sub(_escape_char, text)
+    if text.isprintable():
+        # The common case, decided in C: only the delimiters may need escaping
+        # (backslashes first, so the quote's escape is not escaped again).
+        if '"' in text or "\\" in text:
+            return text.replace("\\", "\\x5C").replace('"', "\\x22")
+        return text
     return "".join(
         char if char.isprintable() and char not in _KEPT else _escape_code(ord(char))
         for char in text
