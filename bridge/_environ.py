@@ -8,7 +8,9 @@ No threads, loops or sockets here. The rules, from PEP 3333 and the ASGI HTTP sp
   segment boundary (a root of ``/app`` never eats ``/application``);
 - header names with ``_`` are dropped: ``X_Forwarded_For`` would otherwise arrive as
   ``HTTP_X_FORWARDED_FOR`` and spoof the proxy's own header;
-- repeated headers are joined with ``,`` (RFC 9110 5.3), cookies with ``; `` (RFC 6265);
+- repeated headers are joined with ``,`` (RFC 9110 5.3), cookies with ``; `` (RFC 6265),
+  in linear time (collected, then joined once), and no field may exceed
+  ``MAX_FIELD_BYTES`` once joined (431);
 - nothing is read from ``os.environ``.
 """
 
@@ -27,6 +29,13 @@ _DROP: Final = ""  # cache marker for header names that never reach the environ
 _SPECIAL_KEYS: Final = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 _KEY_CACHE: dict[bytes, str] = {}
 _KEY_CACHE_LIMIT: Final = 2048
+# Memory is bounded in bytes, not entries: clients choose header names, and uvicorn with
+# httptools accepts a 16 MiB one. Names longer than this are converted on every request
+# (linear in their size, which the client pays to send) and never stored. Registered
+# header names are at most 40 bytes ("Cross-Origin-Embedder-Policy-Report-Only").
+MAX_CACHED_NAME: Final = 64
+MAX_FIELD_BYTES: Final = 1024 * 1024
+"""The most bytes one request header field may hold once its repeats are joined."""
 _DEFAULT_PORTS: Final = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 _MISSING: Final[Any] = object()
 
@@ -76,7 +85,7 @@ def environ_key(name: bytes) -> str:
             key = _SPECIAL_KEYS.get(lower) or (
                 "HTTP_" + lower.decode("latin-1").upper().replace("-", "_")
             )
-        if len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
+        if len(name) <= MAX_CACHED_NAME and len(_KEY_CACHE) < _KEY_CACHE_LIMIT:
             _KEY_CACHE[name] = key
     return key
 
@@ -123,11 +132,34 @@ def _server(scope: Scope, host_header: str | None) -> tuple[str, str]:
     return "localhost", _DEFAULT_PORTS.get(scheme, "80")
 
 
-def build_environ(scope: Scope, body: object, *, max_header_repeats: int) -> Environ:
+def _shown(name: bytes) -> str:
+    """A header name for a log line: the client chose its length."""
+    shown = repr(name[:MAX_CACHED_NAME].decode("latin-1"))
+    return shown + "..." if len(name) > MAX_CACHED_NAME else shown
+
+
+class _Repeated:
+    """A header field seen more than once: its parts, joined once at the end."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, first: str) -> None:
+        self.parts = [first]
+        self.size = len(first)
+
+
+def build_environ(
+    scope: Scope,
+    body: object,
+    *,
+    max_header_repeats: int,
+    max_field_bytes: int = MAX_FIELD_BYTES,
+) -> Environ:
     """Translate an ASGI ``http`` scope into a WSGI environ whose input stream is ``body``.
 
     Raises :class:`RequestRejected` (431) when one header repeats more than
-    ``max_header_repeats`` times.
+    ``max_header_repeats`` times or holds more than ``max_field_bytes`` bytes once its
+    repeats are joined.
     """
     script_name, path_info = split_path(scope)
     environ: Environ = {
@@ -146,22 +178,34 @@ def build_environ(scope: Scope, body: object, *, max_header_repeats: int) -> Env
         "wsgi.run_once": False,
         "asgi.scope": scope,
     }
-    repeats: dict[str, int] | None = None
+    # Repeated fields are collected and joined once at the end: joining as they come
+    # copies the growing value every time (99 repeats of 512 KiB took seconds).
+    repeated: dict[str, _Repeated] | None = None
     for name, value in scope["headers"]:
         key = _KEY_CACHE.get(name) or environ_key(name)
         if not key:
             continue
+        if len(value) > max_field_bytes:
+            raise RequestRejected(431, f"Header {_shown(name)} too large")
         text = value.decode("latin-1")
         existing = environ.get(key, _MISSING)
         if existing is _MISSING:
             environ[key] = text
             continue
-        if repeats is None:
-            repeats = {}
-        count = repeats[key] = repeats.get(key, 1) + 1
-        if count > max_header_repeats:
-            raise RequestRejected(431, f"Header {name.decode('latin-1')!r} repeated too often")
-        environ[key] = existing + ("; " if key == "HTTP_COOKIE" else ",") + text
+        if repeated is None:
+            repeated = {}
+        field = repeated.get(key)
+        if field is None:
+            field = repeated[key] = _Repeated(existing)
+        field.parts.append(text)
+        if len(field.parts) > max_header_repeats:
+            raise RequestRejected(431, f"Header {_shown(name)} repeated too often")
+        field.size += 2 + len(text)  # counting the longer separator keeps this simple
+        if field.size > max_field_bytes:
+            raise RequestRejected(431, f"Header {_shown(name)} too large")
+    if repeated is not None:
+        for key, field in repeated.items():
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(field.parts)
 
     raw_path = scope.get("raw_path")
     if raw_path:

@@ -48,6 +48,10 @@ _HTTP_VERSIONS = {
 # it forever.
 _HEADER_NAMES: dict[str, bytes] = {}
 _HEADER_NAMES_MAX = 1024
+# ... and bounded in bytes: a longer key (registered header names are at most 40 bytes,
+# "HTTP_" adds 5) is converted on every request and never stored, so that one request
+# with a huge invented name cannot pin its size for the life of the process.
+_MAX_CACHED_NAME = 64
 # PEP 3333 moves these out of the HTTP_ namespace; they are read from the CGI names,
 # where an empty value means "absent". A server's extra HTTP_CONTENT_* copy is ignored.
 _SHADOWED = ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH")
@@ -73,7 +77,7 @@ def http_version(server_protocol: str) -> str:
 
 def _header_name(key: str) -> bytes:
     name = key[5:].replace("_", "-").lower().encode("latin-1")
-    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+    if len(key) <= _MAX_CACHED_NAME and len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[key] = name
     return name
 
@@ -194,7 +198,7 @@ def _response_name(name: bytes) -> str | None:
         raise InvalidResponse(f"header name {name!r} is not an HTTP token")
     text = name.decode("latin-1")
     result = None if text.lower() in HOP_BY_HOP else text
-    if len(_RESPONSE_NAMES) < _HEADER_NAMES_MAX:
+    if len(name) <= _MAX_CACHED_NAME and len(_RESPONSE_NAMES) < _HEADER_NAMES_MAX:
         _RESPONSE_NAMES[name] = result
     return result
 

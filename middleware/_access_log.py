@@ -32,20 +32,39 @@ __all__ = ["DEFAULT_FORMAT", "AccessLog"]
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 """gunicorn's default ``access_log_format``."""
 
-# Characters a request may carry that must not reach a log line as they are (CWE-117):
-# C0/C1 controls (newlines forge entries), DEL, Unicode line separators, and the quote
-# and backslash that delimit fields in the common formats. Written as nginx does: \xHH.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f"\\\u2028\u2029]')
+# What a client can put in a log line must not forge or disguise one (CWE-117). Every
+# atom a client can influence (path, query, method, protocol, headers, user, and the
+# client address, which is X-Forwarded-For under a server's proxy-headers option) goes
+# through _escape: a character is kept only if it is printable (str.isprintable: no
+# C0/C1 control, DEL, line or paragraph separator, Unicode format control such as the
+# bidi overrides U+202A-U+202E and isolates U+2066-U+2069, zero-width characters,
+# surrogates, private-use or unassigned code points, nor any space but ASCII space) and
+# is not the quote or backslash that delimit fields. The rest is written as \xHH,
+# \uHHHH or \UHHHHHHHH; since a backslash itself becomes \x5C, a reader can always
+# tell an escape from text the client sent.
+_KEPT = frozenset('"\\')  # printable, yet escaped
 
 
-def _escape_char(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02X}" if code <= 0xFF else f"\\u{code:04X}"
+def _escape_code(code: int) -> str:
+    if code <= 0xFF:
+        return f"\\x{code:02X}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04X}"
+    return f"\\U{code:08X}"
 
 
 def _escape(text: str) -> str:
-    """``text`` safe for one log line: unsafe characters written as ``\\xHH``."""
-    return text if _UNSAFE.search(text) is None else _UNSAFE.sub(_escape_char, text)
+    """``text`` safe for one log line: see the rules above."""
+    if text.isprintable():
+        # The common case, decided in C: only the delimiters may need escaping
+        # (backslashes first, so the quote's escape is not escaped again).
+        if '"' in text or "\\" in text:
+            return text.replace("\\", "\\x5C").replace('"', "\\x22")
+        return text
+    return "".join(
+        char if char.isprintable() and char not in _KEPT else _escape_code(ord(char))
+        for char in text
+    )
 
 
 _PLAIN_ATOMS = frozenset(
@@ -70,7 +89,8 @@ class _Atoms(Mapping[str, object]):
         h = self._h
         head = h.head
         if key == "h":
-            return head.client[0] if head.client else "-"
+            # X-Forwarded-For under proxy headers (uvicorn, gunicorn): client-chosen.
+            return _escape(str(head.client[0])) if head.client else "-"
         if key == "l":
             return "-"
         if key == "u":
@@ -89,7 +109,7 @@ class _Atoms(Mapping[str, object]):
         if key == "q":
             return _escape(head.query.decode("latin-1"))
         if key == "H":
-            return f"HTTP/{head.http_version}"
+            return _escape(f"HTTP/{head.http_version}")
         if key in ("b", "B"):
             return h.sent
         if key == "f":

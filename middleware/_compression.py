@@ -9,11 +9,13 @@ What it must leave alone, and why (RFC 9110 unless said otherwise):
   Python (``http.response.pathsend``, ``wsgi.file_wrapper``): headers unchanged.
 * ``Vary: Accept-Encoding`` goes on every response whose coding could have differed:
   every eligible response except one whose ``Content-Length`` proves it too small.
-* Up to ``minimum_size`` bytes are buffered before deciding, streamed responses too;
-  after that every chunk is sync-flushed, so a stream is never delayed by compression.
-  The pre-buffer is bounded by size, not time: a stream that trickles small chunks
-  (and is not an excluded type such as ``text/event-stream``) starts once
-  ``minimum_size`` bytes or its end arrive; ``minimum_size=0`` never waits.
+* Any ``Content-Encoding`` set by the app, ``identity`` included, means "leave this body
+  alone": it is the documented opt-out (BREACH), and ``identity, gzip`` is never sent.
+* No chunk is ever held back. The head waits only for the first non-empty chunk;
+  ``minimum_size`` decides only when the body's length is known then (a
+  ``Content-Length``, or a first chunk that is the whole body). A streamed body of
+  unknown length is compressed from its first chunk and every chunk is sync-flushed
+  as it arrives, so a slow stream reaches the client line by line.
 * ``Content-Length`` is set when the whole body was compressed at once, else dropped;
   a strong ``ETag`` becomes weak (``W/``): the bytes are no longer the same (8.8.1).
 """
@@ -42,21 +44,30 @@ DEFAULT_EXCLUDED_CONTENT_TYPES: tuple[str, ...] = (
     "application/x-7z-compressed",
     "application/x-rar-compressed",
     "application/vnd.rar",
+    "application/x-brotli",
+    "application/octet-stream",  # opaque bytes: downloads are mostly archives already
     "audio/*",
     "video/*",
+    "image/*",  # not image/svg+xml: a wildcard never covers a +xml or +json type
     "font/woff",
     "font/woff2",
-    "image/avif",
-    "image/gif",
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "image/heic",
-    "image/jxl",
 )
-"""Media types never compressed by default (``type/*`` covers a whole top-level type)."""
+"""Media types never compressed by default.
+
+``type/*`` covers a whole top-level type except structured-syntax ``+xml`` and
+``+json`` subtypes (RFC 6839), which are text: ``image/*`` leaves ``image/svg+xml``
+compressible; list such a type explicitly to exclude it.
+"""
+
+# RFC 6839 structured syntax suffixes: text, whatever the top-level type says.
+_TEXT_SUFFIXES = (b"+xml", b"+json")
 
 _CACHE_SIZE = 256
+# The memos are keyed by header values (Accept-Encoding from the client, Content-Type
+# from the app). Browsers send short ones ("gzip, deflate, br, zstd" is 23 bytes); a
+# longer value is parsed again each time (linear in its size) and never stored, so each
+# memo holds at most _CACHE_SIZE * _MAX_CACHED_KEY bytes of keys (32 KiB).
+_MAX_CACHED_KEY = 128
 _UNCHANGED_STATUSES = frozenset({204, 206, 304})
 
 
@@ -72,14 +83,16 @@ _MAYBE = _Eligibility.MAYBE
 
 
 class _Phase(enum.Enum):
+    HOLDING = enum.auto()  # head held until the first non-empty chunk decides
     PASSING = enum.auto()  # body untouched
-    BUFFERING = enum.auto()  # head held, body collected up to minimum_size
     COMPRESSING = enum.auto()  # head sent with Content-Encoding, chunks compressed
+    DONE = enum.auto()  # the whole body went out compressed: nothing more may follow
 
 
+_HOLDING = _Phase.HOLDING
 _PASSING = _Phase.PASSING
-_BUFFERING = _Phase.BUFFERING
 _COMPRESSING = _Phase.COMPRESSING
+_DONE = _Phase.DONE
 
 
 def _compressed_headers(headers: HeaderList, coding: bytes, length: int | None) -> HeaderList:
@@ -124,18 +137,10 @@ class _VaryHandler(Handler):
 
 
 class _CompressHandler(Handler):
-    """One response to a client that accepts ``spec``: PASSING, BUFFERING, COMPRESSING."""
+    """One response to a client that accepts ``spec``: HOLDING, then PASSING,
+    COMPRESSING or DONE."""
 
-    __slots__ = (
-        "_buffer",
-        "_compressor",
-        "_core",
-        "_expected",
-        "_head",
-        "_phase",
-        "_ready",
-        "_spec",
-    )
+    __slots__ = ("_compressor", "_core", "_expected", "_head", "_phase", "_ready", "_spec")
 
     def __init__(self, core: CompressionCore, spec: EncoderSpec) -> None:
         self._core = core
@@ -143,22 +148,20 @@ class _CompressHandler(Handler):
         self._phase = _PASSING
         self._head: Head | None = None
         self._ready: Head | None = None
-        self._buffer: list[bytes] = []
         self._expected = -1
         self._compressor: Compressor | None = None
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
         # May run twice (a WSGI app's start_response with exc_info): start over.
-        self._buffer = []
         eligibility, length = self._core.eligibility(status, headers)
         if eligibility is not _MAYBE:
             self._phase = _PASSING
             return status, headers
         # With a declared length the end of the body is known before the server says
-        # so (a WSGI iterable only ends with StopIteration), so the whole body can be
-        # compressed at once and given an exact Content-Length.
+        # so (a WSGI iterable only ends with StopIteration), so a first chunk of that
+        # length is the whole body: compressed at once, with an exact Content-Length.
         self._expected = length
-        self._phase = _BUFFERING
+        self._phase = _HOLDING
         self._head = (status, headers)
         return None
 
@@ -167,42 +170,42 @@ class _CompressHandler(Handler):
         if phase is _COMPRESSING:
             compressor = self._compressor
             assert compressor is not None
-            return compressor.compress(chunk) if more else compressor.flush(chunk)
+            if not more:
+                self._phase = _DONE
+                return compressor.flush(chunk)
+            return compressor.compress(chunk)
         if phase is _PASSING:
             return chunk
-        if self._buffer:
-            self._buffer.append(chunk)
-            chunk = b"".join(self._buffer)
+        if phase is _DONE:
+            # Bytes past a declared Content-Length that went out compressed: the app's
+            # bug, and appending them raw would corrupt the coded body.
+            return b""
         size = len(chunk)
         if size == self._expected:
             more = False
-        if more and size < self._core.minimum_size:
-            if not self._buffer:
-                self._buffer.append(chunk)
-            return b""
-        self._buffer = []
-        if size < self._core.minimum_size:
-            # The whole body is small: send it as is, but it could have been compressed.
-            assert self._head is not None
-            status, headers = self._head
-            headers = [*headers]  # a new list: see the rules of _core
-            add_vary(headers, b"Accept-Encoding", b"accept-encoding")
-            self._ready = (status, headers)
-            self._head = None
-            self._phase = _PASSING
-            return chunk
+        if more and not chunk:
+            return b""  # nothing to decide on yet, and nothing held back
         head = self._head
         assert head is not None
         self._head = None
-        if not more:
-            body = self._spec.one_shot(chunk)
-            self._ready = (head[0], _compressed_headers(head[1], self._spec.token, len(body)))
+        if more:
+            # A stream (or the first part of a body already known to be big enough):
+            # compress from here on, flushing each chunk so none is held back.
+            self._ready = (head[0], _compressed_headers(head[1], self._spec.token, None))
+            self._phase = _COMPRESSING
+            compressor = self._compressor = self._spec.streaming()
+            return compressor.compress(chunk)
+        if size < self._core.minimum_size:
+            # The whole body is small: send it as is, but it could have been compressed.
+            headers = [*head[1]]  # a new list: see the rules of _core
+            add_vary(headers, b"Accept-Encoding", b"accept-encoding")
+            self._ready = (head[0], headers)
             self._phase = _PASSING
-            return body
-        self._ready = (head[0], _compressed_headers(head[1], self._spec.token, None))
-        self._phase = _COMPRESSING
-        compressor = self._compressor = self._spec.streaming()
-        return compressor.compress(chunk)
+            return chunk
+        body = self._spec.one_shot(chunk)
+        self._ready = (head[0], _compressed_headers(head[1], self._spec.token, len(body)))
+        self._phase = _DONE
+        return body
 
     def pending_head(self) -> Head | None:
         ready, self._ready = self._ready, None
@@ -253,9 +256,10 @@ class CompressionCore(Core):
         if spec is False:
             name = negotiate(parse_accept_encoding(accept.decode("latin-1")), self._offered)
             spec = None if name is None else self._specs[name]
-            if len(self._negotiated) >= _CACHE_SIZE:
-                self._negotiated.clear()
-            self._negotiated[accept] = spec
+            if len(accept) <= _MAX_CACHED_KEY:
+                if len(self._negotiated) >= _CACHE_SIZE:
+                    self._negotiated.clear()
+                self._negotiated[accept] = spec
         if spec is None:
             return self._vary
         assert isinstance(spec, EncoderSpec)
@@ -269,12 +273,13 @@ class CompressionCore(Core):
             major = media.partition(b"/")[0]
             excluded = (
                 media in self._excluded
-                or major + b"/*" in self._excluded
+                or (major + b"/*" in self._excluded and not media.endswith(_TEXT_SUFFIXES))
                 or (media.startswith(b"application/grpc") and b"application/grpc" in self._excluded)
             )
-            if len(self._types) >= _CACHE_SIZE:
-                self._types.clear()
-            self._types[content_type] = excluded
+            if len(content_type) <= _MAX_CACHED_KEY:
+                if len(self._types) >= _CACHE_SIZE:
+                    self._types.clear()
+                self._types[content_type] = excluded
         return excluded
 
     def eligibility(self, status: int, headers: HeaderList) -> tuple[_Eligibility, int]:
@@ -293,8 +298,8 @@ class CompressionCore(Core):
                 if value.isdigit():
                     length = int(value)
             elif key == b"content-encoding":
-                if value.strip().lower() != b"identity":
-                    return _NEVER, -1
+                # Any coding, identity included: the app's opt-out (see module docs).
+                return _NEVER, -1
             elif key == b"content-range" or (
                 key == b"cache-control" and b"no-transform" in value.lower()
             ):

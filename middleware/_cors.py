@@ -27,7 +27,7 @@ from typing import Any
 from middleware._base import MiddlewareBase
 from middleware._core import Core, Handler, Head, HeaderList, RequestHead, Response
 from middleware._headers import add_vary, split_tokens
-from middleware._origins import OriginMatcher
+from middleware._origins import MAX_CACHED_KEY, OriginMatcher
 
 __all__ = ["CORS"]
 
@@ -193,9 +193,10 @@ class _CORSCore(Core):
             handler = self._no_origin
         else:
             handler = _CORSHandler([(_ACAO, origin), *self._echo_extra], vary=True)
-        if len(self._by_origin) >= _HANDLER_CACHE_SIZE:
-            self._by_origin.clear()  # bounded: origins are chosen by the client
-        self._by_origin[origin] = handler
+        if len(origin) <= MAX_CACHED_KEY:  # bounded in bytes too: see _origins
+            if len(self._by_origin) >= _HANDLER_CACHE_SIZE:
+                self._by_origin.clear()  # bounded: origins are chosen by the client
+            self._by_origin[origin] = handler
         return handler
 
     def _preflight(self, head: RequestHead, origin: bytes, method: bytes) -> Response:

@@ -26,8 +26,8 @@ class GZip(MiddlewareBase):
     """Gzip responses of at least ``minimum_size`` bytes for clients that accept it.
 
     ``compresslevel`` is zlib's 0-9; ``exclude_content_types`` lists media types left
-    alone (``"video/*"`` matches a whole top-level type). Streams are buffered up to
-    ``minimum_size`` bytes before the decision, then flushed chunk by chunk.
+    alone (``"video/*"`` matches a whole top-level type). ``minimum_size`` applies when
+    the body's length is known; a stream is compressed and flushed chunk by chunk.
     """
 
     def __init__(

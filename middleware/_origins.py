@@ -12,9 +12,11 @@ Rules that keep an allow-list safe, each tested:
 * A wildcard entry ``https://*.example.com`` matches one or more DNS labels before
   ``.example.com`` with the same scheme and port, never ``https://example.com.evil.net``
   and never the bare ``https://example.com``.
-* A malformed origin (path, userinfo, odd characters, ``*`` itself) matches nothing,
-  not even ``allow_origins=["*"]``: with credentials the origin is echoed, and an
-  echoed ``*`` would be the wildcard the Fetch standard forbids with credentials.
+* A malformed origin (path, userinfo, odd characters, ``*`` itself, a port above
+  65535, with a leading zero or longer than five digits) matches nothing,
+  not even ``allow_origins=["*"]``, a wildcard entry or a regex: with credentials the
+  origin is echoed, and an echoed ``*`` would be the wildcard the Fetch standard forbids
+  with credentials.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-__all__ = ["OriginMatcher", "normalize_origin"]
+__all__ = ["MAX_CACHED_KEY", "OriginMatcher", "normalize_origin"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 _SCHEME = re.compile(r"[a-z][a-z0-9+.\-]*\Z")
@@ -31,6 +33,23 @@ _HOST = re.compile(
 )
 _IPV6 = re.compile(r"\[[0-9a-f:.]+\]\Z")
 _CACHE_SIZE = 1024
+# Memory is bounded in bytes, not entries: a client chooses the key. Real origins are
+# short (scheme, host, port: well under 100 bytes); a longer one is matched again on
+# every request (linear in its size, which the client pays to send) and never stored,
+# so the memo holds at most _CACHE_SIZE * MAX_CACHED_KEY bytes of keys (128 KiB).
+MAX_CACHED_KEY = 128
+_MAX_PORT = 65535
+
+
+def _port(text: str) -> int | None:
+    """A port as browsers serialise it (1-5 ASCII digits, no leading zero, at most
+    65535), or ``None``: anything else makes the whole origin malformed."""
+    if not 0 < len(text) <= 5 or not text.isascii() or not text.isdigit():
+        return None
+    if len(text) > 1 and text[0] == "0":
+        return None
+    port = int(text)
+    return port if port <= _MAX_PORT else None
 
 
 def _split(origin: str) -> tuple[str, str, int | None] | None:
@@ -46,20 +65,22 @@ def _split(origin: str) -> tuple[str, str, int | None] | None:
         host, bracket, tail = rest.partition("]")
         host += bracket
         if tail:
-            if not tail.startswith(":") or not tail[1:].isdigit():
+            if not tail.startswith(":"):
                 return None
-            port = int(tail[1:])
+            port = _port(tail[1:])
+            if port is None:
+                return None
         if _IPV6.match(host) is None:
             return None
     else:
         host, colon, port_text = rest.partition(":")
         if colon:
-            if not port_text.isdigit() or not port_text.isascii():
+            port = _port(port_text)
+            if port is None:
                 return None
-            port = int(port_text)
         if _HOST.match(host) is None:
             return None
-    if port is not None and (port > 65535 or port == _DEFAULT_PORTS.get(scheme)):
+    if port == _DEFAULT_PORTS.get(scheme):
         port = None
     return scheme, host, port
 
@@ -112,9 +133,10 @@ class OriginMatcher:
         cached = self._cache.get(origin)
         if cached is None:
             cached = self._match(origin.decode("latin-1"))
-            if len(self._cache) >= _CACHE_SIZE:
-                self._cache.clear()  # bounded: origins are attacker-chosen
-            self._cache[origin] = cached
+            if len(origin) <= MAX_CACHED_KEY:
+                if len(self._cache) >= _CACHE_SIZE:
+                    self._cache.clear()  # bounded: origins are attacker-chosen
+                self._cache[origin] = cached
         return cached
 
     def _match(self, origin: str) -> bool:

@@ -70,7 +70,7 @@ class Result:
 
 
 def decode(coding: str | None, body: bytes) -> bytes:
-    if coding is None:
+    if coding is None or coding.strip().lower() == "identity":
         return body
     if coding == "gzip":
         return zlib.decompress(body, 16 + zlib.MAX_WBITS)
@@ -215,3 +215,41 @@ def run_both(wrap: Callable[[Any], Any], reply: Reply, request: Request) -> tupl
     via_wsgi = call_wsgi(wrap(wsgi_app(reply)), request)
     via_asgi = call_asgi(wrap(asgi_app(reply)), request)
     return via_wsgi, via_asgi
+
+
+def line_arrivals(
+    reads: Iterable[tuple[float, bytes]], lines: tuple[bytes, ...]
+) -> list[tuple[float, int]]:
+    """When (and in which read) each of ``lines`` was complete in a gzip stream.
+
+    ``reads`` are ``(monotonic time, raw bytes)`` as the client got them; they are
+    decompressed incrementally, as a browser does.
+    """
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    decoded = b""
+    arrivals: list[tuple[float, int]] = []
+    expected = b""
+    for index, (at, raw) in enumerate(reads):
+        decoded += decoder.decompress(raw)
+        while len(arrivals) < len(lines) and decoded.startswith(expected + lines[len(arrivals)]):
+            expected += lines[len(arrivals)]
+            arrivals.append((at, index))
+    assert decoded + decoder.flush() == b"".join(lines)
+    return arrivals
+
+
+def assert_lines_arrived_one_by_one(
+    arrivals: list[tuple[float, int]], count: int, pause: float
+) -> None:
+    """The lines came in separate reads, spread over the app's pauses.
+
+    Held-back compression delivers every line in one read at the end (issue #11). Load
+    on the machine can delay a read until the next line is there too, so the bounds
+    leave room for that (most lines in reads of their own, half the pauses' spread);
+    it can never make a held-back stream look spread out.
+    """
+    assert len(arrivals) == count
+    reads = [index for _at, index in arrivals]
+    assert len(set(reads)) >= count - 1, f"lines shared reads: {reads}"
+    spread = arrivals[-1][0] - arrivals[0][0]
+    assert spread >= 0.5 * pause * (count - 1), f"lines arrived within {spread:.3f}s"

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from middleware import AccessLog, GZip
-from middleware._access_log import DEFAULT_FORMAT
+from middleware._access_log import DEFAULT_FORMAT, _escape
+from middleware._core import Outcome, PlainHead
 from tests.middleware.harness import Reply, Request, asgi_app, call_asgi, call_wsgi, wsgi_app
 
 REQUEST = Request(
@@ -215,3 +216,73 @@ def test_a_request_cannot_forge_a_log_line(
     )
     # The structured fields keep the real values; JSON encoders escape them.
     assert records[0].http["path"] == '/a\n10.0.0.1 - admin [x] "GET /admin HTTP/1.1" 200 0'  # type: ignore[attr-defined]
+
+
+# What a client can send to disguise a log line: bidi overrides and isolates (a line
+# that reads backwards), zero-width and format characters, C1 controls (NEL is a
+# newline to some readers), a non-ASCII space, the field delimiters, and a lone
+# surrogate (which would make a UTF-8 log handler fail).
+TEXT_PAYLOAD = 'a\u202eb\u2066c\u200bd\ufeffe\x85f\x9bg\xa0h\xadi"j\\k\U000e0041l\u2028m\ud800n'
+TEXT_ESCAPED = (
+    "a\\u202Eb\\u2066c\\u200Bd\\uFEFFe\\x85f\\x9Bg\\xA0h\\xADi\\x22j\\x5Ck\\U000E0041l"
+    "\\u2028m\\uD800n"
+)
+# Header values and the query are bytes, read as latin-1 (so at most U+00FF).
+BYTES_PAYLOAD = b'a\x85b\x9bc\xa0d\xade"f\\g\x1bh\x7fi'
+BYTES_ESCAPED = "a\\x85b\\x9Bc\\xA0d\\xADe\\x22f\\x5Cg\\x1Bh\\x7Fi"
+# A user name arrives base64-encoded, so it may hold any encodable character.
+USER_PAYLOAD = TEXT_PAYLOAD.replace("\ud800", "")
+USER_ESCAPED = TEXT_ESCAPED.replace("\\uD800", "")
+
+
+def _basic(user: str) -> bytes:
+    return b"Basic " + base64.b64encode(user.encode() + b":pw")
+
+
+@pytest.mark.parametrize(
+    ("atom", "head", "response_headers", "expected"),
+    [
+        ("%(h)s", {"client": (TEXT_PAYLOAD, 1)}, [], TEXT_ESCAPED),
+        ("%(u)s", {"headers": [(b"authorization", _basic(USER_PAYLOAD))]}, [], USER_ESCAPED),
+        ("%(r)s", {"path": TEXT_PAYLOAD}, [], f"GET {TEXT_ESCAPED} HTTP/1.1"),
+        ("%(m)s", {"method": TEXT_PAYLOAD}, [], TEXT_ESCAPED),
+        ("%(U)s", {"path": TEXT_PAYLOAD}, [], TEXT_ESCAPED),
+        ("%(q)s", {"query": BYTES_PAYLOAD}, [], BYTES_ESCAPED),
+        ("%(H)s", {"http_version": TEXT_PAYLOAD}, [], "HTTP/" + TEXT_ESCAPED),
+        ("%(f)s", {"headers": [(b"referer", BYTES_PAYLOAD)]}, [], BYTES_ESCAPED),
+        ("%(a)s", {"headers": [(b"user-agent", BYTES_PAYLOAD)]}, [], BYTES_ESCAPED),
+        (
+            "%({x-forwarded-for}i)s",
+            {"headers": [(b"x-forwarded-for", BYTES_PAYLOAD)]},
+            [],
+            BYTES_ESCAPED,
+        ),
+        ("%({x-echo}o)s", {}, [(b"x-echo", BYTES_PAYLOAD)], BYTES_ESCAPED),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value.startswith("%") else "",
+)
+def test_every_atom_a_client_can_influence_is_escaped(
+    records: Sequence[logging.LogRecord],
+    atom: str,
+    head: dict[str, Any],
+    response_headers: list[tuple[bytes, bytes]],
+    expected: str,
+) -> None:
+    core = AccessLog(lambda environ, start_response: [], format=atom)._core
+    method = head.pop("method", "GET")
+    path = head.pop("path", "/")
+    handler = core.on_request(PlainHead(method, path, **head))
+    handler.on_response_start(200, response_headers)
+    handler.on_body(b"", False)
+    handler.on_complete(Outcome.COMPLETED)
+    (record,) = records
+    assert record.getMessage() == expected
+    assert record.getMessage().isprintable()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain ascii", "caf\u00e9 \u65e5\u672c", "emoji \U0001f600", "\u0645\u0631\u062d\u0628\u0627"],
+)
+def test_printable_text_in_any_script_is_logged_as_it_is(text: str) -> None:
+    assert _escape(text) == text

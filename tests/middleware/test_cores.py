@@ -127,18 +127,31 @@ def test_cors_handler_memo_stays_bounded() -> None:
 GZIP_HEAD = PlainHead("GET", "/", headers=[(b"accept-encoding", b"gzip")])
 
 
-def test_gzip_core_holds_the_head_until_minimum_size_then_streams() -> None:
+def test_gzip_core_holds_the_head_only_until_the_first_chunk_then_streams() -> None:
     handler = core_of(GZip, minimum_size=10).on_request(GZIP_HEAD)
     assert handler.on_response_start(200, [(b"content-type", b"text/plain")]) is None
-    assert handler.on_body(b"12345", True) == b""
+    assert handler.on_body(b"", True) == b""  # nothing to decide on yet
     assert handler.pending_head() is None
-    first = handler.on_body(b"67890abc", True)
+    first = handler.on_body(b"12345", True)  # under minimum_size, still not held back
     _status, headers = handler.pending_head()
     assert (b"content-encoding", b"gzip") in headers
     decoder = zlib.decompressobj(31)
-    assert decoder.decompress(first) == b"1234567890abc"
+    assert decoder.decompress(first) == b"12345"
+    assert decoder.decompress(handler.on_body(b"67890abc", True)) == b"67890abc"
     assert decoder.decompress(handler.on_body(b"tail", False)) == b"tail"
     assert decoder.eof
+
+
+def test_gzip_core_drops_bytes_past_a_declared_length_it_compressed_whole() -> None:
+    handler = core_of(GZip, minimum_size=1).on_request(GZIP_HEAD)
+    head = [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+    assert handler.on_response_start(200, head) is None
+    body = handler.on_body(b"12345", True)
+    _status, headers = handler.pending_head()
+    assert (b"content-length", str(len(body)).encode()) in headers
+    assert zlib.decompress(body, 31) == b"12345"
+    assert handler.on_body(b"excess", True) == b""
+    assert handler.on_body(b"", False) == b""
 
 
 def test_gzip_core_gives_the_head_back_unchanged_for_an_opaque_body() -> None:
@@ -201,3 +214,13 @@ async def test_pathsend_after_an_unheld_head_reports_the_declared_length(
     result = await call_asgi_async(AccessLog(app), Request())
     assert result.messages[-1]["type"] == "http.response.pathsend"
     assert caplog.records[0].http["bytes"] == 1234  # type: ignore[attr-defined]
+
+
+def test_gzip_core_leaves_a_small_whole_body_alone_but_varies() -> None:
+    handler = core_of(GZip, minimum_size=10).on_request(GZIP_HEAD)
+    assert handler.on_response_start(200, [(b"content-type", b"text/plain")]) is None
+    assert handler.on_body(b"small", False) == b"small"
+    assert handler.pending_head() == (
+        200,
+        [(b"content-type", b"text/plain"), (b"vary", b"Accept-Encoding")],
+    )

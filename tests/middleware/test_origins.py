@@ -92,7 +92,15 @@ def test_origin_matching(origins: list[str], regex: str | None, origin: str, all
 
 @pytest.mark.parametrize(
     "entry",
-    ["example.com", "https://example.com/path", "https://a.*.example.com", "https://*", "*.x.com"],
+    [
+        "example.com",
+        "https://example.com/path",
+        "https://a.*.example.com",
+        "https://*",
+        "*.x.com",
+        "https://example.com:65536",
+        "https://*.example.com:0443",
+    ],
 )
 def test_bad_allow_list_entries_are_refused_at_construction(entry: str) -> None:
     with pytest.raises(ValueError, match="allow_origins"):
@@ -115,3 +123,45 @@ def test_the_memo_stays_bounded() -> None:
 def test_star_allows_only_things_that_are_origins(origin: bytes) -> None:
     assert not OriginMatcher(["*"])(origin)
     assert OriginMatcher(["*"])(b"https://a.example")
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://a.example.com:65536",
+        "https://a.example.com:65979",  # 65979 - 65536 = 443: must not wrap to the default
+        "https://a.example.com:99999",
+        "https://a.example.com:0443",
+        "https://a.example.com:000443",
+        "https://a.example.com:" + "4" * 5000,  # int() refuses this many digits
+        "https://a.example.com:",
+        "https://a.example.com:+443",
+        "https://a.example.com:\N{ARABIC-INDIC DIGIT FOUR}43",
+        "http://[::1]:65536",
+        "http://[::1]:",
+    ],
+)
+def test_malformed_ports_match_nothing_under_any_kind_of_entry(origin: str) -> None:
+    assert normalize_origin(origin) is None
+    raw = origin.encode()
+    for matcher in (
+        OriginMatcher(["*"]),
+        OriginMatcher(["https://a.example.com", "http://[::1]"]),
+        OriginMatcher(["https://*.example.com"]),
+        OriginMatcher([], r"https?://.*"),
+        OriginMatcher([], r"https://a\.example\.com(:\d+)?"),
+    ):
+        assert matcher(raw) is False, matcher
+
+
+@pytest.mark.parametrize(
+    ("origin", "normal"),
+    [
+        ("https://a.example.com:65535", "https://a.example.com:65535"),
+        ("https://a.example.com:1", "https://a.example.com:1"),
+        ("https://a.example.com:0", "https://a.example.com:0"),
+        ("http://[::1]:65535", "http://[::1]:65535"),
+    ],
+)
+def test_ports_up_to_65535_are_kept(origin: str, normal: str) -> None:
+    assert normalize_origin(origin) == normal

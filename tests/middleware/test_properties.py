@@ -26,10 +26,20 @@ def test_any_chunking_round_trips_through_compression_on_both_interfaces(
     via_wsgi, via_asgi = run_both(wrap, reply, Request(headers=(("Accept-Encoding", accept),)))
     body = b"".join(chunks)
     assert via_wsgi.decoded == via_asgi.decoded == body
-    assert via_wsgi.header("content-encoding") == via_asgi.header("content-encoding")
-    assert via_wsgi.header("vary") == via_asgi.header("vary")
-    if len(body) < minimum_size:
+    # minimum_size decides only for a body whose length is known when its first bytes
+    # arrive; a stream is never held back to find out. An ASGI message with
+    # more_body=False says it is the whole body; a WSGI iterator cannot say so.
+    nonempty = [chunk for chunk in chunks if chunk]
+    whole_in_asgi = len(nonempty) == 1 and bool(chunks[-1])
+    if declared or not whole_in_asgi:
+        assert via_wsgi.header("content-encoding") == via_asgi.header("content-encoding")
+        assert via_wsgi.header("vary") == via_asgi.header("vary")
+    if len(body) < minimum_size and (declared or not nonempty):
+        assert via_wsgi.header("content-encoding") is None
+    if len(body) < minimum_size and (declared or whole_in_asgi or not nonempty):
         assert via_asgi.header("content-encoding") is None
+    if not declared and len(nonempty) > 1:
+        assert via_asgi.header("content-encoding") == via_wsgi.header("content-encoding")
     for result in (via_wsgi, via_asgi):
         length = result.header("content-length")
         if length is not None:

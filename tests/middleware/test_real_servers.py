@@ -12,7 +12,8 @@ import zlib
 import httpx
 import pytest
 
-from tests.apps.middleware_apps import PAUSE, event
+from tests.apps.middleware_apps import LINE_PAUSE, LINES, PAUSE, event
+from tests.middleware.harness import assert_lines_arrived_one_by_one, line_arrivals
 from tests.servers import asgi_server_argv, free_port, serve, wsgi_server_argv
 
 pytestmark = pytest.mark.slow
@@ -65,3 +66,18 @@ def test_server_sent_events_stay_uncompressed_by_default(server: str, interface:
             first = next(response.iter_raw())
             assert time.monotonic() - started < 0.8 * PAUSE
             assert first.startswith(b"id: 0\n")
+
+
+@pytest.mark.parametrize(("server", "interface"), SERVERS)
+def test_short_lines_written_slowly_reach_a_gzip_client_line_by_line(
+    server: str, interface: str
+) -> None:
+    port = free_port()
+    with serve(_argv(server, interface, "lines", port), port) as url, httpx.Client() as client:
+        reads: list[tuple[float, bytes]] = []
+        with client.stream("GET", url + "/", headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.headers["content-encoding"] == "gzip"
+            assert "content-length" not in response.headers
+            for raw in response.iter_raw():
+                reads.append((time.monotonic(), raw))
+    assert_lines_arrived_one_by_one(line_arrivals(reads, LINES), len(LINES), LINE_PAUSE)
