@@ -20,6 +20,7 @@ The WebSocket state machine and the queues between threads live in ``_websocket`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -43,6 +44,8 @@ _DENIAL: Final = "websocket.http.response"
 _DENIAL_BODY_LIMIT: Final = 1 << 16
 #: How long lifespan shutdown waits for close frames to go out.
 _SHUTDOWN_TIMEOUT: Final = 5.0
+
+_GOING_AWAY: Final = {"type": "websocket.close", "code": 1001, "reason": "server shutting down"}
 
 _default: ThreadPool | None = None
 _default_lock = threading.Lock()
@@ -204,7 +207,12 @@ async def _pump(ws: WebSocket, send: Send, closed: asyncio.Event) -> None:
         logger.debug("WebSocket send failed; the client is gone: %r", exc)
         ws.disconnected(1006, "the connection was lost")
     except BaseException:
-        ws.disconnected(1006, "the server cancelled the connection")
+        # Cancelled: the server is stopping. Tell the app, and the client if we still can.
+        ws.disconnected(1001, "server shutting down")
+        if not closed.is_set():
+            closed.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(send(_GOING_AWAY), _SHUTDOWN_TIMEOUT)
         raise
     finally:
         closed.set()

@@ -553,7 +553,9 @@ async def test_lifespan_shutdown_closes_open_connections_with_1001(pool: ThreadP
     assert await late.next() == {"type": "websocket.close", "code": 1000, "reason": ""}
 
 
-async def test_a_cancelled_connection_makes_the_app_raise(pool: ThreadPool) -> None:
+async def test_a_cancelled_connection_closes_with_1001_and_the_app_sees_it(
+    pool: ThreadPool,
+) -> None:
     raised: list[int] = []
     done = threading.Event()
 
@@ -574,7 +576,13 @@ async def test_a_cancelled_connection_makes_the_app_raise(pool: ThreadPool) -> N
     with pytest.raises(asyncio.CancelledError):
         await client.task
     assert await asyncio.to_thread(done.wait, TIMEOUT)
-    assert raised == [1006]
+    assert raised == [1001]
+    # the client is told too, where the server still lets us send
+    assert await client.next() == {
+        "type": "websocket.close",
+        "code": 1001,
+        "reason": "server shutting down",
+    }
 
 
 # --- cross-thread stress ------------------------------------------------------------
