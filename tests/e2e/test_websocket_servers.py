@@ -164,3 +164,43 @@ def test_the_subprotocol_the_app_chooses_reaches_the_client(served: tuple[str, s
         pytest.skip("the Flask example negotiates a subprotocol")
     with _client(_echo_url(served), subprotocols=["other", "echo.v1"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "echo.v1"
+
+
+# --- both patterns next to a Flask app mounted in FastAPI ----------------------------
+
+
+@pytest.fixture(scope="module", params=["uvicorn", "hypercorn"])
+def mounted(request: pytest.FixtureRequest) -> Iterator[str]:
+    port = free_port()
+    argv = asgi_server_argv(request.param, "examples.flask_in_fastapi_websockets:app", port)
+    with serve(argv, port) as url:
+        yield url
+
+
+def _login(http: str, user: str) -> dict[str, str]:
+    response = httpx.get(http + "/legacy/login", params={"user": user}, timeout=TIMEOUT)
+    assert response.text == f"logged in as {user}"
+    return {"Cookie": f"session={response.cookies['session']}"}
+
+
+def test_a_flask_websocket_route_works_through_the_fastapi_mount(mounted: str) -> None:
+    headers = _login(mounted, "ada")
+    with _client(
+        mounted.replace("http", "ws") + "/legacy/ws/echo", additional_headers=headers
+    ) as ws:
+        ws.send("hi")
+        assert ws.recv(TIMEOUT) == "ada said: hi"
+
+
+def test_a_fastapi_websocket_route_shares_flasks_session_cookie(mounted: str) -> None:
+    headers = _login(mounted, "grace")
+    with _client(mounted.replace("http", "ws") + "/ws/notes", additional_headers=headers) as ws:
+        assert ws.recv(TIMEOUT) == "hello grace"
+        ws.send("buy milk")
+        assert ws.recv(TIMEOUT) == "noted for grace: buy milk"
+
+
+def test_the_fastapi_route_refuses_a_client_without_a_flask_login(mounted: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        _client(mounted.replace("http", "ws") + "/ws/notes")
+    assert refused.value.response.status_code == 403
