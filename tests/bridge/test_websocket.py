@@ -200,6 +200,40 @@ async def test_repeated_headers_over_the_limit_refuse_the_connection(pool: Threa
     await client.finished()
 
 
+def test_flask_routes_need_websocket_true_to_match_a_websocket_handshake(
+    pool: ThreadPool,
+) -> None:
+    flask = pytest.importorskip("flask")
+    app = flask.Flask(__name__)
+
+    @app.route("/plain")
+    def plain() -> str:
+        flask.request.environ["bridge.websocket"].accept()
+        return ""
+
+    @app.route("/ws", websocket=True)
+    def marked() -> str:
+        flask.request.environ["bridge.websocket"].accept()
+        return ""
+
+    upgrade = [(b"host", b"h"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket")]
+
+    async def first_message(path: str) -> Any:
+        adapter = WSGIToASGI(app, websocket_pool=pool)
+        client = Client(adapter, ws_scope(path, headers=upgrade, extensions=DENIAL)).connect()
+        message = await client.next()
+        while (await client.next())["type"] not in (
+            "websocket.close",
+            "websocket.http.response.body",
+        ):
+            pass
+        await client.finished()
+        return message.get("status", message["type"])
+
+    assert asyncio.run(first_message("/plain")) == 400  # werkzeug's WebSocketMismatch
+    assert asyncio.run(first_message("/ws")) == "websocket.accept"
+
+
 # --- messages -----------------------------------------------------------------------
 
 

@@ -71,6 +71,11 @@ def test_text_and_binary_messages_echo_with_their_type(served: tuple[str, str, s
         for message in messages:
             ws.send(message)
             assert ws.recv(TIMEOUT) == message
+        if served[0] == "daphne":  # what the README says about daphne
+            ws.send("")
+            ws.send(b"")
+            ws.send("after")
+            assert ws.recv(TIMEOUT) == "after"
 
 
 def test_a_1_mib_message_arrives_whole_both_ways(served: tuple[str, str, str]) -> None:
