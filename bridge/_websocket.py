@@ -12,7 +12,7 @@ blocks the other's thread:
 - outbound, ``send`` blocks while as much is waiting for the server to take it, so a
   slow client holds the app back instead of filling memory.
 
-The connection's life is an explicit state machine (``State`` and ``_ALLOWED``).
+The connection's life is an explicit state machine (``WebSocketState`` and ``_ALLOWED``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class WebSocketClosed(ClientDisconnected):
         self.reason = reason
 
 
-class State(enum.Enum):
+class WebSocketState(enum.Enum):
     """Where a connection is in its life."""
 
     CONNECTING = "connecting"  # the handshake waits for the app to accept or refuse
@@ -52,9 +52,9 @@ class State(enum.Enum):
 
 
 _ALLOWED: Final = {
-    State.CONNECTING: frozenset({State.OPEN, State.CLOSED}),
-    State.OPEN: frozenset({State.CLOSED}),
-    State.CLOSED: frozenset[State](),
+    WebSocketState.CONNECTING: frozenset({WebSocketState.OPEN, WebSocketState.CLOSED}),
+    WebSocketState.OPEN: frozenset({WebSocketState.CLOSED}),
+    WebSocketState.CLOSED: frozenset[WebSocketState](),
 }
 
 #: RFC 6455 7.4.1: 1004 is reserved; 1005, 1006 and 1015 must never be sent.
@@ -122,8 +122,8 @@ class WebSocket:
         self._queue_bytes = queue_bytes
         #: The subprotocols the client offered, in its order of preference.
         self.subprotocols: tuple[str, ...] = tuple(subprotocols)
-        #: Where the connection is; see :class:`State`.
-        self.state = State.CONNECTING
+        #: Where the connection is; see :class:`WebSocketState`.
+        self.state = WebSocketState.CONNECTING
         self._closed: WebSocketClosed | None = None
         self._lock = threading.Lock()
         self._readable = threading.Condition(self._lock)
@@ -153,7 +153,7 @@ class WebSocket:
 
     # -- worker side: the public API -------------------------------------------------
 
-    def _enter(self, state: State) -> None:
+    def _enter(self, state: WebSocketState) -> None:
         if state not in _ALLOWED[self.state]:
             raise RuntimeError(f"WebSocket cannot go from {self.state.value!r} to {state.value!r}")
         self.state = state
@@ -194,7 +194,7 @@ class WebSocket:
         with self._lock:
             if self._closed is not None:
                 raise self._closed
-            self._enter(State.OPEN)
+            self._enter(WebSocketState.OPEN)
             self._post_locked(
                 {"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw}
             )
@@ -208,7 +208,7 @@ class WebSocket:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self.state is State.CONNECTING:
+            if self.state is WebSocketState.CONNECTING:
                 raise RuntimeError("accept() the WebSocket before receiving")
             while not self._inbox:
                 if self._closed is not None:
@@ -252,7 +252,7 @@ class WebSocket:
         else:
             raise TypeError(f"WebSocket messages are str or bytes, not {type(data).__name__}")
         with self._lock:
-            if self.state is State.CONNECTING:
+            if self.state is WebSocketState.CONNECTING:
                 raise RuntimeError("accept() the WebSocket before sending")
             while (
                 self._unsent >= self._queue or self._outbox_bytes >= self._queue_bytes
@@ -271,7 +271,7 @@ class WebSocket:
         if len(reason.encode("utf-8")) > 123:
             raise ValueError("a close reason is at most 123 bytes of UTF-8 (RFC 6455 5.5)")
         with self._lock:
-            if self.state is State.CLOSED:
+            if self.state is WebSocketState.CLOSED:
                 return
             self._close_locked(WebSocketClosed(code, reason))
             self._post_locked({"type": "websocket.close", "code": code, "reason": reason})
@@ -279,7 +279,7 @@ class WebSocket:
     def refuse(self, messages: Iterable[Message]) -> None:
         """Worker side, for the session: refuse the handshake with an HTTP response."""
         with self._lock:
-            if self.state is State.CLOSED:
+            if self.state is WebSocketState.CLOSED:
                 return
             self._close_locked(WebSocketClosed(1000, "refused"))
             for message in messages:
@@ -291,7 +291,8 @@ class WebSocket:
         """Enter CLOSED (lock held): every blocked or later call raises ``closed``."""
         if self._closed is None:
             self._closed = closed
-        self.state = State.CLOSED
+        if self.state is not WebSocketState.CLOSED:
+            self._enter(WebSocketState.CLOSED)
         self._readable.notify_all()
         self._writable.notify_all()
 
@@ -326,7 +327,7 @@ class WebSocket:
     def going_away(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """The server is stopping: close with ``code`` now, whatever the app is doing."""
         with self._lock:
-            if self.state is State.CLOSED:
+            if self.state is WebSocketState.CLOSED:
                 return
             self._close_locked(WebSocketClosed(code, reason))
             # Ahead of anything the app queued: it is not going to be read.

@@ -33,7 +33,7 @@ from bridge._input import BodyStream
 from bridge._pool import ThreadPool
 from bridge._response import Phase, ResponseHead
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
-from bridge._websocket import END, INTERNAL_ERROR, End, State, WebSocket, WebSocketClosed
+from bridge._websocket import END, INTERNAL_ERROR, End, WebSocket, WebSocketClosed, WebSocketState
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 
@@ -105,7 +105,7 @@ class _Worker:
 
     def _write(self, data: bytes) -> None:
         # Once accepted, the app's response is meaningless and dropped (the rule).
-        if self._ws.state is State.CONNECTING and len(self._body) < _DENIAL_BODY_LIMIT:
+        if self._ws.state is WebSocketState.CONNECTING and len(self._body) < _DENIAL_BODY_LIMIT:
             self._body += data[: _DENIAL_BODY_LIMIT - len(self._body)]
 
     def run(self, app: WSGIApp, environ: Environ) -> None:
@@ -114,7 +114,7 @@ class _Worker:
         error: BaseException | None = None
         try:
             iterable = app(environ, self._response.start_response)
-            if ws.state is State.CONNECTING:
+            if ws.state is WebSocketState.CONNECTING:
                 for chunk in iterable:  # the refusal's body
                     self._write(chunk)
         except WebSocketClosed as closed:
@@ -141,7 +141,7 @@ class _Worker:
         if error is not None:
             logger.error("Exception in WebSocket app", exc_info=error)
         try:
-            if ws.state is State.CONNECTING:
+            if ws.state is WebSocketState.CONNECTING:
                 if error is None:
                     logger.info(
                         "WebSocket app did not accept the connection (answered %s)",
@@ -155,7 +155,7 @@ class _Worker:
                     ws.refuse(messages)
                 else:
                     ws.close()
-            elif ws.state is State.OPEN:
+            elif ws.state is WebSocketState.OPEN:
                 failed = error is not None or (started and response.status >= 500)
                 ws.close(INTERNAL_ERROR if failed else 1000)
         finally:

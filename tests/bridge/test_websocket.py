@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bridge import ThreadPool, WebSocket, WebSocketClosed, WSGIToASGI
+from bridge import ThreadPool, WebSocket, WebSocketClosed, WebSocketState, WSGIToASGI
 from bridge._types import Environ, StartResponse
 from tests.bridge.ws_harness import TIMEOUT, Client, ws_scope
 
@@ -170,8 +170,10 @@ async def test_misuse_before_accept_and_bad_close_codes_raise(pool: ThreadPool) 
 async def test_a_client_that_leaves_before_accept_makes_accept_raise(pool: ThreadPool) -> None:
     left = threading.Event()
     raised: list[int] = []
+    connections: list[WebSocket] = []
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        connections.append(environ["bridge.websocket"])
         assert left.wait(TIMEOUT)
         try:
             environ["bridge.websocket"].accept()
@@ -181,9 +183,10 @@ async def test_a_client_that_leaves_before_accept_makes_accept_raise(pool: Threa
 
     client = Client(WSGIToASGI(app, websocket_pool=pool)).connect()
     client.leave(1001)
-    while client.incoming.qsize():
+    deadline = time.monotonic() + TIMEOUT
+    while not (connections and connections[0].state is WebSocketState.CLOSED):
+        assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.05)  # let the reader hand the disconnect over
     left.set()
     await client.finished()
     assert raised == [1001]
@@ -528,7 +531,10 @@ async def test_an_app_that_does_not_read_stops_the_adapter_receiving(pool: Threa
     await client.accepted()
     for index in range(100):
         client.say(str(index))
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + TIMEOUT
+    while client.receive_calls < 1 + 8 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # and no further, however long we wait
     # the connect, then 8 messages queued for the app: the rest stay with the server
     assert client.receive_calls == 1 + 8
     go.set()
