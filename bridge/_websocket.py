@@ -351,7 +351,7 @@ class WebSocket:
         with self._lock:
             self._unsent -= count
             self._outbox_bytes -= size
-            self._writable.notify()
+            self._writable.notify_all()  # several app threads may share one connection
 
     def post(self, message: Message | End) -> None:
         """Worker side, for the session: queue a message that bypasses the state checks."""

@@ -169,7 +169,12 @@ async def _read(ws: WebSocket, receive: Receive) -> None:
         if room is not None:
             await room  # the app is behind: leave the client to the server's flow control
             continue
-        message = await receive()
+        try:
+            message = await receive()
+        except Exception as exc:  # the server cannot tell us more: treat it as gone
+            logger.debug("WebSocket receive() failed: %r", exc)
+            ws.disconnected(1006, "the connection was lost")
+            return
         kind = message["type"]
         if kind == "websocket.receive":
             text = message.get("text")

@@ -658,3 +658,33 @@ async def test_many_connections_under_constant_thread_switching_lose_no_message(
     finally:
         sys.setswitchinterval(old)
         pool.shutdown()
+
+
+async def test_a_receive_that_raises_counts_as_the_client_leaving(pool: ThreadPool) -> None:
+    raised: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        ws: WebSocket = environ["bridge.websocket"]
+        ws.accept()
+        try:
+            ws.receive()
+        except WebSocketClosed as closed:
+            raised.append(closed.code)
+        return []
+
+    client = Client(WSGIToASGI(app, websocket_pool=pool))
+    calls = 0
+
+    async def receive() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "websocket.connect"}
+        raise OSError("the server gave up on the connection")
+
+    client.receive = receive  # type: ignore[method-assign]
+    client.connect()
+    await client.accepted()
+    await client.finished()
+    assert raised == [1006]
+    assert client.outgoing.empty()  # no close frame after the connection is gone
