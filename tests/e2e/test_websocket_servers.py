@@ -8,8 +8,12 @@ that vanishes mid-conversation, refusals, Flask's session and ``url_for``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +23,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from tests.servers import asgi_server_argv, free_port, require_module, serve
+from tests.servers import ROOT, asgi_server_argv, free_port, require_module, serve
 
 pytestmark = pytest.mark.slow
 
@@ -209,3 +213,49 @@ def test_the_fastapi_route_refuses_a_client_without_a_flask_login(mounted: str) 
     with pytest.raises(InvalidStatus) as refused:
         _client(mounted.replace("http", "ws") + "/ws/notes")
     assert refused.value.response.status_code == 403
+
+
+# --- what the servers do on SIGTERM --------------------------------------------------
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_on_sigterm_the_server_ends_open_connections(server: str) -> None:
+    require_module(server)
+    port = free_port()
+    argv = _argv(server, APPS["flask"][0], port)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                ws = _client(f"ws://127.0.0.1:{port}/ws/echo")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        with ws:
+            ws.send("hi")
+            assert ws.recv(TIMEOUT) == "hi"
+            os.killpg(proc.pid, signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(TIMEOUT)
+        received = closed.value.rcvd
+        if server == "uvicorn":
+            # uvicorn closes them itself, before lifespan shutdown could
+            assert received is not None
+            assert received.code == 1012
+        else:
+            # the others drop the TCP connection without a close frame
+            assert received is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(TIMEOUT)
