@@ -688,3 +688,71 @@ async def test_a_receive_that_raises_counts_as_the_client_leaving(pool: ThreadPo
     await client.finished()
     assert raised == [1006]
     assert client.outgoing.empty()  # no close frame after the connection is gone
+
+
+# --- small contracts ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"websocket_queue": 0}, "websocket_queue must be at least 1"),
+        ({"websocket_queue_bytes": 0}, "websocket_queue_bytes must be at least 1"),
+    ],
+)
+def test_queue_bounds_must_be_positive(options: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WSGIToASGI(echo, **options)  # type: ignore[arg-type]
+
+
+async def test_bad_messages_and_close_reasons_raise_and_close_is_idempotent(
+    pool: ThreadPool,
+) -> None:
+    raised: list[str] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        ws: WebSocket = environ["bridge.websocket"]
+        ws.accept()
+        for call in (lambda: ws.send(42), lambda: ws.close(1000, "é" * 62)):  # type: ignore[arg-type]
+            try:
+                call()
+            except (TypeError, ValueError) as exc:
+                raised.append(type(exc).__name__)
+        ws.send(bytearray(b"ok"))
+        ws.close(1000, "é" * 61)  # 122 bytes: allowed
+        ws.close(4000)  # already closed: nothing happens
+        try:
+            ws.send("late")
+        except WebSocketClosed as closed:
+            raised.append(f"closed {closed.code}")
+        return []
+
+    client = Client(WSGIToASGI(app, websocket_pool=pool)).connect()
+    await client.accepted()
+    assert await client.next() == {"type": "websocket.send", "bytes": b"ok"}
+    assert await client.next() == {"type": "websocket.close", "code": 1000, "reason": "é" * 61}
+    await client.finished()
+    assert raised == ["TypeError", "ValueError", "closed 1000"]
+    assert client.outgoing.empty()
+
+
+async def test_a_client_gone_before_the_handshake_never_reaches_the_app() -> None:
+    calls: list[str] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        calls.append("called")
+        return []
+
+    client = Client(WSGIToASGI(app))
+    client.incoming.put_nowait({"type": "websocket.disconnect", "code": 1006})
+    await asyncio.wait_for(client.app(client.scope, client.receive, client.send), TIMEOUT)
+    assert calls == []
+    assert client.outgoing.empty()
+
+
+async def test_a_shut_down_pool_refuses_connections() -> None:
+    pool = ThreadPool(1, max_queue=0)
+    pool.shutdown()
+    client = Client(WSGIToASGI(echo, websocket_pool=pool)).connect()
+    assert await client.next() == {"type": "websocket.close", "code": 1000, "reason": ""}
+    await client.finished()
