@@ -756,3 +756,28 @@ async def test_a_shut_down_pool_refuses_connections() -> None:
     client = Client(WSGIToASGI(echo, websocket_pool=pool)).connect()
     assert await client.next() == {"type": "websocket.close", "code": 1000, "reason": ""}
     await client.finished()
+
+
+async def test_the_origin_check_is_the_apps_and_a_refusal_by_origin_is_a_403(
+    pool: ThreadPool,
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        if environ.get("HTTP_ORIGIN") != "https://app.example":
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"cross-site WebSocket refused"]
+        environ["bridge.websocket"].accept()
+        return []
+
+    def handshake(origin: bytes) -> Client:
+        headers = [(b"host", b"app.example"), (b"origin", origin)]
+        return Client(WSGIToASGI(app, websocket_pool=pool), ws_scope(headers=headers))
+
+    same = handshake(b"https://app.example").connect()
+    await same.accepted()
+    await same.finished()
+    other = handshake(b"https://evil.example")
+    other.scope["extensions"] = DENIAL
+    other.connect()
+    assert (await other.next())["status"] == 403
+    assert (await other.next())["body"] == b"cross-site WebSocket refused"
+    await other.finished()
