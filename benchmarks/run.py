@@ -3,7 +3,7 @@
     python -m benchmarks [--quick] [--only SCENARIO[,SCENARIO]] [--loadgen auto|wrk|python]
 
 Scenarios: inprocess, w2a (W->A over HTTP), a2w (A->W over HTTP), streaming, blocking,
-middleware. A full run writes ``benchmarks/results/``; ``--quick`` and ``--only`` runs
+middleware, websocket. A full run writes ``benchmarks/results/``; ``--quick`` and ``--only`` runs
 write ``benchmarks/results/partial/`` (not committed) unless ``--out`` says otherwise.
 Prints the target summary and the path of ``RESULTS.md``.
 """
@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import _http, _inprocess, _middleware
+from benchmarks import _http, _inprocess, _middleware, _websocket
 from benchmarks._config import Config
 from benchmarks._load import tool
 from benchmarks._report import RESULTS, Section, Table, load_average, machine, revision, write
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "streaming": _http.streaming,
     "blocking": _http.blocking,
     "middleware": _middleware.run,
+    "websocket": _websocket.run,
 }
 
 

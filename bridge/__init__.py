@@ -7,6 +7,7 @@ from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._input import BodyTooLarge
 from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
 from bridge._pool import ThreadPool
+from bridge._websocket import WebSocket, WebSocketClosed, WebSocketState
 from bridge._wsgi_to_asgi import WSGIToASGI
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "RequestTimeout",
     "ThreadPool",
     "WSGIToASGI",
+    "WebSocket",
+    "WebSocketClosed",
+    "WebSocketState",
     "asgi_app",
     "interface_of",
     "to_asgi",

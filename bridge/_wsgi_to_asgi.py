@@ -35,6 +35,7 @@ from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
 from bridge._response import FileWrapper, Phase, ResponseHead
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
+from bridge._websocket_session import WebSocketServer
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
 
@@ -497,7 +498,14 @@ class WSGIToASGI:
       client's memory to a couple of chunks; a larger window trades memory for
       throughput on big downloads (fewer hand-offs between the worker and the loop).
 
-    WebSocket scopes are refused (closed before accept); other scope types raise.
+    - ``websocket_pool``: the :class:`ThreadPool` WebSocket connections run on, one
+      thread each for their whole life; by default one pool of 100 threads with no
+      queue, shared by every adapter (a full pool refuses new connections).
+    - ``websocket_queue`` / ``websocket_queue_bytes``: how many messages (and bytes)
+      may wait in each direction before the sender waits (backpressure).
+
+    WebSocket scopes reach the app as ``GET`` requests with a synchronous
+    :class:`WebSocket` in ``environ["bridge.websocket"]``; other scope types raise.
     Passing an ASGI app (or a ``WSGIToASGI``) or a non-int option raises ``TypeError``.
     """
 
@@ -514,6 +522,9 @@ class WSGIToASGI:
         on_startup: Sequence[Callable[[], object]] = (),
         on_shutdown: Sequence[Callable[[], object]] = (),
         max_chunks_in_flight: int = 2,
+        websocket_pool: ThreadPool | None = None,
+        websocket_queue: int = 16,
+        websocket_queue_bytes: int = 1 << 20,
     ) -> None:
         require_interface(app, "wsgi", "WSGIToASGI")
         require_int(max_body_size, "max_body_size", "WSGIToASGI", unit="bytes", optional=True)
@@ -531,6 +542,9 @@ class WSGIToASGI:
         self._max_header_repeats = max_header_repeats
         self._on_startup = _lifespan_hooks(on_startup, "on_startup")
         self._on_shutdown = _lifespan_hooks(on_shutdown, "on_shutdown")
+        self._websockets = WebSocketServer(
+            pool=websocket_pool, queue=websocket_queue, queue_bytes=websocket_queue_bytes
+        )
 
     @property
     def pool(self) -> ThreadPool:
@@ -549,9 +563,9 @@ class WSGIToASGI:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
-            await receive()  # websocket.connect
-            logger.info("refused a WebSocket connection: a WSGI app cannot serve WebSockets")
-            await send({"type": "websocket.close", "code": 1008, "reason": ""})
+            await self._websockets.serve(
+                self.app, scope, receive, send, max_header_repeats=self._max_header_repeats
+            )
         else:
             raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
 
@@ -628,6 +642,7 @@ class WSGIToASGI:
                 hooks, phase = self._on_startup, "startup"
             elif kind == "lifespan.shutdown":
                 hooks, phase = self._on_shutdown, "shutdown"
+                await self._websockets.shutdown()  # close open connections with 1001
             else:
                 raise ValueError(f"unexpected lifespan message {kind!r}")
             try:
