@@ -20,15 +20,24 @@ import asyncio
 import contextlib
 import enum
 from typing import Any
+from urllib.parse import quote
 
 from bridge._types import ASGIApp, Message, Receive, Scope, Send
+from middleware._conversation import head_only_start, opaque_head, released_head
 from middleware._core import (
     Core,
     Handler,
     HeaderList,
     Outcome,
+    ProtocolError,
     RequestHead,
     Response,
+)
+from middleware._request import (
+    check_header,
+    check_root_path,
+    check_scheme,
+    request_state,
     scan_header,
 )
 
@@ -52,6 +61,9 @@ _COMPLETE = _State.COMPLETE
 # Body messages whose bytes never pass through Python (ASGI "HTTP path send" extension).
 _OPAQUE_BODIES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_FILE_CHUNK = 65536
+
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS: HeaderList = [
     (b"content-type", b"text/plain; charset=utf-8"),
@@ -60,13 +72,14 @@ _ERROR_HEADERS: HeaderList = [
 
 
 class ScopeHead(RequestHead):
-    """The neutral request head over an HTTP ``scope``."""
+    """The neutral request head over an HTTP ``scope``; changes go into the scope."""
 
     __slots__ = ("_scope",)
 
     def __init__(self, scope: Scope) -> None:
         self.method = scope["method"]
         self._scope = scope
+        self._state = None
 
     def header(self, name: bytes) -> bytes | None:
         return scan_header(self._scope["headers"], name)
@@ -81,6 +94,11 @@ class ScopeHead(RequestHead):
         return path
 
     @property
+    def root_path(self) -> str:
+        root_path: str = self._scope.get("root_path", "")
+        return root_path
+
+    @property
     def query(self) -> bytes:
         query: bytes = self._scope.get("query_string", b"")
         return query
@@ -91,21 +109,118 @@ class ScopeHead(RequestHead):
         return scheme
 
     @property
-    def client(self) -> tuple[str, int] | None:
+    def client(self) -> tuple[str, int | None] | None:
         client = self._scope.get("client")
         return None if client is None else (client[0], client[1])
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        server = self._scope.get("server")
+        return None if server is None else (server[0], server[1])
 
     @property
     def http_version(self) -> str:
         version: str = self._scope.get("http_version", "1.1")
         return version
 
+    @property
+    def state(self) -> dict[str, Any]:
+        state = self._state
+        if state is None:
+            # Starlette's request.state reads scope["state"]; the server may have put
+            # the lifespan state there (a per-request copy), which we add to.
+            state = self._state = self._scope.setdefault("state", {})
+        return state
 
-async def _send_response(send: Send, response: Response) -> None:
-    await send(
-        {"type": "http.response.start", "status": response.status, "headers": response.headers}
-    )
-    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+    def set_client(self, host: str, port: int | None = None) -> None:
+        self._scope["client"] = (host, port)
+
+    def set_scheme(self, scheme: str) -> None:
+        self._scope["scheme"] = check_scheme(scheme)
+
+    def set_server(self, host: str, port: int | None = None) -> None:
+        if port is None:
+            port = _DEFAULT_PORTS[self.scheme]
+        self._scope["server"] = (host, port)
+
+    def set_root_path(self, root_path: str) -> None:
+        root_path = check_root_path(root_path)
+        scope = self._scope
+        old_root = self.root_path
+        path = self.path
+        rest = path[len(old_root) :] if path.startswith(old_root) else path
+        scope["root_path"] = root_path
+        scope["path"] = root_path + rest
+        raw = scope.get("raw_path")
+        if raw is not None:
+            old_raw = quote(old_root).encode("ascii")
+            if raw.startswith(old_raw):
+                scope["raw_path"] = quote(root_path).encode("ascii") + raw[len(old_raw) :]
+            else:
+                del scope["raw_path"]  # optional in the spec; a wrong one would mislead
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        headers = [pair for pair in self._scope["headers"] if pair[0] != name]
+        headers.append((name, value))
+        self._scope["headers"] = headers  # a new list: the server's stays as it was
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        self._scope["headers"] = [*self._scope["headers"], (name, value)]
+
+    def remove_header(self, name: bytes) -> None:
+        check_header(name)
+        self._scope["headers"] = [pair for pair in self._scope["headers"] if pair[0] != name]
+
+
+async def _send_response(scope: Scope, send: Send, response: Response) -> None:
+    """Send a core's own response: bytes, a streamed iterable, or a file by path."""
+    start = {"type": "http.response.start", "status": response.status, "headers": response.headers}
+    body = response.body
+    if response.path is not None:
+        await send(start)
+        if "http.response.pathsend" in (scope.get("extensions") or {}):
+            await send({"type": "http.response.pathsend", "path": response.path})
+            return
+        # No pathsend: read it here. Local file reads are what Starlette's FileResponse
+        # does without a thread for small chunks; the chunk size bounds each stall.
+        with open(response.path, "rb") as file:
+            while chunk := file.read(_FILE_CHUNK):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    await send(start)
+    if isinstance(body, bytes):
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    try:
+        for chunk in body:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+def _reading(handler: Handler, receive: Receive) -> Receive:
+    """``receive`` with each request-body chunk run through ``handler.on_request_body``."""
+
+    async def receive_through() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            out = handler.on_request_body(body, message.get("more_body", False))
+            if out is not body:
+                message = {**message, "body": out}
+        return message
+
+    return receive_through
+
+
+_DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
 
 
 class _Exchange:
@@ -137,11 +252,12 @@ class _Exchange:
                 more = message.get("more_body", False)
                 out = self.handler.on_body(chunk, more)
                 if state is _HEAD_HELD:
-                    head = self.handler.pending_head()
+                    head = released_head(self.handler, more)
                     if head is None:
                         return  # still buffering (the core must decide when more is False)
                     start = self._held
-                    assert start is not None
+                    if start is None:  # pragma: no cover - HEAD_HELD always holds one
+                        raise ProtocolError("no held response head")
                     self._held = None
                     self.state = _STREAMING
                     await self._send({**start, "status": head[0], "headers": head[1]})
@@ -169,13 +285,12 @@ class _Exchange:
                     self.state = _STREAMING
                     await self._send({**message, "status": result[0], "headers": result[1]})
             elif kind in _OPAQUE_BODIES and (state is _STREAMING or state is _HEAD_HELD):
-                head = self.handler.on_opaque_body()
-                if state is _HEAD_HELD:
+                head = opaque_head(self.handler, state is _HEAD_HELD)
+                if head is not None:
                     start = self._held
-                    assert start is not None
+                    if start is None:  # pragma: no cover - HEAD_HELD always holds one
+                        raise ProtocolError("no held response head")
                     self._held = None
-                    if head is None:
-                        head = (start["status"], list(start.get("headers", ())))
                     self.state = _STREAMING
                     await self._send({**start, "status": head[0], "headers": head[1]})
                 self.state = _COMPLETE
@@ -243,8 +358,7 @@ class _HeadExchange:
             self.started = True
             raw = message.get("headers", ())
             headers: HeaderList = [(name.lower(), value) for name, value in raw]
-            head = self.handler.on_response_start(message["status"], headers)
-            assert head is not None, "a head_only handler never holds the head"
+            head = head_only_start(self.handler, message["status"], headers)
             message = {**message, "status": head[0], "headers": head[1]}
         await self._send(message)
 
@@ -275,12 +389,22 @@ class ASGIDriver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        handler = self._core.on_request(ScopeHead(scope))
-        if handler is None:
-            await self.app(scope, receive, send)
-        elif isinstance(handler, Response):
-            await _send_response(send, handler)
-        elif handler.head_only:
-            await _HeadExchange(handler, send).run(self.app, scope, receive)
-        else:
-            await _Exchange(handler, receive, send).run(self.app, scope)
+        head = ScopeHead(scope)
+        handler = self._core.on_request(head)
+        state = head._state
+        token = None if state is None else request_state.set(state)
+        try:
+            if handler is None:
+                await self.app(scope, receive, send)
+            elif isinstance(handler, Response):
+                await _send_response(scope, send, handler)
+            else:
+                if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
+                    receive = _reading(handler, receive)
+                if handler.head_only:
+                    await _HeadExchange(handler, send).run(self.app, scope, receive)
+                else:
+                    await _Exchange(handler, receive, send).run(self.app, scope)
+        finally:
+            if token is not None:
+                request_state.reset(token)
