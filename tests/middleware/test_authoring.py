@@ -288,3 +288,20 @@ def test_state_reaches_access_log_through_a_stack(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.INFO, "middleware.access"):
         results = run(stack)
     assert all(result.body == b"hello" for result in results.values())
+
+
+def test_a_stack_entry_that_changes_the_interface_is_refused_with_the_fix() -> None:
+    from bridge import ASGIToWSGI, WSGIToASGI
+
+    def wsgi(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    with pytest.raises(
+        TypeError, match=r"Middleware\(WSGIToASGI\) turned the WSGI app into ASGI.*to_asgi"
+    ):
+        Stack([Middleware(GZip), Middleware(WSGIToASGI)])(wsgi)
+    with pytest.raises(TypeError, match=r"turned the ASGI app into WSGI.*bridge.to_wsgi"):
+        Stack([Middleware(ASGIToWSGI, lifespan="off")])(asgi)
