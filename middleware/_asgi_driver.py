@@ -392,6 +392,9 @@ class ASGIDriver:
         head = ScopeHead(scope)
         handler = self._core.on_request(head)
         state = head._state
+        if handler is None and state is None:
+            await self.app(scope, receive, send)  # the do-nothing path, kept shortest
+            return
         token = None if state is None else request_state.set(state)
         try:
             if handler is None:

@@ -553,6 +553,9 @@ class WSGIDriver:
         handler = self._core.on_request(head)
         state = head._state
         if state is None:
+            if handler is None:
+                result: Iterable[bytes] = self.app(environ, start_response)
+                return result  # the do-nothing path, kept shortest
             return self._dispatch(handler, environ, start_response)
         token = request_state.set(state)
         try:
