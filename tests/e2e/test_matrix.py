@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import hashlib
 import importlib.metadata
 import json
-import os
+import pwd
 import random
-import shutil
 import socket
-import stat
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ import httpx
 import pytest
 
 from tests.apps.matrix_apps import ALLOWED_ORIGIN, MOUNTS, PAUSE, stream_chunk
+from tests.e2e.mod_wsgi_env import apache_user, mod_wsgi_express, mod_wsgi_version, serve_copy
 from tests.servers import ROOT, asgi_server_argv, free_port, serve, wsgi_server_argv
 
 pytestmark = pytest.mark.slow
@@ -90,6 +90,8 @@ class Server:
     def version(self) -> str:
         if self.distribution == "python":
             return sys.version.split()[0]
+        if self.name == "mod_wsgi":
+            return mod_wsgi_version()
         try:
             return importlib.metadata.version(self.distribution)
         except importlib.metadata.PackageNotFoundError:
@@ -97,10 +99,10 @@ class Server:
 
     def require(self) -> None:
         """Skip the calling test, with the reason, when this server cannot run here."""
-        if self.distribution != "python" and not self.version():
-            pytest.skip(f"{self.name} is not installed ({self.distribution} from PyPI)")
         if self.name == "mod_wsgi":
-            _require_mod_wsgi()
+            mod_wsgi_express()  # builds its own virtualenv, or skips saying what to install
+        elif self.distribution != "python" and not self.version():
+            pytest.skip(f"{self.name} is not installed ({self.distribution} from PyPI)")
 
     def launch(self, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
         """The command line and extra environment that serve ``TARGET`` on ``port``."""
@@ -145,8 +147,11 @@ class Server:
                 "--disable-logging",
             ], {}
         if name == "mod_wsgi":
-            return [
-                str(Path(py).with_name("mod_wsgi-express")),
+            # Apache's workers may run as another user (see mod_wsgi_env): they serve a
+            # copy of the code that user can read, from a virtualenv it can read.
+            user = apache_user()
+            argv = [
+                str(mod_wsgi_express()),
                 "start-server",
                 "--application-type",
                 "module",
@@ -160,32 +165,19 @@ class Server:
                 "--threads",
                 "4",
                 "--python-path",
-                str(ROOT),
+                str(serve_copy(ROOT, workdir)),
                 "--server-root",
                 str(workdir / "mod_wsgi"),
+                "--locale",
+                "C.UTF-8",
+                # Off by default: Apache answers 411 to a chunked request body.
+                "--chunked-request",
                 "--log-to-terminal",
-                "--pass-authorization",
-            ], {}
+            ]
+            if user is not None:
+                argv += ["--user", user, "--group", grp.getgrgid(pwd.getpwnam(user).pw_gid)[0]]
+            return argv, {}
         raise ValueError(name)
-
-
-def _require_mod_wsgi() -> None:
-    if shutil.which("apache2") is None and shutil.which("httpd") is None:
-        pytest.skip(
-            "mod_wsgi-express needs Apache: apt-get install -y apache2-dev "
-            "(and pip install mod_wsgi)"
-        )
-    if os.geteuid() == 0:
-        # Apache refuses to serve as root, so mod_wsgi-express drops to --user; that user
-        # must be able to read this interpreter and the project.
-        for path in (Path(sys.base_prefix), Path(sys.prefix), ROOT):
-            for part in (path, *path.parents):
-                if not part.stat().st_mode & stat.S_IXOTH:
-                    pytest.skip(
-                        "running as root: Apache drops to an unprivileged user, which "
-                        f"cannot enter {part} (mode {stat.filemode(part.stat().st_mode)}) "
-                        f"to load this interpreter ({sys.base_prefix})"
-                    )
 
 
 ASGI_SERVERS = [

@@ -252,7 +252,8 @@ async def test_wsgi_to_asgi_fault(
         await asyncio.sleep(0.2)
         assert script.bodies[0].yielded <= 4, "backpressure did not stop the app"
         # A server gives up on such a client eventually: here, a timeout cancels it.
-        with pytest.raises(TimeoutError):
+        # asyncio.TimeoutError: the builtin only from Python 3.11 on.
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(task, 0.1)
 
     if row.raises is not None and row.client != "never-reads":
