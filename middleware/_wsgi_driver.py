@@ -606,5 +606,12 @@ class WSGIDriver:
             and hasattr(result, "filelike")
             and exchange.state is not _AWAITING_START
         ):
-            return _wrap_file(environ, exchange, result)
+            try:
+                return _wrap_file(environ, exchange, result)
+            except BaseException:
+                # A handler broke the conversation: the app's file must still close.
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise
         return _Body(exchange, result)

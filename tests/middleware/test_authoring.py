@@ -305,3 +305,56 @@ def test_a_stack_entry_that_changes_the_interface_is_refused_with_the_fix() -> N
         Stack([Middleware(GZip), Middleware(WSGIToASGI)])(wsgi)
     with pytest.raises(TypeError, match=r"turned the ASGI app into WSGI.*bridge.to_wsgi"):
         Stack([Middleware(ASGIToWSGI, lifespan="off")])(asgi)
+
+
+def test_the_guide_s_request_id_example_runs_on_every_way() -> None:
+    from examples.request_id.request_id import RequestID
+
+    request = PlainRequest(headers=[(b"x-request-id", b"abc")])
+    for way, result in run(RequestID, request).items():
+        assert result.header(b"x-request-id") == b"abc", way
+        assert result.seen is not None
+        assert result.seen.state == {"request_id": "abc"}, way
+    for way, result in run(lambda app: RequestID(app, header="X-Trace")).items():
+        made = result.header(b"x-trace")
+        assert made is not None
+        assert len(made) == 32, way
+        assert result.seen is not None
+        assert result.seen.header(b"x-trace") == made, way  # the app sees the id it echoes
+
+
+class _ReleasesTwice(Handler):
+    def on_opaque_body(self) -> Head | None:
+        return 200, []
+
+
+def test_releasing_the_head_twice_raises_protocol_error(tmp_path: Path) -> None:
+    from middleware.testing import call_wsgi
+
+    file = tmp_path / "f"
+    file.write_bytes(b"data")
+
+    class Twice(Core):
+        def on_request(self, head: RequestHead) -> Handler:
+            return _ReleasesTwice()
+
+    class FileWrapper:
+        def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+            self.filelike = filelike
+
+        def __iter__(self) -> Iterator[bytes]:
+            return iter([self.filelike.read()])
+
+        def close(self) -> None:
+            self.filelike.close()
+
+    def app(environ: Any, start_response: Any) -> Any:
+        start_response("200 OK", [])
+        return environ["wsgi.file_wrapper"](file.open("rb"))
+
+    class WithWrapper(PlainRequest):
+        def environ(self) -> dict[str, Any]:
+            return {**super().environ(), "wsgi.file_wrapper": FileWrapper}
+
+    with pytest.raises(ProtocolError, match="_ReleasesTwice released the head twice"):
+        call_wsgi(make(Twice())(app), WithWrapper())
