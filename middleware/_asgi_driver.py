@@ -18,15 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from typing import Any
 from urllib.parse import quote
 
 from bridge._types import ASGIApp, Message, Receive, Scope, Send
-from middleware._conversation import head_only_start, opaque_head, released_head
+from middleware._conversation import (
+    AWAITING_START,
+    COMPLETE,
+    HEAD_HELD,
+    STREAMING,
+    Conversation,
+    head_only_start,
+)
 from middleware._core import (
     Core,
     Handler,
+    Head,
     HeaderList,
     Outcome,
     ProtocolError,
@@ -43,20 +50,6 @@ from middleware._request import (
 
 __all__ = ["ASGIDriver"]
 
-
-class _State(enum.Enum):
-    """Where the response is, seen from this middleware's side of ``send``."""
-
-    AWAITING_START = enum.auto()  # nothing sent yet
-    HEAD_HELD = enum.auto()  # the app started; the core holds the head until it decides
-    STREAMING = enum.auto()  # the head went out; body chunks follow
-    COMPLETE = enum.auto()  # the last body chunk (or an opaque body) went out
-
-
-_AWAITING_START = _State.AWAITING_START
-_HEAD_HELD = _State.HEAD_HELD
-_STREAMING = _State.STREAMING
-_COMPLETE = _State.COMPLETE
 
 # Body messages whose bytes never pass through Python (ASGI "HTTP path send" extension).
 _OPAQUE_BODIES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
@@ -224,16 +217,16 @@ _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
 
 
 class _Exchange:
-    """One request's trip through a core: wraps ``receive`` and ``send``."""
+    """One request's trip through a core: wraps ``receive`` and ``send``, translating
+    messages into the neutral :class:`Conversation` and back."""
 
-    __slots__ = ("_held", "_receive", "_send", "disconnected", "handler", "send_failed", "state")
+    __slots__ = ("_held", "_receive", "_send", "conversation", "disconnected", "send_failed")
 
     def __init__(self, handler: Handler, receive: Receive, send: Send) -> None:
-        self.handler = handler
+        self.conversation = Conversation(handler)
         self._receive = receive
         self._send = send
-        self.state = _AWAITING_START
-        self._held: Message | None = None
+        self._held: Message | None = None  # the app's start message while the head is held
         self.disconnected = False
         self.send_failed = False
 
@@ -243,57 +236,46 @@ class _Exchange:
             self.disconnected = True
         return message
 
+    async def _send_head(self, head: Head) -> None:
+        start, self._held = self._held, None
+        if start is None:  # pragma: no cover - the conversation only releases a held head
+            raise ProtocolError("a head was released but none was held")
+        await self._send({**start, "status": head[0], "headers": head[1]})
+
     async def send(self, message: Message) -> None:
         try:
             kind = message["type"]
-            state = self.state
-            if kind == "http.response.body" and (state is _STREAMING or state is _HEAD_HELD):
+            phase = self.conversation.phase
+            if kind == "http.response.body" and (phase is STREAMING or phase is HEAD_HELD):
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
-                out = self.handler.on_body(chunk, more)
-                if state is _HEAD_HELD:
-                    head = released_head(self.handler, more)
-                    if head is None:
-                        return  # still buffering (the core must decide when more is False)
-                    start = self._held
-                    if start is None:  # pragma: no cover - HEAD_HELD always holds one
-                        raise ProtocolError("no held response head")
-                    self._held = None
-                    self.state = _STREAMING
-                    await self._send({**start, "status": head[0], "headers": head[1]})
-                if not more:
-                    self.state = _COMPLETE
-                elif not out:
+                head, out = self.conversation.body(chunk, more)
+                if head is not None:
+                    await self._send_head(head)
+                elif self.conversation.phase is HEAD_HELD:
+                    return  # still buffering (the core must decide when more is False)
+                if more and not out:
                     return  # nothing to send yet; an empty non-final message says nothing
                 if out is chunk:
                     await self._send(message)
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
-            elif kind == "http.response.start" and state is _AWAITING_START:
+            elif kind == "http.response.start" and phase is AWAITING_START:
                 raw = message.get("headers", ())
                 headers: HeaderList = [(name.lower(), value) for name, value in raw]
-                result = self.handler.on_response_start(message["status"], headers)
+                result = self.conversation.start(message["status"], headers)
                 if result is None:
-                    self.state = _HEAD_HELD
                     self._held = message
                 elif result[1] is headers and result[0] == message["status"]:
                     # The same list back means unchanged (a rule of _core): forward the
                     # app's own message.
-                    self.state = _STREAMING
                     await self._send(message)
                 else:
-                    self.state = _STREAMING
                     await self._send({**message, "status": result[0], "headers": result[1]})
-            elif kind in _OPAQUE_BODIES and (state is _STREAMING or state is _HEAD_HELD):
-                head = opaque_head(self.handler, state is _HEAD_HELD)
+            elif kind in _OPAQUE_BODIES and (phase is STREAMING or phase is HEAD_HELD):
+                head = self.conversation.opaque()
                 if head is not None:
-                    start = self._held
-                    if start is None:  # pragma: no cover - HEAD_HELD always holds one
-                        raise ProtocolError("no held response head")
-                    self._held = None
-                    self.state = _STREAMING
-                    await self._send({**start, "status": head[0], "headers": head[1]})
-                self.state = _COMPLETE
+                    await self._send_head(head)
                 await self._send(message)
             else:
                 # Informational responses, trailers, unknown messages, and messages out of
@@ -307,7 +289,6 @@ class _Exchange:
 
     async def _send_error(self) -> None:
         """The app raised before its response went out: answer 500 through the core."""
-        self.state = _AWAITING_START
         self._held = None
         await self.send(
             {"type": "http.response.start", "status": 500, "headers": list(_ERROR_HEADERS)}
@@ -323,7 +304,7 @@ class _Exchange:
                 outcome = Outcome.CLIENT_DISCONNECTED
             else:
                 outcome = Outcome.APP_EXCEPTION
-                if self.state is _AWAITING_START or self.state is _HEAD_HELD:
+                if self.conversation.restart():
                     # The core (CORS, access log) should see the 500 the client gets;
                     # the exception still propagates unchanged to the server.
                     with contextlib.suppress(Exception):  # the app's error matters more
@@ -337,10 +318,10 @@ class _Exchange:
             outcome = Outcome.APP_EXCEPTION
             raise
         else:
-            if self.state is not _COMPLETE and self.disconnected:
+            if self.conversation.phase is not COMPLETE and self.disconnected:
                 outcome = Outcome.CLIENT_DISCONNECTED
         finally:
-            self.handler.on_complete(outcome)
+            self.conversation.finish(outcome)
 
 
 class _HeadExchange:

@@ -20,7 +20,6 @@ PEP 3333 facts that shape it:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -34,13 +33,22 @@ from bridge._request import (
     request_headers,
 )
 from bridge._types import Environ, Headers, OptExcInfo, StartResponse
-from middleware._conversation import head_only_start, opaque_head, released_head
+from middleware._conversation import (
+    AWAITING_START,
+    COMPLETE,
+    FINISHED,
+    HEAD_HELD,
+    STREAMING,
+    Conversation,
+    head_only_start,
+)
 from middleware._core import (
     Core,
     Handler,
     Head,
     HeaderList,
     Outcome,
+    ProtocolError,
     RequestHead,
     Response,
 )
@@ -54,22 +62,6 @@ from middleware._request import (
 
 __all__ = ["WSGIDriver"]
 
-
-class _State(enum.Enum):
-    """Where the response is, seen from this middleware's side of ``start_response``."""
-
-    AWAITING_START = enum.auto()  # the app has not called start_response
-    HEAD_HELD = enum.auto()  # the app started; the core holds the head until it decides
-    STREAMING = enum.auto()  # the head went to the server; body chunks follow
-    COMPLETE = enum.auto()  # the app's iterable is exhausted and the last bytes went out
-    CLOSED = enum.auto()  # close() ran; on_complete was called
-
-
-_AWAITING_START = _State.AWAITING_START
-_HEAD_HELD = _State.HEAD_HELD
-_STREAMING = _State.STREAMING
-_COMPLETE = _State.COMPLETE
-_CLOSED = _State.CLOSED
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _FILE_CHUNK = 65536
@@ -293,16 +285,16 @@ class _Exchange:
         "_outer_start",
         "_outer_write",
         "_status",
+        "conversation",
         "handler",
         "sent_headers",
-        "state",
     )
 
     def __init__(self, handler: Handler, start_response: StartResponse) -> None:
         self.handler = handler
+        self.conversation = Conversation(handler)
         self._outer_start = start_response
         self._outer_write: Callable[[bytes], object] | None = None
-        self.state = _AWAITING_START
         self._status = ""
         self._code = 0
         self._app_headers: Headers = []
@@ -313,11 +305,12 @@ class _Exchange:
     def start_response(
         self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
+        phase = self.conversation.phase
         if exc_info is not None and exc_info[0] is not None:
-            if self.state is not _AWAITING_START and self.state is not _HEAD_HELD:
+            if phase is not AWAITING_START and phase is not HEAD_HELD:
                 # PEP 3333: the headers already went out; re-raise the app's error.
                 raise exc_info[1].with_traceback(exc_info[2])
-        elif self.state is not _AWAITING_START:
+        elif phase is not AWAITING_START:
             raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
         code = int(status[:3])
         converted = _to_neutral_headers(headers)
@@ -325,9 +318,8 @@ class _Exchange:
         self._code = code
         self._app_headers = headers
         self._neutral = converted
-        result = self.handler.on_response_start(code, converted)
+        result = self.conversation.start(code, converted)
         if result is None:
-            self.state = _HEAD_HELD
             self._exc_info = exc_info
         else:
             self._emit_head(result, exc_info)
@@ -340,25 +332,18 @@ class _Exchange:
         # The same list back means unchanged (a rule of _core): the app's own headers go
         # out as they were, names in the app's case, with no conversion.
         wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
-        self.state = _STREAMING
         self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
     def body(self, chunk: bytes, more: bool) -> bytes:
         """Run one chunk through the core; emit the head when the core releases it."""
-        state = self.state
-        if state is _STREAMING:
-            out = self.handler.on_body(chunk, more)
-        elif state is _HEAD_HELD:
-            out = self.handler.on_body(chunk, more)
-            head = released_head(self.handler, more)
-            if head is not None:
-                exc_info, self._exc_info = self._exc_info, None
-                self._emit_head(head, exc_info)
-        else:
+        phase = self.conversation.phase
+        if phase is not STREAMING and phase is not HEAD_HELD:
             raise RuntimeError("the app sent body before calling start_response() (PEP 3333)")
-        if not more:
-            self.state = _COMPLETE
+        head, out = self.conversation.body(chunk, more)
+        if head is not None:
+            exc_info, self._exc_info = self._exc_info, None
+            self._emit_head(head, exc_info)
         return out
 
     def write(self, data: bytes) -> None:
@@ -367,16 +352,17 @@ class _Exchange:
             return
         out = self.body(data, True)
         if out:
-            assert self._outer_write is not None
-            self._outer_write(out)
+            outer_write = self._outer_write
+            if outer_write is None:  # pragma: no cover - the conversation forbids it
+                raise ProtocolError("body bytes before the head was released")
+            outer_write(out)
 
     def opaque(self) -> None:
         """The body is a file wrapper the server may ``sendfile``: release the head unchanged."""
-        head = opaque_head(self.handler, self.state is _HEAD_HELD)
+        head = self.conversation.opaque()
         if head is not None:
             exc_info, self._exc_info = self._exc_info, None
             self._emit_head(head, exc_info)
-        self.state = _COMPLETE
 
 
 class _Body:
@@ -399,7 +385,8 @@ class _Body:
 
     def __next__(self) -> bytes:
         exchange = self._exchange
-        if exchange.state is _COMPLETE or exchange.state is _CLOSED:
+        phase = exchange.conversation.phase
+        if phase is COMPLETE or phase is FINISHED:
             raise StopIteration
         iterator = self._iterator
         if iterator is None:
@@ -416,7 +403,7 @@ class _Body:
                         self._sent += len(out)
                         return out
             else:
-                if exchange.state is _AWAITING_START:
+                if exchange.conversation.phase is AWAITING_START:
                     raise StopIteration  # no start_response: the server reports the app's bug
                 out = exchange.body(b"", False)
         except (ClientDisconnected, StopIteration):
@@ -439,20 +426,22 @@ class _Body:
         return False
 
     def close(self) -> None:
-        exchange = self._exchange
-        if exchange.state is _CLOSED:
+        conversation = self._exchange.conversation
+        if conversation.phase is FINISHED:
             return
         if self._outcome is Outcome.CLIENT_DISCONNECTED and self._sent_content_length():
             # PEP 3333 lets a server stop iterating once Content-Length bytes are out
             # (WSGIToASGI does): that response is complete, not abandoned.
             self._outcome = Outcome.COMPLETED
-        exchange.state = _CLOSED
+        # Finished before the app's close() runs (it may re-enter); the handler hears
+        # the outcome after it, so an access log's duration includes close().
+        conversation.end()
         try:
             close = getattr(self._result, "close", None)
             if close is not None:
                 close()
         finally:
-            exchange.handler.on_complete(self._outcome)
+            conversation.handler.on_complete(self._outcome)
 
 
 class _FileProxy:
@@ -480,11 +469,10 @@ class _FileProxy:
 
 def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[bytes]:
     exchange.opaque()
-    handler = exchange.handler
+    conversation = exchange.conversation
 
     def complete() -> None:
-        exchange.state = _CLOSED
-        handler.on_complete(Outcome.COMPLETED)
+        conversation.finish(Outcome.COMPLETED)
 
     wrapper: Iterable[bytes] = environ["wsgi.file_wrapper"](
         _FileProxy(result.filelike, complete), getattr(result, "blksize", 8192)
@@ -588,11 +576,11 @@ class WSGIDriver:
         try:
             result = self.app(environ, exchange.start_response)
         except BaseException:
-            handler.on_complete(Outcome.APP_EXCEPTION)
+            exchange.conversation.finish(Outcome.APP_EXCEPTION)
             raise
         if (
             type(result) is list
-            and exchange.state is not _AWAITING_START
+            and exchange.conversation.phase is not AWAITING_START
             and type(handler).on_complete is _DEFAULT_ON_COMPLETE
         ):
             # The whole body is already in memory and nobody waits for the end of the
@@ -604,7 +592,7 @@ class WSGIDriver:
             isinstance(file_wrapper, type)
             and isinstance(result, file_wrapper)
             and hasattr(result, "filelike")
-            and exchange.state is not _AWAITING_START
+            and exchange.conversation.phase is not AWAITING_START
         ):
             try:
                 return _wrap_file(environ, exchange, result)
