@@ -2,8 +2,9 @@
 
 A sketch of what the public API allows, written with public names only: when the
 direct peer is one of ``trusted`` it takes the last ``X-Forwarded-For`` address, and
-``X-Forwarded-Proto`` and ``X-Forwarded-Host``, so ``url_for(..., _external=True)`` in
-Flask and ``request.url_for`` in FastAPI build the public URL.
+``X-Forwarded-Proto``, ``X-Forwarded-Host`` and ``X-Forwarded-Prefix``, so
+``url_for(..., _external=True)`` in Flask and ``request.url_for`` in FastAPI build the
+public URL. The full middleware (hop counts, networks, ``Forwarded``) is issue #13's.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class _ProxyHeadersCore(Core):
         host = head.header(b"x-forwarded-host")
         if host is not None:
             head.set_header(b"host", host.rsplit(b",", 1)[-1].strip())
+        prefix = head.header(b"x-forwarded-prefix")
+        if prefix is not None and prefix.startswith(b"/"):
+            head.set_root_path(prefix.decode("latin-1").rstrip("/"))
         return  # the response is left alone
 
 

@@ -91,6 +91,8 @@ def test_proxy_headers_give_the_app_the_forwarded_client_scheme_and_host(
     body = httpx.get(url + "/", headers=FORWARDED, timeout=10).json()
     assert body["client"] == "198.51.100.7"
     assert body["url"] == "https://public.example/"
+    prefixed = httpx.get(url + "/", headers={**FORWARDED, "X-Forwarded-Prefix": "/app"}, timeout=10)
+    assert prefixed.json()["url"] == "https://public.example/app/"
     direct = httpx.get(url + "/", timeout=10).json()
     assert direct["client"] == "127.0.0.1"
     assert direct["url"] == url + "/"
