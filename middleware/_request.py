@@ -44,10 +44,16 @@ def scan_header(raw: Any, name: bytes) -> bytes | None:
     # A linear scan beats building a dict: a request carries about ten headers and a
     # core asks for one or two of them.
     found: bytes | None = None
+    more: list[bytes] | None = None
     for key, value in raw:
         if key == name:
-            found = value if found is None else found + b", " + value
-    return found
+            if found is None:
+                found = value
+            elif more is None:
+                more = [found, value]
+            else:
+                more.append(value)  # joined once below: linear, not quadratic
+    return found if more is None else b", ".join(more)
 
 
 def check_header(name: bytes, value: bytes | None = None) -> None:
