@@ -358,3 +358,18 @@ def test_releasing_the_head_twice_raises_protocol_error(tmp_path: Path) -> None:
 
     with pytest.raises(ProtocolError, match="_ReleasesTwice released the head twice"):
         call_wsgi(make(Twice())(app), WithWrapper())
+
+
+@pytest.mark.parametrize(
+    "module", ["_gzip", "_compress", "_compression", "_cors", "_access_log", "_headers"]
+)
+def test_our_middleware_use_the_public_api_alone(module: str) -> None:
+    import ast
+
+    import middleware
+
+    source = (Path(middleware.__file__).parent / f"{module}.py").read_text()
+    internals = {"_core", "_base", "_asgi_driver", "_wsgi_driver", "_request", "_conversation"}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            assert node.module.split(".")[-1] not in internals, (module, node.module)
