@@ -15,6 +15,7 @@ from benchmarks._report import Section, Table, Target, bar_plot, fmt
 CORS_LIMIT_US = 2.5
 GZIP_LIMIT_X = 1.2
 ACCESS_LOG_LIMIT_US = 5.0
+DO_NOTHING_LIMIT_US = 1.0
 
 
 def run(cfg: Config) -> Section:
@@ -50,6 +51,17 @@ def run(cfg: Config) -> Section:
     def added(title: str, interface: str, name: str) -> float:
         return data.get(f"{title} | {interface} | {name}", {}).get("added", float("nan"))
 
+    for interface in ("asgi", "wsgi"):
+        section.targets.append(
+            Target(
+                f"Do-nothing middleware µs added ({interface.upper()})",
+                added("Do-nothing middleware", interface, "DoNothing (public API)"),
+                DO_NOTHING_LIMIT_US,
+                "<=",
+                " µs",
+                "a Core whose on_request returns None, over a bare app",
+            )
+        )
     for interface in ("asgi", "wsgi"):
         starlette = added("CORS simple request", interface, "Starlette CORSMiddleware")
         section.targets.append(

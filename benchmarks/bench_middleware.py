@@ -32,6 +32,19 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from benchmarks._measure import drain_wsgi
 from middleware import CORS, AccessLog, GZip
+from middleware.api import Core, CoreMiddleware, RequestHead
+
+
+class _NothingCore(Core):
+    def on_request(self, head: RequestHead) -> None:
+        return None
+
+
+class DoNothing(CoreMiddleware):
+    """A middleware written on the public API that leaves every request alone."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, _NothingCore())
 
 
 def json_body(size: int) -> bytes:
@@ -263,6 +276,13 @@ def collect(rounds: int, target: float, only: str = "") -> list[Row]:
                 rows.append((title, interface, name, value, added, ", ".join(notes)))
             rows.append((title, interface, "bare app", bare, 0.0, ""))
 
+    scenario(
+        "Do-nothing middleware",
+        body=tiny,
+        headers=[],
+        ours={"DoNothing (public API)": DoNothing},
+        starlette={},
+    )
     scenario(
         "CORS simple request",
         body=tiny,

@@ -12,6 +12,9 @@ between the interfaces: the ASGI driver starts no threads, the WSGI driver no lo
   optional ``brotli`` / ``zstandard`` packages are installed: :data:`AVAILABLE_ENCODINGS`).
 * :class:`AccessLog` - one ``logging`` record per request, gunicorn's format atoms.
 * :class:`Stack` of :class:`Middleware` entries - composition, first = outermost.
+
+Write your own the same way with :mod:`middleware.api` (see
+``docs/writing-middleware.md``) and test it with :mod:`middleware.testing`.
 """
 
 from __future__ import annotations

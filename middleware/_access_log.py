@@ -23,9 +23,8 @@ import time
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from middleware._base import MiddlewareBase
-from middleware._core import Core, Handler, Head, HeaderList, Outcome, RequestHead
 from middleware._headers import find
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, Outcome, RequestHead
 
 __all__ = ["DEFAULT_FORMAT", "AccessLog"]
 
@@ -241,6 +240,8 @@ class _AccessLogCore(Core):
             "http_version": head.http_version,
             "scheme": head.scheme,
             "outcome": _OUTCOME_NAMES[outcome],
+            # What inner middleware handed the app (a request id...), via the public API.
+            "state": dict(head.state),
         }
         # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
         # (the costliest step, and the caller is always this module anyway).
@@ -277,7 +278,7 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-class AccessLog(MiddlewareBase):
+class AccessLog(CoreMiddleware):
     """Log one line per request through stdlib ``logging`` (default ``middleware.access``).
 
     ``format`` uses gunicorn's atoms (default: gunicorn's default format);
@@ -311,4 +312,4 @@ class AccessLog(MiddlewareBase):
             frozenset(exclude_paths),
             level,
         )
-        self._setup(app, core, interface)
+        super().__init__(app, core, interface=interface)

@@ -18,39 +18,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 from typing import Any
+from urllib.parse import quote
 
 from bridge._types import ASGIApp, Message, Receive, Scope, Send
+from middleware._conversation import (
+    AWAITING_START,
+    COMPLETE,
+    HEAD_HELD,
+    STREAMING,
+    Conversation,
+    head_only_start,
+)
 from middleware._core import (
     Core,
     Handler,
+    Head,
     HeaderList,
     Outcome,
+    ProtocolError,
     RequestHead,
     Response,
+)
+from middleware._request import (
+    check_header,
+    check_root_path,
+    check_scheme,
+    request_state,
     scan_header,
 )
 
 __all__ = ["ASGIDriver"]
 
 
-class _State(enum.Enum):
-    """Where the response is, seen from this middleware's side of ``send``."""
-
-    AWAITING_START = enum.auto()  # nothing sent yet
-    HEAD_HELD = enum.auto()  # the app started; the core holds the head until it decides
-    STREAMING = enum.auto()  # the head went out; body chunks follow
-    COMPLETE = enum.auto()  # the last body chunk (or an opaque body) went out
-
-
-_AWAITING_START = _State.AWAITING_START
-_HEAD_HELD = _State.HEAD_HELD
-_STREAMING = _State.STREAMING
-_COMPLETE = _State.COMPLETE
-
 # Body messages whose bytes never pass through Python (ASGI "HTTP path send" extension).
 _OPAQUE_BODIES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_FILE_CHUNK = 65536
 
 _ERROR_BODY = b"Internal Server Error"
 _ERROR_HEADERS: HeaderList = [
@@ -60,13 +65,14 @@ _ERROR_HEADERS: HeaderList = [
 
 
 class ScopeHead(RequestHead):
-    """The neutral request head over an HTTP ``scope``."""
+    """The neutral request head over an HTTP ``scope``; changes go into the scope."""
 
     __slots__ = ("_scope",)
 
     def __init__(self, scope: Scope) -> None:
         self.method = scope["method"]
         self._scope = scope
+        self._state = None
 
     def header(self, name: bytes) -> bytes | None:
         return scan_header(self._scope["headers"], name)
@@ -81,6 +87,11 @@ class ScopeHead(RequestHead):
         return path
 
     @property
+    def root_path(self) -> str:
+        root_path: str = self._scope.get("root_path", "")
+        return root_path
+
+    @property
     def query(self) -> bytes:
         query: bytes = self._scope.get("query_string", b"")
         return query
@@ -91,34 +102,132 @@ class ScopeHead(RequestHead):
         return scheme
 
     @property
-    def client(self) -> tuple[str, int] | None:
+    def client(self) -> tuple[str, int | None] | None:
         client = self._scope.get("client")
         return None if client is None else (client[0], client[1])
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        server = self._scope.get("server")
+        return None if server is None else (server[0], server[1])
 
     @property
     def http_version(self) -> str:
         version: str = self._scope.get("http_version", "1.1")
         return version
 
+    @property
+    def state(self) -> dict[str, Any]:
+        state = self._state
+        if state is None:
+            # Starlette's request.state reads scope["state"]; the server may have put
+            # the lifespan state there (a per-request copy), which we add to.
+            state = self._state = self._scope.setdefault("state", {})
+        return state
 
-async def _send_response(send: Send, response: Response) -> None:
-    await send(
-        {"type": "http.response.start", "status": response.status, "headers": response.headers}
-    )
-    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+    def set_client(self, host: str, port: int | None = None) -> None:
+        self._scope["client"] = (host, port)
+
+    def set_scheme(self, scheme: str) -> None:
+        self._scope["scheme"] = check_scheme(scheme)
+
+    def set_server(self, host: str, port: int | None = None) -> None:
+        if port is None:
+            port = _DEFAULT_PORTS[self.scheme]
+        self._scope["server"] = (host, port)
+
+    def set_root_path(self, root_path: str) -> None:
+        root_path = check_root_path(root_path)
+        scope = self._scope
+        old_root = self.root_path
+        path = self.path
+        rest = path[len(old_root) :] if path.startswith(old_root) else path
+        scope["root_path"] = root_path
+        scope["path"] = root_path + rest
+        raw = scope.get("raw_path")
+        if raw is not None:
+            old_raw = quote(old_root).encode("ascii")
+            if raw.startswith(old_raw):
+                scope["raw_path"] = quote(root_path).encode("ascii") + raw[len(old_raw) :]
+            else:
+                del scope["raw_path"]  # optional in the spec; a wrong one would mislead
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        headers = [pair for pair in self._scope["headers"] if pair[0] != name]
+        headers.append((name, value))
+        self._scope["headers"] = headers  # a new list: the server's stays as it was
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        self._scope["headers"] = [*self._scope["headers"], (name, value)]
+
+    def remove_header(self, name: bytes) -> None:
+        check_header(name)
+        self._scope["headers"] = [pair for pair in self._scope["headers"] if pair[0] != name]
+
+
+async def _send_response(scope: Scope, send: Send, response: Response) -> None:
+    """Send a core's own response: bytes, a streamed iterable, or a file by path."""
+    start = {"type": "http.response.start", "status": response.status, "headers": response.headers}
+    body = response.body
+    if response.path is not None:
+        await send(start)
+        if "http.response.pathsend" in (scope.get("extensions") or {}):
+            await send({"type": "http.response.pathsend", "path": response.path})
+            return
+        # No pathsend: read it here. Local file reads are what Starlette's FileResponse
+        # does without a thread for small chunks; the chunk size bounds each stall.
+        with open(response.path, "rb") as file:
+            while chunk := file.read(_FILE_CHUNK):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    await send(start)
+    if isinstance(body, bytes):
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    try:
+        for chunk in body:
+            if chunk:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+def _reading(handler: Handler, receive: Receive) -> Receive:
+    """``receive`` with each request-body chunk run through ``handler.on_request_body``."""
+
+    async def receive_through() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")
+            out = handler.on_request_body(body, message.get("more_body", False))
+            if out is not body:
+                message = {**message, "body": out}
+        return message
+
+    return receive_through
+
+
+_DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
+_new = object.__new__
 
 
 class _Exchange:
-    """One request's trip through a core: wraps ``receive`` and ``send``."""
+    """One request's trip through a core: wraps ``receive`` and ``send``, translating
+    messages into the neutral :class:`Conversation` and back."""
 
-    __slots__ = ("_held", "_receive", "_send", "disconnected", "handler", "send_failed", "state")
+    __slots__ = ("_held", "_receive", "_send", "conversation", "disconnected", "send_failed")
 
     def __init__(self, handler: Handler, receive: Receive, send: Send) -> None:
-        self.handler = handler
+        self.conversation = Conversation(handler)
         self._receive = receive
         self._send = send
-        self.state = _AWAITING_START
-        self._held: Message | None = None
+        self._held: Message | None = None  # the app's start message while the head is held
         self.disconnected = False
         self.send_failed = False
 
@@ -128,57 +237,46 @@ class _Exchange:
             self.disconnected = True
         return message
 
+    async def _send_head(self, head: Head) -> None:
+        start, self._held = self._held, None
+        if start is None:  # pragma: no cover - the conversation only releases a held head
+            raise ProtocolError("a head was released but none was held")
+        await self._send({**start, "status": head[0], "headers": head[1]})
+
     async def send(self, message: Message) -> None:
         try:
             kind = message["type"]
-            state = self.state
-            if kind == "http.response.body" and (state is _STREAMING or state is _HEAD_HELD):
+            phase = self.conversation.phase
+            if kind == "http.response.body" and (phase is STREAMING or phase is HEAD_HELD):
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
-                out = self.handler.on_body(chunk, more)
-                if state is _HEAD_HELD:
-                    head = self.handler.pending_head()
-                    if head is None:
-                        return  # still buffering (the core must decide when more is False)
-                    start = self._held
-                    assert start is not None
-                    self._held = None
-                    self.state = _STREAMING
-                    await self._send({**start, "status": head[0], "headers": head[1]})
-                if not more:
-                    self.state = _COMPLETE
-                elif not out:
+                head, out = self.conversation.body(chunk, more)
+                if head is not None:
+                    await self._send_head(head)
+                elif self.conversation.phase is HEAD_HELD:
+                    return  # still buffering (the core must decide when more is False)
+                if more and not out:
                     return  # nothing to send yet; an empty non-final message says nothing
                 if out is chunk:
                     await self._send(message)
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
-            elif kind == "http.response.start" and state is _AWAITING_START:
+            elif kind == "http.response.start" and phase is AWAITING_START:
                 raw = message.get("headers", ())
                 headers: HeaderList = [(name.lower(), value) for name, value in raw]
-                result = self.handler.on_response_start(message["status"], headers)
+                result = self.conversation.start(message["status"], headers)
                 if result is None:
-                    self.state = _HEAD_HELD
                     self._held = message
                 elif result[1] is headers and result[0] == message["status"]:
                     # The same list back means unchanged (a rule of _core): forward the
                     # app's own message.
-                    self.state = _STREAMING
                     await self._send(message)
                 else:
-                    self.state = _STREAMING
                     await self._send({**message, "status": result[0], "headers": result[1]})
-            elif kind in _OPAQUE_BODIES and (state is _STREAMING or state is _HEAD_HELD):
-                head = self.handler.on_opaque_body()
-                if state is _HEAD_HELD:
-                    start = self._held
-                    assert start is not None
-                    self._held = None
-                    if head is None:
-                        head = (start["status"], list(start.get("headers", ())))
-                    self.state = _STREAMING
-                    await self._send({**start, "status": head[0], "headers": head[1]})
-                self.state = _COMPLETE
+            elif kind in _OPAQUE_BODIES and (phase is STREAMING or phase is HEAD_HELD):
+                head = self.conversation.opaque()
+                if head is not None:
+                    await self._send_head(head)
                 await self._send(message)
             else:
                 # Informational responses, trailers, unknown messages, and messages out of
@@ -192,7 +290,6 @@ class _Exchange:
 
     async def _send_error(self) -> None:
         """The app raised before its response went out: answer 500 through the core."""
-        self.state = _AWAITING_START
         self._held = None
         await self.send(
             {"type": "http.response.start", "status": 500, "headers": list(_ERROR_HEADERS)}
@@ -208,7 +305,7 @@ class _Exchange:
                 outcome = Outcome.CLIENT_DISCONNECTED
             else:
                 outcome = Outcome.APP_EXCEPTION
-                if self.state is _AWAITING_START or self.state is _HEAD_HELD:
+                if self.conversation.restart():
                     # The core (CORS, access log) should see the 500 the client gets;
                     # the exception still propagates unchanged to the server.
                     with contextlib.suppress(Exception):  # the app's error matters more
@@ -222,10 +319,10 @@ class _Exchange:
             outcome = Outcome.APP_EXCEPTION
             raise
         else:
-            if self.state is not _COMPLETE and self.disconnected:
+            if self.conversation.phase is not COMPLETE and self.disconnected:
                 outcome = Outcome.CLIENT_DISCONNECTED
         finally:
-            self.handler.on_complete(outcome)
+            self.conversation.finish(outcome)
 
 
 class _HeadExchange:
@@ -243,8 +340,7 @@ class _HeadExchange:
             self.started = True
             raw = message.get("headers", ())
             headers: HeaderList = [(name.lower(), value) for name, value in raw]
-            head = self.handler.on_response_start(message["status"], headers)
-            assert head is not None, "a head_only handler never holds the head"
+            head = head_only_start(self.handler, message["status"], headers)
             message = {**message, "status": head[0], "headers": head[1]}
         await self._send(message)
 
@@ -275,12 +371,30 @@ class ASGIDriver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        handler = self._core.on_request(ScopeHead(scope))
-        if handler is None:
-            await self.app(scope, receive, send)
-        elif isinstance(handler, Response):
-            await _send_response(send, handler)
-        elif handler.head_only:
-            await _HeadExchange(handler, send).run(self.app, scope, receive)
-        else:
-            await _Exchange(handler, receive, send).run(self.app, scope)
+        # ScopeHead(scope), inlined: a Python __init__ frame is a fifth of what a
+        # do-nothing middleware costs.
+        head = _new(ScopeHead)
+        head.method = scope["method"]
+        head._scope = scope
+        head._state = None
+        handler = self._core.on_request(head)
+        state = head._state
+        if handler is None and state is None:
+            await self.app(scope, receive, send)  # the do-nothing path, kept shortest
+            return
+        token = None if state is None else request_state.set(state)
+        try:
+            if handler is None:
+                await self.app(scope, receive, send)
+            elif isinstance(handler, Response):
+                await _send_response(scope, send, handler)
+            else:
+                if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
+                    receive = _reading(handler, receive)
+                if handler.head_only:
+                    await _HeadExchange(handler, send).run(self.app, scope, receive)
+                else:
+                    await _Exchange(handler, receive, send).run(self.app, scope)
+        finally:
+            if token is not None:
+                request_state.reset(token)

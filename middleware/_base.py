@@ -1,9 +1,11 @@
-"""The base class of every middleware: picks the WSGI or ASGI driver at construction.
+"""The base class a middleware made from a core derives from; picks the driver per app.
 
-``X(app, **options)`` returns an instance of a subclass of ``X`` that mixes in the
-driver for ``app``'s interface, so the result is a WSGI app for a WSGI app and an ASGI 3
-app (with a real ``async def __call__``, which servers inspect) for an ASGI app, while
-``isinstance(result, X)`` still holds. Nothing here converts between the interfaces.
+``X(app, **options)`` returns an app of ``app``'s interface: an instance of ``X.WSGI``
+for a WSGI app, of ``X.ASGI`` for an ASGI 3 app. Both are subclasses of ``X`` made once
+when ``X`` is defined, each mixing in one driver, because servers tell the interfaces
+apart by looking at the class (``async def __call__`` means ASGI 3) and one class cannot
+answer both ways. So ``isinstance(m, X)`` holds, ``type(m)`` is ``X.WSGI`` or ``X.ASGI``
+(never ``X`` itself) and ``m.interface`` says which. Nothing converts between interfaces.
 """
 
 from __future__ import annotations
@@ -20,37 +22,52 @@ if TYPE_CHECKING:
 
     from bridge._types import Environ, Receive, Scope, Send, StartResponse
 
-__all__ = ["MiddlewareBase"]
+__all__ = ["CoreMiddleware"]
 
 
-class MiddlewareBase:
-    """Common construction for the middleware classes; not meant to be subclassed by users."""
+class CoreMiddleware:
+    """Subclass this, and call ``super().__init__(app, core, interface=interface)``.
 
-    _variants: ClassVar[dict[str, type[Any]]]
+    ``core`` is the :class:`middleware.api.Core` that decides every request; the
+    instance is a WSGI app for a WSGI app and an ASGI 3 app for an ASGI app (see the
+    module docstring for exactly what ``X(app)`` returns).
+    """
+
+    WSGI: ClassVar[type[Any]]
+    """The subclass ``X(wsgi_app)`` returns: ``X`` with the WSGI driver."""
+    ASGI: ClassVar[type[Any]]
+    """The subclass ``X(asgi_app)`` returns: ``X`` with the ASGI driver."""
+    _variant_of: ClassVar[type[Any] | None] = None
     app: Any
-    _core: Core
+    """The wrapped app."""
     interface: str
     """``"wsgi"`` or ``"asgi"``: the interface of the wrapped app, and of this middleware."""
+    _core: Core
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "_variant_of" in cls.__dict__:
             return
-        cls._variants = {}
-        for interface, driver in (("asgi", ASGIDriver), ("wsgi", WSGIDriver)):
+        for interface, driver in (("ASGI", ASGIDriver), ("WSGI", WSGIDriver)):
             namespace = {
                 "__module__": cls.__module__,
-                "__qualname__": cls.__qualname__,
+                "__qualname__": f"{cls.__qualname__}.{interface}",
                 "__doc__": cls.__doc__,
                 "_variant_of": cls,
             }
-            cls._variants[interface] = type(cls.__name__, (driver, cls), namespace)
+            setattr(cls, interface, type(cls.__name__, (driver, cls), namespace))
 
     def __new__(cls, app: Any, *args: Any, interface: str | None = None, **kwargs: Any) -> Self:
-        variant: type[Self] = cls._variants[detect_interface(app, interface)]
+        if cls is CoreMiddleware:
+            raise TypeError("CoreMiddleware is a base class: subclass it (see docs)")
+        base = cls._variant_of or cls
+        chosen = base.ASGI if detect_interface(app, interface) == "asgi" else base.WSGI
+        variant: type[Self] = chosen
         return object.__new__(variant)
 
-    def _setup(self, app: Any, core: Core, interface: str | None) -> None:
+    def __init__(self, app: Any, core: Core, *, interface: str | None = None) -> None:
+        if not isinstance(core, Core):
+            raise TypeError(f"{type(self).__name__}: core must be a middleware.api.Core")
         self.app = app
         self._core = core
         self.interface = detect_interface(app, interface)

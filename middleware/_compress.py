@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from middleware._base import MiddlewareBase
 from middleware._compression import (
     DEFAULT_EXCLUDED_CONTENT_TYPES,
     CompressionCore,
@@ -19,11 +18,12 @@ from middleware._compression import (
     check_types,
 )
 from middleware._encodings import AVAILABLE, EncoderSpec
+from middleware.api import CoreMiddleware
 
 __all__ = ["Compress"]
 
 
-class Compress(MiddlewareBase):
+class Compress(CoreMiddleware):
     """Compress responses with the best coding the client accepts.
 
     ``encodings`` is the server's preference order (ties in the client's weights go to
@@ -54,4 +54,4 @@ class Compress(MiddlewareBase):
         levels = {"gzip": compresslevel, "br": brotli_quality, "zstd": zstd_level}
         specs = [EncoderSpec(name, levels.get(name, 0)) for name in encodings]
         core = CompressionCore(specs, check_size(minimum_size), check_types(exclude_content_types))
-        self._setup(app, core, interface)
+        super().__init__(app, core, interface=interface)

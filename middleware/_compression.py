@@ -25,9 +25,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Sequence
 
-from middleware._core import Core, Handler, Head, HeaderList, RequestHead
 from middleware._encodings import Compressor, EncoderSpec, negotiate, parse_accept_encoding
 from middleware._headers import add_vary
+from middleware.api import Core, Handler, Head, HeaderList, RequestHead
 
 __all__ = ["DEFAULT_EXCLUDED_CONTENT_TYPES", "CompressionCore"]
 

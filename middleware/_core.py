@@ -16,9 +16,14 @@ Rules of this file:
 * A handler that transforms the body must hold the head until it has seen body (so
   an opaque body can still go out unchanged); one that only edits the head says so with
   ``head_only = True`` and the drivers then leave the body path alone.
+* Hooks are synchronous and do no I/O. One core runs on WSGI worker threads and on an
+  ASGI event loop: a hook that blocked would stall every request on the loop, and one
+  that awaited could not run on a thread. Anything slow belongs in the app, or in a
+  logging handler that does its own queueing.
 * No I/O, no threads, no event loops here.
 
-The per-request conversation, in order (each driver enforces it with a state machine)::
+The per-request conversation, in order (the neutral state machine of
+:mod:`middleware._conversation` enforces it for both drivers)::
 
     core.on_request(head) -> None          # leave the request alone entirely
                            | Response      # short-circuit: the app is never called
@@ -28,6 +33,10 @@ The per-request conversation, in order (each driver enforces it with a state mac
     handler.pending_head() -> Head | None   # after on_body while the head is held
     handler.on_opaque_body() -> Head | None # body not visible (pathsend, file wrapper)
     handler.on_complete(outcome)            # exactly once (never for head_only ones)
+    handler.on_request_body(chunk, more)    # as the app reads the body, if overridden
+
+In ``on_request`` a core may also change the request the app sees and hand it values
+(:class:`middleware.RequestHead`'s ``set_*`` methods and ``state``).
 
 Handlers may be shared between requests when they hold no per-request state (CORS
 memoises one per origin); everything per request then lives in the driver's exchange.
@@ -36,10 +45,11 @@ memoises one per origin); everything per request then lives in the driver's exch
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import ClassVar, NamedTuple, TypeAlias
 
 from bridge import interface_of
+from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
     "Core",
@@ -48,6 +58,7 @@ __all__ = [
     "HeaderList",
     "Outcome",
     "PlainHead",
+    "ProtocolError",
     "RequestHead",
     "Response",
     "detect_interface",
@@ -69,133 +80,24 @@ class Outcome(enum.Enum):
     APP_EXCEPTION = "app_exception"
 
 
-class RequestHead:
-    """What a core knows about a request before the app runs; read-only.
-
-    Not a frozen dataclass: one is built per request per middleware, and most cores
-    read only ``method`` and a header or two. Drivers subclass it over ``scope`` or
-    ``environ`` and answer everything else from there when asked (like werkzeug's
-    request over ``environ``), so a request costs one small object; :class:`PlainHead`
-    holds given values, for tests of a core.
-    """
-
-    __slots__ = ("method",)
-
-    method: str
-
-    def header(self, name: bytes) -> bytes | None:
-        """The value of header ``name`` (lower-case), repeated fields joined by ``", "``."""
-        raise NotImplementedError
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        """Every header as ``(lower-case name, value)``; built on demand, so prefer
-        :meth:`header` for a lookup."""
-        raise NotImplementedError
-
-    @property
-    def path(self) -> str:
-        """Decoded URL path (UTF-8), without the query."""
-        raise NotImplementedError
-
-    @property
-    def query(self) -> bytes:
-        """The raw query string, without ``?``."""
-        raise NotImplementedError
-
-    @property
-    def scheme(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        """The peer's ``(host, port)`` when known."""
-        raise NotImplementedError
-
-    @property
-    def http_version(self) -> str:
-        """``"1.1"``, ``"2"``..."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.method} {self.path}>"
-
-
-def scan_header(raw: Iterable[Sequence[bytes]], name: bytes) -> bytes | None:
-    """``name``'s value in a list of lower-case pairs, repeated fields joined by ``", "``."""
-    # A linear scan beats building a dict: a request carries about ten headers and a
-    # core asks for one or two of them.
-    found: bytes | None = None
-    more: list[bytes] | None = None
-    for key, value in raw:
-        if key == name:
-            if found is None:
-                found = value
-            elif more is None:
-                more = [found, value]
-            else:
-                more.append(value)  # joined once below: linear, not quadratic
-    return found if more is None else b", ".join(more)
-
-
-class PlainHead(RequestHead):
-    """A request head from given values."""
-
-    __slots__ = ("_client", "_headers", "_http_version", "_path", "_query", "_scheme")
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: bytes = b"",
-        headers: Sequence[tuple[bytes, bytes]] = (),
-        scheme: str = "http",
-        client: tuple[str, int] | None = None,
-        http_version: str = "1.1",
-    ) -> None:
-        self.method = method
-        self._headers = list(headers)
-        self._path = path
-        self._query = query
-        self._scheme = scheme
-        self._client = client
-        self._http_version = http_version
-
-    def header(self, name: bytes) -> bytes | None:
-        return scan_header(self._headers, name)
-
-    @property
-    def headers(self) -> list[tuple[bytes, bytes]]:
-        return list(self._headers)
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-    @property
-    def query(self) -> bytes:
-        return self._query
-
-    @property
-    def scheme(self) -> str:
-        return self._scheme
-
-    @property
-    def client(self) -> tuple[str, int] | None:
-        return self._client
-
-    @property
-    def http_version(self) -> str:
-        return self._http_version
-
-
 class Response(NamedTuple):
-    """A complete response a core sends instead of calling the app."""
+    """A response a core sends instead of calling the app (the app is never called).
+
+    ``body`` is bytes, or an iterable of bytes that is streamed chunk by chunk (its
+    ``close()`` is called at the end, as PEP 3333 asks). ``path`` sends a file instead:
+    by ``http.response.pathsend`` when the ASGI server offers it, by
+    ``wsgi.file_wrapper`` (``sendfile``) on WSGI, else read in 64 KiB chunks.
+    """
 
     status: int
     headers: HeaderList
-    body: bytes
+    body: bytes | Iterable[bytes] = b""
+    path: str | None = None
+
+
+class ProtocolError(RuntimeError):
+    """A handler broke the per-request conversation (a bug in the middleware, not in
+    the app or the client): raised in every run, never an ``assert`` that ``-O`` strips."""
 
 
 class Handler:
@@ -227,6 +129,12 @@ class Handler:
 
     def on_complete(self, outcome: Outcome) -> None:
         """Called exactly once, after the response finished or failed."""
+
+    def on_request_body(self, chunk: bytes, more: bool) -> bytes:
+        """One request-body chunk as the app reads it (``more=False`` on the last, which
+        may be empty); return the bytes the app gets. Only called when overridden, so
+        the body is never buffered here. Raising stops the app's read with that error."""
+        return chunk
 
 
 class Core:

@@ -24,10 +24,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from middleware._base import MiddlewareBase
-from middleware._core import Core, Handler, Head, HeaderList, RequestHead, Response
 from middleware._headers import add_vary, split_tokens
 from middleware._origins import MAX_CACHED_KEY, OriginMatcher
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead, Response
 
 __all__ = ["CORS"]
 
@@ -232,7 +231,7 @@ class _CORSCore(Core):
         return _plain(200, b"OK", headers)
 
 
-class CORS(MiddlewareBase):
+class CORS(CoreMiddleware):
     """Cross-origin resource sharing for a WSGI or an ASGI app.
 
     Options mean what they mean in Starlette's ``CORSMiddleware``; ``allow_origins``
@@ -269,4 +268,4 @@ class CORS(MiddlewareBase):
             max_age=max_age,
             allow_private_network=bool(allow_private_network),
         )
-        self._setup(app, core, interface)
+        super().__init__(app, core, interface=interface)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from middleware._base import MiddlewareBase
 from middleware._compression import (
     DEFAULT_EXCLUDED_CONTENT_TYPES,
     CompressionCore,
@@ -18,11 +17,12 @@ from middleware._compression import (
     check_types,
 )
 from middleware._encodings import EncoderSpec
+from middleware.api import CoreMiddleware
 
 __all__ = ["GZip"]
 
 
-class GZip(MiddlewareBase):
+class GZip(CoreMiddleware):
     """Gzip responses of at least ``minimum_size`` bytes for clients that accept it.
 
     ``compresslevel`` is zlib's 0-9; ``exclude_content_types`` lists media types left
@@ -44,4 +44,4 @@ class GZip(MiddlewareBase):
             check_size(minimum_size),
             check_types(exclude_content_types),
         )
-        self._setup(app, core, interface)
+        super().__init__(app, core, interface=interface)

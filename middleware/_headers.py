@@ -6,7 +6,7 @@ and recipients combine them with commas) decide the merging rules here.
 
 from __future__ import annotations
 
-from middleware._core import HeaderList
+from middleware.api import HeaderList
 
 __all__ = ["add_vary", "find", "split_tokens"]
 

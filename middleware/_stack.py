@@ -14,10 +14,19 @@ That is ``Stack([Middleware(AccessLog), Middleware(CORS, ...), Middleware(GZip)]
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar, cast
+
+from middleware._core import detect_interface
 
 __all__ = ["Middleware", "Stack"]
+
+_App = TypeVar("_App", bound=Callable[..., object])
+
+_FIX = {
+    "wsgi": "bridge.to_asgi(stack(app)) outside the Stack",
+    "asgi": "bridge.to_wsgi(stack(app)) outside the Stack",
+}
 
 
 class Middleware:
@@ -58,11 +67,27 @@ class Stack:
             raise ValueError(f"interface must be 'wsgi' or 'asgi', not {interface!r}")
         self._interface = interface
 
-    def __call__(self, app: Any) -> Any:
-        """Wrap ``app`` in every layer; returns an app of the same interface."""
+    def __call__(self, app: _App) -> _App:
+        """Wrap ``app`` in every layer; returns an app of the same interface (and, for
+        type checkers, of the same type).
+
+        Raises ``TypeError`` when an entry turns a WSGI app into an ASGI app or back
+        (an adapter is not middleware): convert outside the stack instead.
+        """
+        wrapped: Any = app
+        kind = detect_interface(app, self._interface)
         for entry in reversed(self.middleware):
             options = dict(entry.options)
             if self._interface is not None:
                 options.setdefault("interface", self._interface)
-            app = entry.cls(app, **options)
-        return app
+            wrapped = entry.cls(wrapped, **options)
+            after = getattr(wrapped, "interface", None)
+            if after not in ("wsgi", "asgi"):
+                after = detect_interface(wrapped, None)
+            if after != kind:
+                raise TypeError(
+                    f"Stack entry {entry!r} turned the {kind.upper()} app into "
+                    f"{after.upper()}; a Stack keeps its app's interface. "
+                    f"Remove it from the Stack and use {_FIX[kind]}."
+                )
+        return cast(_App, wrapped)

@@ -20,82 +20,82 @@ PEP 3333 facts that shape it:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from bridge._environ import environ_key
 from bridge._http import ClientDisconnected, status_line
+from bridge._request import (
+    environ_client,
+    environ_http_version,
+    environ_root_path,
+    environ_server,
+    request_headers,
+)
 from bridge._types import Environ, Headers, OptExcInfo, StartResponse
+from middleware._conversation import (
+    AWAITING_START,
+    COMPLETE,
+    FINISHED,
+    HEAD_HELD,
+    STREAMING,
+    Conversation,
+    head_only_start,
+)
 from middleware._core import (
     Core,
     Handler,
     Head,
     HeaderList,
     Outcome,
+    ProtocolError,
     RequestHead,
     Response,
+)
+from middleware._request import (
+    STATE_KEY,
+    check_header,
+    check_root_path,
+    check_scheme,
+    request_state,
 )
 
 __all__ = ["WSGIDriver"]
 
 
-class _State(enum.Enum):
-    """Where the response is, seen from this middleware's side of ``start_response``."""
-
-    AWAITING_START = enum.auto()  # the app has not called start_response
-    HEAD_HELD = enum.auto()  # the app started; the core holds the head until it decides
-    STREAMING = enum.auto()  # the head went to the server; body chunks follow
-    COMPLETE = enum.auto()  # the app's iterable is exhausted and the last bytes went out
-    CLOSED = enum.auto()  # close() ran; on_complete was called
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_FILE_CHUNK = 65536
 
 
-_AWAITING_START = _State.AWAITING_START
-_HEAD_HELD = _State.HEAD_HELD
-_STREAMING = _State.STREAMING
-_COMPLETE = _State.COMPLETE
-_CLOSED = _State.CLOSED
-
-# CGI names of header keys: "content-type" -> "CONTENT_TYPE", "origin" -> "HTTP_ORIGIN".
-# Filled on demand from the names cores ask for, a handful per process.
-_ENVIRON_KEYS: dict[bytes, str] = {}
-
-
-def _environ_key(name: bytes) -> str:
-    key = name.decode("latin-1").upper().replace("-", "_")
-    if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        key = "HTTP_" + key
-    _ENVIRON_KEYS[name] = key
+def _key(name: bytes) -> str:
+    key = environ_key(name)
+    if not key:
+        # CGI cannot tell "a_b" from "a-b"; servers drop such headers, and so do we.
+        raise ValueError(f"request header {name!r} cannot be expressed in a WSGI environ")
     return key
 
 
 class EnvironHead(RequestHead):
-    """The neutral request head over a WSGI ``environ``."""
+    """The neutral request head over a WSGI ``environ``; changes go into the environ.
+
+    Facts are read through bridge's environ translation, so they match the scope
+    ``ASGIToWSGI`` builds from the same environ.
+    """
 
     __slots__ = ("_environ",)
 
     def __init__(self, environ: Environ) -> None:
         self.method = environ["REQUEST_METHOD"]
         self._environ = environ
+        self._state = None
 
     def header(self, name: bytes) -> bytes | None:
-        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
-        value = self._environ.get(key)
+        value = self._environ.get(environ_key(name))
         return None if value is None else value.encode("latin-1")
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
-        headers = []
-        for key, value in self._environ.items():
-            if key.startswith("HTTP_"):
-                name = key[5:]
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                name = key
-            else:
-                continue
-            headers.append(
-                (name.replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
-            )
-        return headers
+        return request_headers(self._environ)
 
     @property
     def path(self) -> str:
@@ -105,6 +105,10 @@ class EnvironHead(RequestHead):
             # PEP 3333 hands the raw path bytes over as latin-1 str; the URL is UTF-8.
             path = path.encode("latin-1").decode("utf-8", "replace")
         return path
+
+    @property
+    def root_path(self) -> str:
+        return environ_root_path(self._environ)
 
     @property
     def query(self) -> bytes:
@@ -117,17 +121,124 @@ class EnvironHead(RequestHead):
         return scheme
 
     @property
-    def client(self) -> tuple[str, int] | None:
-        addr = self._environ.get("REMOTE_ADDR")
-        if addr is None:
-            return None
-        port = self._environ.get("REMOTE_PORT")
-        return addr, int(port) if port and port.isdigit() else 0
+    def client(self) -> tuple[str, int | None] | None:
+        return environ_client(self._environ)
+
+    @property
+    def server(self) -> tuple[str, int | None] | None:
+        return environ_server(self._environ)
 
     @property
     def http_version(self) -> str:
-        protocol: str = self._environ.get("SERVER_PROTOCOL", "HTTP/1.1")
-        return protocol[5:] if protocol.startswith("HTTP/") else protocol
+        return environ_http_version(self._environ)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        state = self._state
+        if state is None:
+            state = self._state = self._environ.setdefault(STATE_KEY, {})
+        return state
+
+    def set_client(self, host: str, port: int | None = None) -> None:
+        environ = self._environ
+        environ["REMOTE_ADDR"] = host
+        if port is None:
+            environ.pop("REMOTE_PORT", None)
+        else:
+            environ["REMOTE_PORT"] = str(port)
+
+    def set_scheme(self, scheme: str) -> None:
+        self._environ["wsgi.url_scheme"] = check_scheme(scheme)
+
+    def set_server(self, host: str, port: int | None = None) -> None:
+        self._environ["SERVER_NAME"] = host
+        self._environ["SERVER_PORT"] = _DEFAULT_PORTS[self.scheme] if port is None else str(port)
+
+    def set_root_path(self, root_path: str) -> None:
+        # PATH_INFO is already the path below the root: only SCRIPT_NAME changes.
+        self._environ["SCRIPT_NAME"] = check_root_path(root_path).encode().decode("latin-1")
+
+    def set_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        self._environ[_key(name)] = value.decode("latin-1")
+
+    def add_header(self, name: bytes, value: bytes) -> None:
+        check_header(name, value)
+        key = _key(name)
+        text = value.decode("latin-1")
+        existing = self._environ.get(key)
+        self._environ[key] = text if existing is None else existing + ", " + text
+
+    def remove_header(self, name: bytes) -> None:
+        check_header(name)
+        self._environ.pop(_key(name), None)
+
+
+class _Input:
+    """``wsgi.input`` with each chunk the app reads run through ``on_request_body``.
+
+    ``more`` turns ``False`` with the chunk that completes ``CONTENT_LENGTH``, or with
+    an empty read at the end of a body of unknown length.
+    """
+
+    __slots__ = ("_done", "_left", "_on_chunk", "_stream")
+
+    def __init__(
+        self, stream: Any, on_chunk: Callable[[bytes, bool], bytes], length: str | None
+    ) -> None:
+        self._stream = stream
+        self._on_chunk = on_chunk
+        self._left = int(length) if length and length.isdigit() else -1
+        self._done = False
+
+    def _through(self, data: bytes) -> bytes:
+        if self._done:
+            return data if not data else self._on_chunk(data, False)
+        if data:
+            if self._left >= 0:
+                self._left = max(self._left - len(data), 0)
+            more = self._left != 0
+        else:
+            more = False
+        self._done = not more
+        return self._on_chunk(data, more)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._through(self._stream.read(-1 if size is None else size))
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._through(self._stream.readline(-1 if size is None else size))
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(_FILE_CHUNK):
+            yield chunk
+
+
+def _respond(
+    environ: Environ, start_response: StartResponse, response: Response
+) -> Iterable[bytes]:
+    """A core's own response: bytes, the core's iterable, or a file by path."""
+    start_response(status_line(response.status), _to_wsgi_headers(response.headers))
+    if response.path is not None:
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if file_wrapper is not None:
+            wrapped: Iterable[bytes] = file_wrapper(open(response.path, "rb"), _FILE_CHUNK)  # noqa: SIM115
+            return wrapped
+        return _file_chunks(response.path)
+    if isinstance(response.body, bytes):
+        return [response.body]
+    return response.body  # the server iterates it and calls its close()
+
+
+_DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
 
 
 # Header names repeat from response to response; converting each once saves two method
@@ -174,16 +285,16 @@ class _Exchange:
         "_outer_start",
         "_outer_write",
         "_status",
+        "conversation",
         "handler",
         "sent_headers",
-        "state",
     )
 
     def __init__(self, handler: Handler, start_response: StartResponse) -> None:
         self.handler = handler
+        self.conversation = Conversation(handler)
         self._outer_start = start_response
         self._outer_write: Callable[[bytes], object] | None = None
-        self.state = _AWAITING_START
         self._status = ""
         self._code = 0
         self._app_headers: Headers = []
@@ -194,11 +305,12 @@ class _Exchange:
     def start_response(
         self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
+        phase = self.conversation.phase
         if exc_info is not None and exc_info[0] is not None:
-            if self.state is not _AWAITING_START and self.state is not _HEAD_HELD:
+            if phase is not AWAITING_START and phase is not HEAD_HELD:
                 # PEP 3333: the headers already went out; re-raise the app's error.
                 raise exc_info[1].with_traceback(exc_info[2])
-        elif self.state is not _AWAITING_START:
+        elif phase is not AWAITING_START:
             raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
         code = int(status[:3])
         converted = _to_neutral_headers(headers)
@@ -206,9 +318,8 @@ class _Exchange:
         self._code = code
         self._app_headers = headers
         self._neutral = converted
-        result = self.handler.on_response_start(code, converted)
+        result = self.conversation.start(code, converted)
         if result is None:
-            self.state = _HEAD_HELD
             self._exc_info = exc_info
         else:
             self._emit_head(result, exc_info)
@@ -221,25 +332,18 @@ class _Exchange:
         # The same list back means unchanged (a rule of _core): the app's own headers go
         # out as they were, names in the app's case, with no conversion.
         wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
-        self.state = _STREAMING
         self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
     def body(self, chunk: bytes, more: bool) -> bytes:
         """Run one chunk through the core; emit the head when the core releases it."""
-        state = self.state
-        if state is _STREAMING:
-            out = self.handler.on_body(chunk, more)
-        elif state is _HEAD_HELD:
-            out = self.handler.on_body(chunk, more)
-            head = self.handler.pending_head()
-            if head is not None:
-                exc_info, self._exc_info = self._exc_info, None
-                self._emit_head(head, exc_info)
-        else:
+        phase = self.conversation.phase
+        if phase is not STREAMING and phase is not HEAD_HELD:
             raise RuntimeError("the app sent body before calling start_response() (PEP 3333)")
-        if not more:
-            self.state = _COMPLETE
+        head, out = self.conversation.body(chunk, more)
+        if head is not None:
+            exc_info, self._exc_info = self._exc_info, None
+            self._emit_head(head, exc_info)
         return out
 
     def write(self, data: bytes) -> None:
@@ -248,18 +352,17 @@ class _Exchange:
             return
         out = self.body(data, True)
         if out:
-            assert self._outer_write is not None
-            self._outer_write(out)
+            outer_write = self._outer_write
+            if outer_write is None:  # pragma: no cover - the conversation forbids it
+                raise ProtocolError("body bytes before the head was released")
+            outer_write(out)
 
     def opaque(self) -> None:
         """The body is a file wrapper the server may ``sendfile``: release the head unchanged."""
-        head = self.handler.on_opaque_body()
-        if self.state is _HEAD_HELD:
-            if head is None:
-                raise RuntimeError("a core holding the head must return it from on_opaque_body")
+        head = self.conversation.opaque()
+        if head is not None:
             exc_info, self._exc_info = self._exc_info, None
             self._emit_head(head, exc_info)
-        self.state = _COMPLETE
 
 
 class _Body:
@@ -282,7 +385,8 @@ class _Body:
 
     def __next__(self) -> bytes:
         exchange = self._exchange
-        if exchange.state is _COMPLETE or exchange.state is _CLOSED:
+        phase = exchange.conversation.phase
+        if phase is COMPLETE or phase is FINISHED:
             raise StopIteration
         iterator = self._iterator
         if iterator is None:
@@ -299,7 +403,7 @@ class _Body:
                         self._sent += len(out)
                         return out
             else:
-                if exchange.state is _AWAITING_START:
+                if exchange.conversation.phase is AWAITING_START:
                     raise StopIteration  # no start_response: the server reports the app's bug
                 out = exchange.body(b"", False)
         except (ClientDisconnected, StopIteration):
@@ -322,20 +426,22 @@ class _Body:
         return False
 
     def close(self) -> None:
-        exchange = self._exchange
-        if exchange.state is _CLOSED:
+        conversation = self._exchange.conversation
+        if conversation.phase is FINISHED:
             return
         if self._outcome is Outcome.CLIENT_DISCONNECTED and self._sent_content_length():
             # PEP 3333 lets a server stop iterating once Content-Length bytes are out
             # (WSGIToASGI does): that response is complete, not abandoned.
             self._outcome = Outcome.COMPLETED
-        exchange.state = _CLOSED
+        # Finished before the app's close() runs (it may re-enter); the handler hears
+        # the outcome after it, so an access log's duration includes close().
+        conversation.end()
         try:
             close = getattr(self._result, "close", None)
             if close is not None:
                 close()
         finally:
-            exchange.handler.on_complete(self._outcome)
+            conversation.handler.on_complete(self._outcome)
 
 
 class _FileProxy:
@@ -363,11 +469,10 @@ class _FileProxy:
 
 def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[bytes]:
     exchange.opaque()
-    handler = exchange.handler
+    conversation = exchange.conversation
 
     def complete() -> None:
-        exchange.state = _CLOSED
-        handler.on_complete(Outcome.COMPLETED)
+        conversation.finish(Outcome.COMPLETED)
 
     wrapper: Iterable[bytes] = environ["wsgi.file_wrapper"](
         _FileProxy(result.filelike, complete), getattr(result, "blksize", 8192)
@@ -411,11 +516,11 @@ class _HeadStart:
         # The conversions of _to_neutral_headers/_to_wsgi_headers, inlined: this is the
         # whole per-request cost of a head-only middleware such as CORS.
         names_in = _NAMES_IN
-        head = self.handler.on_response_start(
+        head = head_only_start(
+            self.handler,
             code,
             [(names_in.get(n) or _name_in(n), v.encode("latin-1")) for n, v in headers],
         )
-        assert head is not None, "a head_only handler never holds the head"
         if head[0] != code:
             status = status_line(head[0])
         names_out = _NAMES_OUT
@@ -432,13 +537,35 @@ class WSGIDriver:
     _core: Core
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        handler = self._core.on_request(EnvironHead(environ))
+        head = EnvironHead(environ)
+        handler = self._core.on_request(head)
+        state = head._state
+        if state is None:
+            if handler is None:
+                result: Iterable[bytes] = self.app(environ, start_response)
+                return result  # the do-nothing path, kept shortest
+            return self._dispatch(handler, environ, start_response)
+        token = request_state.set(state)
+        try:
+            return self._dispatch(handler, environ, start_response)
+        finally:
+            request_state.reset(token)
+
+    def _dispatch(
+        self,
+        handler: Handler | Response | None,
+        environ: Environ,
+        start_response: StartResponse,
+    ) -> Iterable[bytes]:
         if handler is None:
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
         if isinstance(handler, Response):
-            start_response(status_line(handler.status), _to_wsgi_headers(handler.headers))
-            return [handler.body]
+            return _respond(environ, start_response, handler)
+        if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
+            environ["wsgi.input"] = _Input(
+                environ["wsgi.input"], handler.on_request_body, environ.get("CONTENT_LENGTH")
+            )
         if handler.head_only:
             # The body, write() and close() stay the app's own: nothing to wrap.
             head_result: Iterable[bytes] = self.app(
@@ -449,11 +576,11 @@ class WSGIDriver:
         try:
             result = self.app(environ, exchange.start_response)
         except BaseException:
-            handler.on_complete(Outcome.APP_EXCEPTION)
+            exchange.conversation.finish(Outcome.APP_EXCEPTION)
             raise
         if (
             type(result) is list
-            and exchange.state is not _AWAITING_START
+            and exchange.conversation.phase is not AWAITING_START
             and type(handler).on_complete is _DEFAULT_ON_COMPLETE
         ):
             # The whole body is already in memory and nobody waits for the end of the
@@ -465,7 +592,14 @@ class WSGIDriver:
             isinstance(file_wrapper, type)
             and isinstance(result, file_wrapper)
             and hasattr(result, "filelike")
-            and exchange.state is not _AWAITING_START
+            and exchange.conversation.phase is not AWAITING_START
         ):
-            return _wrap_file(environ, exchange, result)
+            try:
+                return _wrap_file(environ, exchange, result)
+            except BaseException:
+                # A handler broke the conversation: the app's file must still close.
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                raise
         return _Body(exchange, result)

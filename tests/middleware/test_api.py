@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import inspect
+import types
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 import middleware
+import middleware.api
+import middleware.testing
 from middleware import CORS, AccessLog, Compress, GZip, Middleware, Stack
 from tests.middleware.harness import Reply, Request, asgi_app, call_asgi, call_wsgi, wsgi_app
 
 
-def test_all_lists_exactly_the_public_names() -> None:
-    assert sorted(middleware.__all__) == sorted(
-        name for name in vars(middleware) if not name.startswith("_") and name != "annotations"
+@pytest.mark.parametrize("module", [middleware, middleware.api])
+def test_all_lists_exactly_the_public_names(module: types.ModuleType) -> None:
+    assert sorted(module.__all__) == sorted(
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and name != "annotations"
+        and not isinstance(value, types.ModuleType)  # submodules: middleware.api
     )
-    for name in middleware.__all__:
-        assert getattr(middleware, name) is not None
+    for name in module.__all__:
+        assert getattr(module, name) is not None
+
+
+def test_the_test_kit_exports_only_its_own_names() -> None:
+    for name in middleware.testing.__all__:
+        value = getattr(middleware.testing, name)
+        assert getattr(value, "__module__", "middleware").startswith("middleware"), name
 
 
 def plain_wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:

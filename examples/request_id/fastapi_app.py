@@ -1,0 +1,28 @@
+"""The same middleware on FastAPI: ``uvicorn examples.request_id.fastapi_app:app``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+
+from examples.request_id import _logging
+from examples.request_id.proxy_headers import ProxyHeaders
+from examples.request_id.request_id import RequestID
+from middleware import AccessLog
+
+_logging.configure()
+app = FastAPI()
+
+
+@app.get("/")
+def index(request: Request) -> dict[str, object]:
+    return {
+        "request_id": request.state.request_id,
+        "client": request.client.host if request.client else None,
+        "url": str(request.url_for("index")),
+    }
+
+
+# add_middleware: the last added is outermost.
+app.add_middleware(RequestID)
+app.add_middleware(ProxyHeaders)
+app.add_middleware(AccessLog)
