@@ -150,6 +150,7 @@ class Server:
             # Apache's workers may run as another user (see mod_wsgi_env): they serve a
             # copy of the code that user can read, from a virtualenv it can read.
             user = apache_user()
+            source = serve_copy(ROOT, workdir)
             argv = [
                 str(mod_wsgi_express()),
                 "start-server",
@@ -165,7 +166,11 @@ class Server:
                 "--threads",
                 "4",
                 "--python-path",
-                str(serve_copy(ROOT, workdir)),
+                str(source),
+                # The daemon starts in this directory (by default the current one, the
+                # checkout, which Apache's worker user may not be allowed to enter).
+                "--working-directory",
+                str(source),
                 "--server-root",
                 str(workdir / "mod_wsgi"),
                 "--locale",
