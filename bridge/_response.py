@@ -189,3 +189,19 @@ class FileWrapper:
         if content_length is not None and content_length != opened.st_size:
             return None
         return name
+
+
+def close_app_iterable(iterable: object, environ: dict[str, Any]) -> None:
+    """End a WSGI call (PEP 3333): the iterable's ``close()`` once, and ``wsgi.errors`` flushed.
+
+    A ``close()`` that raises is logged, not raised: the response is already settled.
+    """
+    close = getattr(iterable, "close", None)
+    if close is not None:
+        try:
+            close()
+        except BaseException:
+            logger.exception("close() of the WSGI app's iterable raised")
+    errors = environ.get("wsgi.errors")
+    if errors is not None:
+        errors.flush()

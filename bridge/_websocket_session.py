@@ -31,7 +31,7 @@ from bridge._environ import RequestRejected, build_environ
 from bridge._http import reason_phrase
 from bridge._input import BodyStream
 from bridge._pool import ThreadPool
-from bridge._response import Phase, ResponseHead
+from bridge._response import Phase, ResponseHead, close_app_iterable
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 from bridge._websocket import END, INTERNAL_ERROR, End, WebSocket, WebSocketClosed, WebSocketState
 
@@ -122,16 +122,8 @@ class _Worker:
         except BaseException as exc:
             error = exc
         finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException:
-                    logger.exception("close() of the WSGI app's iterable raised")
-            del iterable, close
-            errors = environ.get("wsgi.errors")
-            if errors is not None:
-                errors.flush()
+            close_app_iterable(iterable, environ)
+            del iterable
             self._finish(error)
 
     def _finish(self, error: BaseException | None) -> None:

@@ -33,7 +33,7 @@ from bridge._http import ClientDisconnected, reason_phrase
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
-from bridge._response import FileWrapper, Phase, ResponseHead
+from bridge._response import FileWrapper, Phase, ResponseHead, close_app_iterable
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 from bridge._websocket_session import WebSocketServer
 
@@ -299,16 +299,8 @@ class _Exchange:
         except BaseException as exc:
             error = self._fail(exc)
         finally:
-            close = getattr(iterable, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except BaseException:
-                    logger.exception("close() of the WSGI app's iterable raised")
-            del iterable, close
-            errors = environ.get("wsgi.errors")
-            if errors is not None:
-                errors.flush()
+            close_app_iterable(iterable, environ)
+            del iterable
             self._post_end(error)
 
     def pull(self) -> tuple[bytes, bool]:

