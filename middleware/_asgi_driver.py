@@ -173,13 +173,23 @@ async def _send_response(scope: Scope, send: Send, response: Response) -> None:
     body = response.body
     if response.path is not None:
         await send(start)
-        if "http.response.pathsend" in (scope.get("extensions") or {}):
+        whole = response.offset == 0 and response.length is None
+        if whole and "http.response.pathsend" in (scope.get("extensions") or {}):
             await send({"type": "http.response.pathsend", "path": response.path})
             return
-        # No pathsend: read it here. Local file reads are what Starlette's FileResponse
-        # does without a thread for small chunks; the chunk size bounds each stall.
+        # No pathsend (or only part of the file, which pathsend cannot say): read it
+        # here. Local file reads are what Starlette's FileResponse does without a
+        # thread for small chunks; the chunk size bounds each stall.
+        left = response.length
         with open(response.path, "rb") as file:
-            while chunk := file.read(_FILE_CHUNK):
+            if response.offset:
+                file.seek(response.offset)
+            while left is None or left > 0:
+                chunk = file.read(_FILE_CHUNK if left is None else min(left, _FILE_CHUNK))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         return

@@ -87,12 +87,19 @@ class Response(NamedTuple):
     ``close()`` is called at the end, as PEP 3333 asks). ``path`` sends a file instead:
     by ``http.response.pathsend`` when the ASGI server offers it, by
     ``wsgi.file_wrapper`` (``sendfile``) on WSGI, else read in 64 KiB chunks.
+    ``offset`` and ``length`` send only part of that file (a 206 for a Range request):
+    ``length`` bytes from ``offset`` (``None``: to the end). Neither pathsend nor every
+    server's ``sendfile`` can send part of a file, so a part is read in 64 KiB chunks
+    (on WSGI through ``wsgi.file_wrapper`` without a ``fileno``) and never more than
+    ``length`` bytes go out.
     """
 
     status: int
     headers: HeaderList
     body: bytes | Iterable[bytes] = b""
     path: str | None = None
+    offset: int = 0
+    length: int | None = None
 
 
 class ProtocolError(RuntimeError):

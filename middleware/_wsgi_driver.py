@@ -216,23 +216,55 @@ class _Input:
         return iter(self.readline, b"")
 
 
-def _file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as file:
-        while chunk := file.read(_FILE_CHUNK):
-            yield chunk
+class _FilePart:
+    """At most ``length`` bytes of ``file`` from where it stands, for a file wrapper.
+
+    It has no ``fileno()`` on purpose: a server's ``sendfile`` may start at offset 0 or
+    ignore Content-Length, so a part is read through ``read()`` on every server.
+    """
+
+    __slots__ = ("_file", "_left")
+
+    def __init__(self, file: Any, length: int | None) -> None:
+        self._file = file
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._left
+        if left is None:
+            data: bytes = self._file.read(size)
+            return data
+        if size < 0 or size > left:
+            size = left
+        data = self._file.read(size) if size else b""
+        self._left = left - len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Without wsgi.file_wrapper the server iterates the part and closes it.
+        return iter(lambda: self.read(_FILE_CHUNK), b"")
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _respond(
     environ: Environ, start_response: StartResponse, response: Response
 ) -> Iterable[bytes]:
-    """A core's own response: bytes, the core's iterable, or a file by path."""
+    """A core's own response: bytes, the core's iterable, or a file (or part of one) by path."""
     start_response(status_line(response.status), _to_wsgi_headers(response.headers))
     if response.path is not None:
+        file = open(response.path, "rb")  # noqa: SIM115 - closed by the server via close()
+        whole = response.offset == 0 and response.length is None
+        if not whole:
+            file.seek(response.offset)
         file_wrapper = environ.get("wsgi.file_wrapper")
         if file_wrapper is not None:
-            wrapped: Iterable[bytes] = file_wrapper(open(response.path, "rb"), _FILE_CHUNK)  # noqa: SIM115
+            wrapped: Iterable[bytes] = file_wrapper(
+                file if whole else _FilePart(file, response.length), _FILE_CHUNK
+            )
             return wrapped
-        return _file_chunks(response.path)
+        return _FilePart(file, response.length)
     if isinstance(response.body, bytes):
         return [response.body]
     return response.body  # the server iterates it and calls its close()
