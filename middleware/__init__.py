@@ -12,6 +12,8 @@ between the interfaces: the ASGI driver starts no threads, the WSGI driver no lo
   optional ``brotli`` / ``zstandard`` packages are installed: :data:`AVAILABLE_ENCODINGS`).
 * :class:`AccessLog` - one ``logging`` record per request, gunicorn's format atoms.
 * :class:`Stack` of :class:`Middleware` entries - composition, first = outermost.
+* :class:`BodyLimit` - 413 before the app reads more request body than allowed
+  (:class:`RequestBodyTooLarge` is what the app's read raises when it would).
 
 Write your own the same way with :mod:`middleware.api` (see
 ``docs/writing-middleware.md``) and test it with :mod:`middleware.testing`.
@@ -20,6 +22,7 @@ Write your own the same way with :mod:`middleware.api` (see
 from __future__ import annotations
 
 from middleware._access_log import AccessLog
+from middleware._body_limit import BodyLimit, RequestBodyTooLarge
 from middleware._compress import Compress
 from middleware._compression import DEFAULT_EXCLUDED_CONTENT_TYPES
 from middleware._cors import CORS
@@ -32,8 +35,10 @@ __all__ = [
     "CORS",
     "DEFAULT_EXCLUDED_CONTENT_TYPES",
     "AccessLog",
+    "BodyLimit",
     "Compress",
     "GZip",
     "Middleware",
+    "RequestBodyTooLarge",
     "Stack",
 ]
