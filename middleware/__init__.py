@@ -13,7 +13,8 @@ between the interfaces: the ASGI driver starts no threads, the WSGI driver no lo
 * :class:`AccessLog` - one ``logging`` record per request, gunicorn's format atoms.
 * :class:`Stack` of :class:`Middleware` entries - composition, first = outermost.
 * :class:`BodyLimit` - 413 before the app reads more request body than allowed
-  (:class:`RequestBodyTooLarge` is what the app's read raises when it would).
+  (:class:`RequestBodyTooLarge` is what the app's read raises when it would);
+  :class:`StaticFiles` - a directory served next to the app (ETag, Range, precompressed).
 
 Write your own the same way with :mod:`middleware.api` (see
 ``docs/writing-middleware.md``) and test it with :mod:`middleware.testing`.
@@ -29,6 +30,7 @@ from middleware._cors import CORS
 from middleware._encodings import AVAILABLE as AVAILABLE_ENCODINGS
 from middleware._gzip import GZip
 from middleware._stack import Middleware, Stack
+from middleware._static_files import StaticFiles
 
 __all__ = [
     "AVAILABLE_ENCODINGS",
@@ -41,4 +43,5 @@ __all__ = [
     "Middleware",
     "RequestBodyTooLarge",
     "Stack",
+    "StaticFiles",
 ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from middleware import StaticFiles
 from middleware.api import Core, CoreMiddleware, RequestHead, Response
 from middleware.testing import WAYS, PlainRequest, run
 
@@ -101,3 +104,299 @@ def test_a_part_goes_through_the_file_wrapper_without_a_fileno(data_file: Path) 
         body = b"".join(result)
         result.close()
         assert body == (DATA if length is None else DATA[offset : offset + length])
+
+
+# --- StaticFiles: one behaviour table, every way --------------------------------------
+
+HELLO = b"hello world\n"
+JS = b"console.log('a very long line of javascript');\n" * 20
+JS_BR = b"pretend-brotli"
+JS_GZ = b"pretend-gzip"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("site")
+    (base / "secret.txt").write_bytes(b"top secret")
+    (base / "outside").mkdir()
+    (base / "outside" / "x.txt").write_bytes(b"outside")
+    root = base / "public"
+    (root / "sub" / "dir").mkdir(parents=True)
+    (root / "hello.txt").write_bytes(HELLO)
+    (root / "empty.txt").write_bytes(b"")
+    (root / "app.3f2a9c1b.js").write_bytes(JS)
+    (root / "app.3f2a9c1b.js.br").write_bytes(JS_BR)
+    (root / "app.3f2a9c1b.js.gz").write_bytes(JS_GZ)
+    (root / "sub" / "dir" / "deep.txt").write_bytes(b"deep")
+    (root / "inside-link.txt").symlink_to(root / "hello.txt")
+    (root / "escape.txt").symlink_to(base / "secret.txt")
+    (root / "escape-dir").symlink_to(base / "outside")
+    os.utime(root / "hello.txt", (1_700_000_000, 1_700_000_000))
+    return root
+
+
+LAST_MODIFIED = b"Tue, 14 Nov 2023 22:13:20 GMT"
+
+
+def static(site: Path, **options: Any) -> Callable[[Any], Any]:
+    return lambda app: StaticFiles(app, directory=site, **options)
+
+
+def _etag(path: Path, suffix: bytes = b"") -> bytes:
+    info = path.stat()
+    return b'"%x-%x%s"' % (info.st_mtime_ns, info.st_size, suffix)
+
+
+def fetch(
+    site: Path, path: str, *headers: tuple[bytes, bytes], method: str = "GET", **options: Any
+) -> dict[str, Any]:
+    """The same request every way; every way must answer alike. Returns one result."""
+    request = PlainRequest(method, path, headers=headers)
+    results = run(static(site, **options), request)
+    first = results["wsgi"]
+    for way, result in results.items():
+        assert result.status == first.status, way
+        assert result.body == first.body, way
+        for name in (b"content-type", b"content-length", b"etag", b"content-range", b"vary"):
+            assert result.header(name) == first.header(name), (way, name)
+        assert (result.seen is None) == (first.seen is None), way
+    return {"status": first.status, "body": first.body, "result": first}
+
+
+def test_a_file_is_served_with_validators_and_cache_headers(site: Path) -> None:
+    got = fetch(site, "/static/hello.txt")
+    result = got["result"]
+    assert (got["status"], got["body"]) == (200, HELLO)
+    assert result.seen is None  # the app never saw it
+    assert result.header(b"content-type") == b"text/plain; charset=utf-8"
+    assert result.header(b"content-length") == b"12"
+    assert result.header(b"etag") == _etag(site / "hello.txt")
+    assert result.header(b"last-modified") == LAST_MODIFIED
+    assert result.header(b"accept-ranges") == b"bytes"
+    assert result.header(b"cache-control") == b"public, max-age=60"
+    assert result.header(b"vary") is None
+
+
+def test_head_has_the_headers_and_no_body(site: Path) -> None:
+    got = fetch(site, "/static/hello.txt", method="HEAD")
+    assert (got["status"], got["body"]) == (200, b"")
+    assert got["result"].header(b"content-length") == b"12"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (((b"if-none-match", b"ETAG"),), 304),
+        (((b"if-none-match", b"W/ETAG"),), 304),
+        (((b"if-none-match", b'"other", ETAG'),), 304),
+        (((b"if-none-match", b"*"),), 304),
+        (((b"if-none-match", b'"other"'),), 200),
+        (((b"if-modified-since", LAST_MODIFIED),), 304),
+        (((b"if-modified-since", b"Wed, 15 Nov 2023 00:00:00 GMT"),), 304),
+        (((b"if-modified-since", b"Mon, 13 Nov 2023 00:00:00 GMT"),), 200),
+        (((b"if-modified-since", b"yesterday"),), 200),
+        # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+        (((b"if-none-match", b'"other"'), (b"if-modified-since", LAST_MODIFIED)), 200),
+    ],
+)
+def test_conditional_requests(site: Path, headers: Any, status: int) -> None:
+    etag = _etag(site / "hello.txt")
+    headers = tuple((name, value.replace(b"ETAG", etag)) for name, value in headers)
+    got = fetch(site, "/static/hello.txt", *headers)
+    assert got["status"] == status
+    if status == 304:
+        assert got["body"] == b""
+        assert got["result"].header(b"etag") == etag
+        assert got["result"].header(b"last-modified") == LAST_MODIFIED
+        assert got["result"].header(b"cache-control") == b"public, max-age=60"
+    else:
+        assert got["body"] == HELLO
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "body", "content_range"),
+    [
+        (b"bytes=0-4", 206, HELLO[0:5], b"bytes 0-4/12"),
+        (b"bytes=6-", 206, HELLO[6:], b"bytes 6-11/12"),
+        (b"bytes=-3", 206, HELLO[-3:], b"bytes 9-11/12"),
+        (b"bytes=-100", 206, HELLO, b"bytes 0-11/12"),
+        (b"bytes=11-500", 206, HELLO[11:], b"bytes 11-11/12"),
+        (b"BYTES = 1-1", 206, HELLO[1:2], b"bytes 1-1/12"),
+        (b"bytes=12-", 416, b"", b"bytes */12"),
+        (b"bytes=-0", 416, b"", b"bytes */12"),
+        (b"bytes=0-1,3-4", 200, HELLO, None),  # several ranges: the whole file
+        (b"bytes=5-2", 200, HELLO, None),  # invalid: ignored
+        (b"bytes=x-2", 200, HELLO, None),
+        (b"items=0-1", 200, HELLO, None),
+    ],
+)
+def test_ranges(
+    site: Path, value: bytes, status: int, body: bytes, content_range: bytes | None
+) -> None:
+    got = fetch(site, "/static/hello.txt", (b"range", value))
+    assert (got["status"], got["body"]) == (status, body)
+    assert got["result"].header(b"content-range") == content_range
+    expected_length = str(len(body)).encode()
+    assert got["result"].header(b"content-length") == expected_length
+
+
+def test_if_range_decides_whether_the_range_applies(site: Path) -> None:
+    etag = _etag(site / "hello.txt")
+    for if_range, status in [
+        (etag, 206),
+        (b'"stale"', 200),
+        (b"W/" + etag, 200),  # weak tags never match If-Range
+        (LAST_MODIFIED, 206),
+        (b"Mon, 13 Nov 2023 00:00:00 GMT", 200),
+    ]:
+        got = fetch(site, "/static/hello.txt", (b"range", b"bytes=0-4"), (b"if-range", if_range))
+        assert got["status"] == status, if_range
+
+
+def test_head_ignores_range_and_an_empty_file_has_no_satisfiable_range(site: Path) -> None:
+    got = fetch(site, "/static/hello.txt", (b"range", b"bytes=0-4"), method="HEAD")
+    assert (got["status"], got["result"].header(b"content-length")) == (200, b"12")
+    got = fetch(site, "/static/empty.txt", (b"range", b"bytes=0-"))
+    assert (got["status"], got["result"].header(b"content-range")) == (416, b"bytes */0")
+
+
+@pytest.mark.parametrize(
+    ("accept", "body", "coding"),
+    [
+        (b"gzip, deflate, br", JS_BR, b"br"),
+        (b"gzip", JS_GZ, b"gzip"),
+        (b"br;q=0.5, gzip", JS_GZ, b"gzip"),
+        (b"br;q=0, gzip;q=0", JS, None),
+        (b"*", JS_BR, b"br"),
+        (b"*;q=0.1, gzip;q=0.5", JS_GZ, b"gzip"),
+        (b"identity", JS, None),
+        (b"", JS, None),
+    ],
+)
+def test_precompressed_siblings_follow_accept_encoding(
+    site: Path, accept: bytes, body: bytes, coding: bytes | None
+) -> None:
+    got = fetch(site, "/static/app.3f2a9c1b.js", (b"accept-encoding", accept))
+    result = got["result"]
+    assert (got["status"], got["body"]) == (200, body)
+    assert result.header(b"content-encoding") == coding
+    assert result.header(b"content-length") == str(len(body)).encode()
+    assert result.header(b"vary") == b"Accept-Encoding"
+    assert result.header(b"content-type") == b"text/javascript; charset=utf-8"
+    sibling = {None: "", b"br": ".br", b"gzip": ".gz"}[coding]
+    suffix = b"" if coding is None else b"-" + coding
+    assert result.header(b"etag") == _etag(site / f"app.3f2a9c1b.js{sibling}", suffix)
+
+
+def test_a_range_gets_the_plain_file_even_when_compressed_is_accepted(site: Path) -> None:
+    got = fetch(
+        site, "/static/app.3f2a9c1b.js", (b"accept-encoding", b"br"), (b"range", b"bytes=0-6")
+    )
+    assert (got["status"], got["body"]) == (206, JS[:7])
+    assert got["result"].header(b"content-encoding") is None
+    assert got["result"].header(b"vary") == b"Accept-Encoding"
+
+
+def test_hashed_names_are_cached_for_a_year(site: Path) -> None:
+    got = fetch(site, "/static/app.3f2a9c1b.js")
+    assert got["result"].header(b"cache-control") == b"public, max-age=31536000, immutable"
+    got = fetch(site, "/static/hello.txt", max_age=None, immutable=None)
+    assert got["result"].header(b"cache-control") is None
+    got = fetch(site, "/static/app.3f2a9c1b.js", immutable=None, max_age=5)
+    assert got["result"].header(b"cache-control") == b"public, max-age=5"
+
+
+def test_a_requested_compressed_file_is_not_labelled_as_its_content(site: Path) -> None:
+    got = fetch(site, "/static/app.3f2a9c1b.js.gz")
+    assert (got["status"], got["body"]) == (200, JS_GZ)
+    assert got["result"].header(b"content-type") == b"application/octet-stream"
+    assert got["result"].header(b"content-encoding") is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../secret.txt",
+        "/static/sub/../../secret.txt",
+        "/static/sub/../hello.txt",  # inside, but never normalised
+        "/static/./hello.txt",
+        "/static//hello.txt",
+        "/static/..\\secret.txt",
+        "/static/sub\\..\\..\\secret.txt",
+        "/static/hello.txt\x00.png",
+        "/static/escape.txt",  # a symlink to a file outside
+        "/static/escape-dir/x.txt",  # through a symlinked directory outside
+        "/static/sub",  # a directory
+        "/static/",
+        "/static",
+        "/static/missing.txt",
+    ],
+)
+def test_nothing_outside_the_directory_and_nothing_but_files(site: Path, path: str) -> None:
+    got = fetch(site, path)
+    assert (got["status"], got["body"]) == (404, b"Not Found")
+    assert got["result"].seen is None
+
+
+def test_a_symlink_inside_the_directory_is_served(site: Path) -> None:
+    assert fetch(site, "/static/inside-link.txt")["body"] == HELLO
+    assert fetch(site, "/static/sub/dir/deep.txt")["body"] == b"deep"
+
+
+def test_only_get_and_head_under_the_prefix(site: Path) -> None:
+    for path in ("/static/hello.txt", "/static/missing.txt"):
+        got = fetch(site, path, method="POST")
+        assert (got["status"], got["body"]) == (405, b"Method Not Allowed")
+        assert got["result"].header(b"allow") == b"GET, HEAD"
+
+
+def test_fallthrough_hands_missing_files_to_the_app(site: Path) -> None:
+    got = fetch(site, "/static/missing.txt", fallthrough=True)
+    assert (got["status"], got["body"]) == (200, b"hello")
+    assert got["result"].seen is not None
+    assert fetch(site, "/static/hello.txt", method="PUT", fallthrough=True)["status"] == 405
+    assert fetch(site, "/static/../secret.txt", fallthrough=True)["result"].seen is not None
+
+
+@pytest.mark.parametrize("path", ["/", "/other", "/staticfoo", "/STATIC/hello.txt"])
+def test_other_paths_go_to_the_app(site: Path, path: str) -> None:
+    got = fetch(site, path, method="POST")
+    assert (got["status"], got["body"]) == (200, b"hello")
+    assert got["result"].seen is not None
+
+
+def test_prefixes_and_mounts(site: Path) -> None:
+    assert fetch(site, "/assets/hello.txt", prefix="/assets/")["body"] == HELLO
+    assert fetch(site, "/hello.txt", prefix="")["body"] == HELLO
+    request = PlainRequest(path="/static/hello.txt", root_path="/mounted")
+    for way, result in run(static(site), request).items():
+        assert (result.status, result.body) == (200, HELLO), way
+
+
+def test_a_changed_file_gets_a_new_etag_and_its_new_content(tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_bytes(b"one")
+    middleware = static(tmp_path)
+    first = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
+    (tmp_path / "f.txt").write_bytes(b"second")
+    os.utime(tmp_path / "f.txt", ns=(1, 10**18))
+    second = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
+    assert (first.body, second.body) == (b"one", b"second")
+    assert first.header(b"etag") != second.header(b"etag")
+    (tmp_path / "f.txt").unlink()
+    third = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
+    assert third.status == 404
+
+
+def test_options_are_checked(tmp_path: Path) -> None:
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        return []
+
+    with pytest.raises(ValueError, match="directory"):
+        StaticFiles(app, directory=tmp_path / "missing")
+    with pytest.raises(ValueError, match="prefix"):
+        StaticFiles(app, directory=tmp_path, prefix="static")
+    with pytest.raises(ValueError, match="max_age"):
+        StaticFiles(app, directory=tmp_path, max_age=-1)
+    files = StaticFiles(app, directory=tmp_path, prefix="/s/")
+    assert isinstance(files, StaticFiles)
+    assert (files.interface, files.prefix, files.directory) == ("wsgi", "/s", str(tmp_path))
