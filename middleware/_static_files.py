@@ -71,6 +71,7 @@ class _Variant(NamedTuple):
     size: int
     etag: bytes
     headers: HeaderList  # of a 200, Content-Length included
+    key: tuple[int, int]  # size and mtime of the sibling, checked when it is sent
 
 
 class _Entry(NamedTuple):
@@ -100,6 +101,14 @@ def _safe(relative: str) -> bool:
     if "\\" in relative or "\x00" in relative:
         return False
     return all(part not in ("", ".", "..") for part in relative.split("/"))
+
+
+def _unchanged(variant: _Variant) -> bool:
+    try:
+        info = os.stat(variant.path)
+    except OSError:
+        return False
+    return (info.st_size, info.st_mtime_ns) == variant.key
 
 
 def _etag_matches(header: bytes, etag: bytes) -> bool:
@@ -267,7 +276,7 @@ class _StaticCore(Core):
             ]
             if coding is not None:
                 headers.append((b"content-encoding", coding))
-            return _Variant(file, facts.st_size, etag, headers)
+            return _Variant(file, facts.st_size, etag, headers, (facts.st_size, facts.st_mtime_ns))
 
         return _Entry(
             key,
@@ -322,6 +331,13 @@ class _StaticCore(Core):
             return self._not_allowed
         range_header = head.header(b"range") if method == "GET" else None
         chosen = entry.plain if range_header or not entry.encoded else self._negotiate(entry, head)
+        if chosen is not entry.plain and not _unchanged(chosen):
+            # A sibling rewritten (or removed) after its file: learn the file again.
+            self._cache.pop(relative, None)
+            entry = self._entry(relative)
+            if entry is None:
+                return self._not_found
+            chosen = self._negotiate(entry, head)
         none_match = head.header(b"if-none-match")
         if none_match is not None:
             if _etag_matches(none_match, chosen.etag):

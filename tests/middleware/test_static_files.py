@@ -12,7 +12,15 @@ import pytest
 
 from middleware import StaticFiles
 from middleware.api import Core, CoreMiddleware, RequestHead, Response
-from middleware.testing import WAYS, PlainRequest, run
+from middleware.testing import (
+    WAYS,
+    PlainRequest,
+    asgi_echo_app,
+    call_asgi,
+    call_wsgi,
+    run,
+    wsgi_echo_app,
+)
 
 DATA = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB chunks
 
@@ -375,15 +383,17 @@ def test_prefixes_and_mounts(site: Path) -> None:
 
 def test_a_changed_file_gets_a_new_etag_and_its_new_content(tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_bytes(b"one")
-    middleware = static(tmp_path)
-    first = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
+    middleware = StaticFiles(asgi_echo_app([]), directory=tmp_path)  # one cache throughout
+    request = PlainRequest(path="/static/f.txt")
+    first = call_asgi(middleware, request)
     (tmp_path / "f.txt").write_bytes(b"second")
     os.utime(tmp_path / "f.txt", ns=(1, 10**18))
-    second = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
-    assert (first.body, second.body) == (b"one", b"second")
-    assert first.header(b"etag") != second.header(b"etag")
+    second = call_asgi(middleware, request)
     (tmp_path / "f.txt").unlink()
-    third = run(middleware, PlainRequest(path="/static/f.txt"), ways=["asgi"])["asgi"]
+    third = call_asgi(middleware, request)
+    assert (first.body, second.body) == (b"one", b"second")
+    assert second.header(b"content-length") == b"6"
+    assert first.header(b"etag") != second.header(b"etag")
     assert third.status == 404
 
 
@@ -400,3 +410,19 @@ def test_options_are_checked(tmp_path: Path) -> None:
     files = StaticFiles(app, directory=tmp_path, prefix="/s/")
     assert isinstance(files, StaticFiles)
     assert (files.interface, files.prefix, files.directory) == ("wsgi", "/s", str(tmp_path))
+
+
+def test_a_sibling_rewritten_or_removed_after_its_file_is_noticed(tmp_path: Path) -> None:
+    (tmp_path / "a.css").write_bytes(b"a { }" * 100)
+    (tmp_path / "a.css.gz").write_bytes(b"old")
+    middleware = StaticFiles(wsgi_echo_app([]), directory=tmp_path)  # one cache throughout
+    request = PlainRequest(path="/static/a.css", headers=[(b"accept-encoding", b"gzip")])
+    first = call_wsgi(middleware, request)
+    (tmp_path / "a.css.gz").write_bytes(b"newer")
+    os.utime(tmp_path / "a.css.gz", ns=(1, 10**18))
+    second = call_wsgi(middleware, request)
+    (tmp_path / "a.css.gz").unlink()
+    third = call_wsgi(middleware, request)
+    assert (first.body, first.header(b"content-length")) == (b"old", b"3")
+    assert (second.body, second.header(b"content-length")) == (b"newer", b"5")
+    assert (third.body, third.header(b"content-encoding")) == (b"a { }" * 100, None)
