@@ -48,7 +48,9 @@ IMMUTABLE_PATTERN = r"[.-][0-9a-fA-F]{8,}\.[^/]+$"
 """The default ``immutable`` pattern: a name with a hex content hash of 8+ digits."""
 
 _YEAR = b"public, max-age=31536000, immutable"
-_CACHE_LIMIT = 4096  # files remembered; bounded whatever paths clients ask for
+_CACHE_LIMIT = 4096  # files remembered (only files that exist are)
+_MEMO_KEY_LIMIT = 128  # bytes of Accept-Encoding worth memoising
+_MEMO_ENTRIES = 256
 _ENCODINGS = ((b"br", ".br"), (b"gzip", ".gz"))  # the order breaks q ties
 _TEXT_TYPES = ("text/", "application/javascript")
 _NOT_FOUND = b"Not Found"
@@ -295,9 +297,12 @@ class _StaticCore(Core):
         accepted = self._accept_cache.get(header)
         if accepted is None:
             accepted = _accepted(header)
-            if len(self._accept_cache) >= 256:
-                self._accept_cache.clear()
-            self._accept_cache[header] = accepted
+            # Memoised only when short (as every memo keyed by request bytes here), so
+            # unique huge values cannot pin memory.
+            if len(header) <= _MEMO_KEY_LIMIT:
+                if len(self._accept_cache) >= _MEMO_ENTRIES:
+                    self._accept_cache.clear()
+                self._accept_cache[header] = accepted
         best, best_q = entry.plain, 0.0
         for coding, variant in entry.encoded:
             q = accepted.get(coding, accepted.get(b"*", 0.0))

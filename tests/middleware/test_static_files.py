@@ -426,3 +426,15 @@ def test_a_sibling_rewritten_or_removed_after_its_file_is_noticed(tmp_path: Path
     assert (first.body, first.header(b"content-length")) == (b"old", b"3")
     assert (second.body, second.header(b"content-length")) == (b"newer", b"5")
     assert (third.body, third.header(b"content-encoding")) == (b"a { }" * 100, None)
+
+
+def test_memos_keep_only_short_keys_and_existing_files(site: Path) -> None:
+    middleware = StaticFiles(wsgi_echo_app([]), directory=site)
+    for index in range(300):
+        call_wsgi(middleware, PlainRequest(path=f"/static/missing-{index}.txt"))
+        huge = b"br;q=0.5, x%d" % index + b"x" * 5000 + b", gzip"  # unique each time
+        request = PlainRequest(path="/static/app.3f2a9c1b.js", headers=[(b"accept-encoding", huge)])
+        assert call_wsgi(middleware, request).body == JS_GZ
+    core: Any = middleware._core
+    assert core._accept_cache == {}
+    assert list(core._cache) == ["app.3f2a9c1b.js"]
