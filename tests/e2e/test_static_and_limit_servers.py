@@ -180,3 +180,27 @@ def test_a_declared_body_within_the_limit_reaches_the_app(server: tuple[str, int
     url, _, _ = server
     response = httpx.post(url + "/upload", content=b"y" * LIMIT)
     assert (response.status_code, response.text) == (200, str(LIMIT))
+
+
+@pytest.fixture(scope="module")
+def granian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    require_module("granian")
+    root = tmp_path_factory.mktemp("static-granian")
+    (root / "hello.txt").write_bytes(HELLO)
+    port = free_port()
+    argv = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-ws"]
+    argv.append("tests.apps.static_limit_apps:fastapi_app")
+    with serve(argv, port, env={"STATIC_ROOT": str(root)}) as url:
+        yield url
+
+
+def test_a_server_with_pathsend_gets_whole_files_by_path_and_parts_as_bytes(granian: str) -> None:
+    with httpx.Client(base_url=granian) as client:
+        whole = client.get("/static/hello.txt")
+        assert (whole.status_code, whole.content) == (200, HELLO)
+        assert whole.headers["content-length"] == str(len(HELLO))
+        part = client.get("/static/hello.txt", headers={"Range": "bytes=-20"})
+        assert (part.status_code, part.content) == (206, HELLO[-20:])
+        head = client.head("/static/hello.txt")
+        assert (head.status_code, head.content) == (200, b"")
