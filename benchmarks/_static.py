@@ -241,6 +241,50 @@ def _sampler(call: Callable[[], None]) -> Callable[[int], float]:
     return sample
 
 
+class _FileWrapper:
+    """A server's ``wsgi.file_wrapper`` that sends nothing: only the app's work is timed."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+
+    def close(self) -> None:
+        self.filelike.close()
+
+
+def _wsgi_rows(cfg: Config, table: Table, section: Section) -> None:
+    """µs per request of each WSGI contender's own work: headers, open(), file wrapper."""
+    from whitenoise import WhiteNoise
+
+    from middleware import StaticFiles
+
+    with _site() as folder:
+        environ = bench_middleware.environ_for([(b"accept-encoding", b"gzip, deflate, br")])
+        environ["PATH_INFO"] = URL_PATH
+        environ["wsgi.file_wrapper"] = _FileWrapper
+        apps = {
+            "WhiteNoise": WhiteNoise(_wsgi_hello, root=folder, prefix="static/"),
+            "StaticFiles": StaticFiles(_wsgi_hello, directory=folder),
+        }
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+            return None
+
+        def caller(app: Any) -> Callable[[], None]:
+            def call() -> None:
+                app(dict(environ), start_response).close()
+
+            return call
+
+        samples = interleave(
+            {name: _sampler(caller(app)) for name, app in apps.items()},
+            cfg.rounds * 2 + 1,
+            cfg.inprocess_target,
+        )
+    for name, values in samples.items():
+        table.rows.append([f"GET {URL_PATH} (WSGI, body not sent)", name, fmt(median(values)), ""])
+    section.data["WSGI µs per file request"] = {name: median(v) for name, v in samples.items()}
+
+
 def _limit_rows(cfg: Config, table: Table, section: Section) -> None:
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -299,7 +343,9 @@ def run(cfg: Config) -> Section:
         "around the same app. Rounds of R O R O ... R; a ratio is the median of our req/s "
         "over the mean of the reference points just before and after it. Below: the µs "
         "`BodyLimit` adds to an ASGI request next to uvicorn's `ProxyHeadersMiddleware` "
-        "(trusted 127.0.0.1, X-Forwarded-For and -Proto present), driven without a loop.",
+        "(trusted 127.0.0.1, X-Forwarded-For and -Proto present), driven without a loop; "
+        "and the µs of Python work each WSGI contender does per file request (everything "
+        "but sending the bytes, which gunicorn does with sendfile for both).",
         [files, limit],
         notes=[
             f"Load: `{cfg.loadgen}` on core 1, {fmt(cfg.duration)} s per point, "
@@ -311,6 +357,7 @@ def run(cfg: Config) -> Section:
     )
     _http_rows(cfg, files, section)
     _limit_rows(cfg, limit, section)
+    _wsgi_rows(cfg, limit, section)
     labels = [key for key in section.data if " vs " in key]
     section.plots.append(
         bar_plot(

@@ -100,9 +100,12 @@ def _content_type(name: str) -> bytes:
 
 
 def _safe(relative: str) -> bool:
-    if "\\" in relative or "\x00" in relative:
-        return False
-    return all(part not in ("", ".", "..") for part in relative.split("/"))
+    """No empty, ``.`` or ``..`` segment, no backslash, no NUL."""
+    # Substring searches: about a quarter of the cost of splitting, on every request.
+    probe = "/" + relative + "/"
+    return not (
+        "//" in probe or "/./" in probe or "/../" in probe or "\\" in relative or "\x00" in relative
+    )
 
 
 def _unchanged(variant: _Variant) -> bool:
