@@ -74,6 +74,8 @@ class _Variant(NamedTuple):
     etag: bytes
     headers: HeaderList  # of a 200, Content-Length included
     key: tuple[int, int]  # size and mtime of the sibling, checked when it is sent
+    get: Response  # the 200 to a GET and to a HEAD, given out where headers are
+    head: Response  # never edited in place (WSGI: the driver converts them)
 
 
 class _Entry(NamedTuple):
@@ -195,6 +197,7 @@ class _StaticCore(Core):
         "_prefix",
         "_root",
         "_root_slash",
+        "share",
     )
 
     def __init__(
@@ -218,14 +221,19 @@ class _StaticCore(Core):
         self._accept_cache: dict[bytes, dict[bytes, float]] = {}
         self._not_found = _plain(404, _NOT_FOUND)
         self._not_allowed = _plain(405, _NOT_ALLOWED, ((b"allow", b"GET, HEAD"),))
+        # Whether one Response may serve many requests: only where no one can edit its
+        # header list in place (WSGI, whose driver converts it; an ASGI middleware
+        # outside may edit the start message's list).
+        self.share = False
 
     # --- the file system --------------------------------------------------------------
     def _inside(self, path: str) -> bool:
         return os.path.realpath(path).startswith(self._root_slash)
 
     def _entry(self, relative: str) -> _Entry | None:
-        if not _safe(relative):
-            return None
+        cached = self._cache.get(relative)
+        if cached is None and not _safe(relative):
+            return None  # (only safe paths are ever cached)
         path = self._root_slash + relative
         try:
             info = os.stat(path)
@@ -233,7 +241,6 @@ class _StaticCore(Core):
             self._cache.pop(relative, None)
             return None
         key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        cached = self._cache.get(relative)
         if cached is not None and cached.key == key:
             return cached
         if not stat.S_ISREG(info.st_mode) or not self._inside(path):
@@ -281,7 +288,15 @@ class _StaticCore(Core):
             ]
             if coding is not None:
                 headers.append((b"content-encoding", coding))
-            return _Variant(file, facts.st_size, etag, headers, (facts.st_size, facts.st_mtime_ns))
+            return _Variant(
+                file,
+                facts.st_size,
+                etag,
+                headers,
+                (facts.st_size, facts.st_mtime_ns),
+                Response(200, headers, path=file),
+                Response(200, headers),
+            )
 
         return _Entry(
             key,
@@ -358,6 +373,8 @@ class _StaticCore(Core):
                     return Response(304, [(b"etag", chosen.etag), *entry.validators])
         if range_header and self._range_applies(head, entry, chosen):
             return self._partial(entry, chosen, range_header)
+        if self.share:
+            return chosen.head if method == "HEAD" else chosen.get
         if method == "HEAD":
             return Response(200, list(chosen.headers))
         return Response(200, list(chosen.headers), path=chosen.path)
@@ -435,5 +452,6 @@ class StaticFiles(CoreMiddleware):
             fallthrough=fallthrough,
         )
         super().__init__(app, core, interface=interface)
+        core.share = self.interface == "wsgi"
         self.directory = root
         self.prefix = prefix.rstrip("/")

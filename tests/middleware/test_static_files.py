@@ -438,3 +438,30 @@ def test_memos_keep_only_short_keys_and_existing_files(site: Path) -> None:
     core: Any = middleware._core
     assert core._accept_cache == {}
     assert list(core._cache) == ["app.3f2a9c1b.js"]
+
+
+def test_an_outer_middleware_editing_headers_in_place_changes_no_later_response(
+    site: Path,
+) -> None:
+    inner = StaticFiles(asgi_echo_app([]), directory=site)
+
+    async def outer(scope: Any, receive: Any, send: Any) -> None:
+        async def send_editing(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"].append((b"x-edited", b"1"))  # as Starlette's do
+            await send(message)
+
+        await inner(scope, receive, send_editing)
+
+    wsgi = StaticFiles(wsgi_echo_app([]), directory=site)
+    seen: list[list[tuple[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        headers.append(("X-Edited", "1"))  # wsgiref's handler adds to the list it is given
+        seen.append(list(headers))
+
+    for method in ("GET", "GET", "HEAD", "HEAD"):
+        request = PlainRequest(method, "/static/hello.txt")
+        assert call_asgi(outer, request).header(b"x-edited") == b"1"
+        getattr(wsgi(request.environ(), start_response), "close", lambda: None)()
+        assert [name for name, _ in seen[-1]].count("X-Edited") == 1
