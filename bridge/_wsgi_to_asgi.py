@@ -23,10 +23,11 @@ import concurrent.futures
 import contextvars
 import inspect
 import logging
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
+from typing import Any, Final, Protocol
 
 from bridge._environ import RequestRejected, build_environ
 from bridge._http import ClientDisconnected, reason_phrase
@@ -52,7 +53,61 @@ class _End:
         self.error = error
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+class _Waiter(Protocol):
+    """What the loop awaits until a worker posts (an ``asyncio.Future[None]`` on asyncio)."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: None, /) -> None: ...
+    def __await__(self) -> Generator[Any, None, None]: ...
+
+
+class _Task(Protocol):
+    def done(self) -> bool: ...
+    def cancel(self) -> object: ...
+
+
+class _Timer(Protocol):
+    def cancel(self) -> object: ...
+
+
+class _Loop(Protocol):
+    """The part of ``asyncio.AbstractEventLoop`` an exchange uses: the running asyncio
+    loop itself, or ``bridge._trio.TrioLoop`` under trio."""
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> object: ...
+    def create_future(self) -> _Waiter: ...
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> _Task: ...
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> _Timer: ...
+
+
+def _trio_loop() -> _Loop:
+    """No asyncio loop runs: the trio run's stand-in, or a clear error."""
+    if "trio" in sys.modules:  # a running trio has been imported
+        from bridge._trio import current_loop
+
+        return current_loop()
+    raise RuntimeError("WSGIToASGI must be called from a running asyncio or trio event loop")
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _to_thread(fn: Callable[[], object]) -> object:
+    """Run a sync lifespan hook in a thread, on whichever loop runs us."""
+    if _on_asyncio():
+        return await asyncio.to_thread(fn)
+    _trio_loop()  # a clear error unless trio runs
+    from bridge._trio import to_thread
+
+    return await to_thread(fn)
+
+
+def _resolve(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -107,7 +162,7 @@ class _Exchange:
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: _Loop,
         receive: Receive,
         send: Send,
         *,
@@ -125,14 +180,14 @@ class _Exchange:
         self._space: threading.Condition | None = None  # made when backpressure first bites
         self._outbox: deque[Message | _End] = deque()
         self._unsent = 0  # body messages posted and not yet sent
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: _Waiter | None = None
         self._abort: ClientDisconnected | None = None
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
         self._body_complete = body_complete
         self._asked_for_body = asked_for_body  # receive() was called for the body
         self._stash: deque[bytes] = deque()  # body received while no pull was waiting
         self._stashed = 0  # bytes in the stash
-        self._receiver: asyncio.Task[None] | None = None
+        self._receiver: _Task | None = None
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
@@ -140,7 +195,7 @@ class _Exchange:
 
     # -- worker side ---------------------------------------------------------------
 
-    def _wake(self, waiter: asyncio.Future[None]) -> None:
+    def _wake(self, waiter: _Waiter) -> None:
         try:
             self._loop.call_soon_threadsafe(_resolve, waiter)
         except RuntimeError:  # the loop is closed: nobody is left to send to
@@ -328,7 +383,7 @@ class _Exchange:
     # -- loop side ----------------------------------------------------------------
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
+    def loop(self) -> _Loop:
         return self._loop
 
     def answer_instead(self, messages: Sequence[Message]) -> None:
@@ -555,6 +610,11 @@ class WSGIToASGI:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
+            if not _on_asyncio():
+                raise RuntimeError(
+                    "WSGIToASGI serves WebSocket connections on asyncio only, not trio: "
+                    "run the server on asyncio (hypercorn -k asyncio) for WebSockets"
+                )
             await self._websockets.serve(
                 self.app, scope, receive, send, max_header_repeats=self._max_header_repeats
             )
@@ -584,8 +644,12 @@ class WSGIToASGI:
                 return  # http.disconnect: the client is gone before we began
             first, more = message.get("body", b""), bool(message.get("more_body", False))
         extensions = scope.get("extensions")
+        try:
+            loop: _Loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = _trio_loop()
         exchange = _Exchange(
-            asyncio.get_running_loop(),
+            loop,
             receive,
             send,
             body_complete=not more,
@@ -612,7 +676,7 @@ class WSGIToASGI:
             )
             await _send_plain(send, 503, reason_phrase(503), (_retry_after(pool),))
             return
-        deadline: asyncio.TimerHandle | None = None
+        deadline: _Timer | None = None
         if job.queued and pool.queue_timeout is not None:
             # Only a request queued behind busy workers can wait long: only it pays
             # for a timer. A worker that takes the job first makes the timer a no-op.
@@ -642,7 +706,7 @@ class WSGIToASGI:
                     if inspect.iscoroutinefunction(hook):
                         await hook()
                     else:
-                        await asyncio.to_thread(hook)
+                        await _to_thread(hook)
             except Exception as exc:
                 logger.exception("lifespan %s hook failed", phase)
                 await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
