@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -29,8 +30,15 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Final, Protocol
 
+from bridge._disconnect import DisconnectSignal
 from bridge._environ import RequestRejected, build_environ
-from bridge._http import ClientDisconnected, reason_phrase
+from bridge._http import (
+    ClientDisconnected,
+    InvalidResponse,
+    invalid_value_reason,
+    is_token,
+    reason_phrase,
+)
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
@@ -139,6 +147,7 @@ class _Exchange:
 
     __slots__ = (
         "_abort",
+        "_answered",
         "_asked_for_body",
         "_body_complete",
         "_head_only",
@@ -156,7 +165,9 @@ class _Exchange:
         "_stashed",
         "_unsent",
         "_waiter",
+        "_watching",
         "_window",
+        "disconnected",
         "response",
     )
 
@@ -191,7 +202,10 @@ class _Exchange:
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
+        self._watching = False  # the view asked about disconnects: keep receiving for them
+        self._answered = False  # the response's last message went out
         self.response = ResponseHead(self.write)
+        self.disconnected = DisconnectSignal(self._ask_to_watch)
 
     # -- worker side ---------------------------------------------------------------
 
@@ -266,6 +280,34 @@ class _Exchange:
                 return
         self._sent += len(data)
         self._post({"type": "http.response.body", "body": data, "more_body": True}, body=True)
+
+    def early_hints(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
+        """``environ["wsgi.early_hints"]`` (gunicorn's convention): a 103 with these headers.
+
+        The ASGI extension carries ``Link`` values only: other headers are dropped.
+        Hints after the response head went out, or to a client that left, are dropped.
+        """
+        links: list[bytes] = []
+        for raw_name, raw_value in headers:
+            # gunicorn's callable takes bytes too.
+            name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
+            value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
+            if not isinstance(name, str) or not is_token(name):
+                raise InvalidResponse(f"invalid early hint header name {name!r}")
+            if not isinstance(value, str):
+                raise InvalidResponse(f"value of early hint {name!r} must be a str, not {value!r}")
+            reason = invalid_value_reason(value)
+            if reason is not None:
+                raise InvalidResponse(f"early hint {name!r} has a {reason}: {value!r}")
+            if name.lower() == "link":
+                links.append(value.strip(" \t").encode("latin-1"))
+            else:
+                logger.debug("dropped early hint header %r: only Link can be sent", name)
+        if not links or self.response.phase is Phase.HEADERS_SENT:
+            return
+        # A client that left gets no hint; the view finds out at its next write.
+        with contextlib.suppress(ClientDisconnected):
+            self._post({"type": "http.response.early_hint", "links": links}, body=False)
 
     def _respond(self, iterable: Iterable[bytes]) -> None:
         response = self.response
@@ -395,6 +437,15 @@ class _Exchange:
             pass  # the client left while it waited: nothing to say to it
         self._post_end(None)
 
+    def _ask_to_watch(self) -> None:
+        """Worker side: the view looked at ``disconnected``; have the loop listen."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the exchange is over
+            self._loop.call_soon_threadsafe(self._watch)
+
+    def _watch(self) -> None:
+        self._watching = True
+        self._start_receiver(True)
+
     def _start_receiver(self, watch: bool) -> None:
         """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
         if watch and (self._stashed > _STASH_LIMIT or not self._asked_for_body):
@@ -409,8 +460,9 @@ class _Exchange:
         """The only caller of ``receive()`` once the app runs.
 
         Body chunks go to a waiting ``pull``, or are stashed for the next one (read-ahead
-        while the app reads). While a response streams (``watch``) it keeps listening,
-        so a client that leaves is noticed at once. It stops when the stash is full (the
+        while the app reads). While a response streams (``watch``), or once the view
+        asked about disconnects, it keeps listening, so a client that leaves is noticed
+        at once. It stops when the stash is full (the
         app is not reading, so the server's flow control takes over), or once the body
         is complete unless watching, or when the server has nothing more to say.
         """
@@ -418,7 +470,7 @@ class _Exchange:
             message = await self._receive()
             kind = message["type"]
             if kind == "http.disconnect":
-                self.abort(ClientDisconnected("client disconnected"))
+                self.client_left(ClientDisconnected("client disconnected"))
                 return
             if kind != "http.request" or self._body_complete:
                 return  # this server will not tell us about disconnects
@@ -436,8 +488,20 @@ class _Exchange:
                 future.set_result((body, more))
             # Once the app reads, read one step ahead of it, so its next read finds the
             # chunk already here instead of waiting a round trip through the loop.
-            if (self._body_complete and not watch) or self._stashed > _STASH_LIMIT:
+            if (
+                self._body_complete and not (watch or self._watching)
+            ) or self._stashed > _STASH_LIMIT:
                 return
+
+    def client_left(self, reason: ClientDisconnected) -> None:
+        """Abort, and tell the view through ``environ["bridge.disconnected"]``.
+
+        Not once the whole response went out: servers report ``http.disconnect`` then
+        too, and the client did not leave early.
+        """
+        self.abort(reason)
+        if not self._answered:
+            self.disconnected._fire()
 
     def abort(self, reason: ClientDisconnected) -> None:
         """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
@@ -454,6 +518,7 @@ class _Exchange:
         """Send what the worker posts until it posts its end."""
         loop = self._loop
         streaming = False
+        finished = False  # the worker's end was taken: an error now is the app's
         try:
             while True:
                 # Detach the batch under the lock and decide on it there: a worker may
@@ -475,13 +540,19 @@ class _Exchange:
                 sent_bodies = 0
                 for message in batch:
                     if isinstance(message, _End):
+                        finished = True
                         if message.error is not None:
                             raise message.error
                         return
                     if self._abort is None:
                         await self._send(message)
-                    if message["type"] == "http.response.body" and message["more_body"]:
-                        sent_bodies += 1
+                    if message["type"] == "http.response.body":
+                        if message["more_body"]:
+                            sent_bodies += 1
+                        else:
+                            self._answered = True
+                    elif message["type"] == "http.response.pathsend":
+                        self._answered = True
                 if sent_bodies:
                     streaming = True
                     with self._lock:
@@ -494,7 +565,11 @@ class _Exchange:
                         if self._space is not None:
                             self._space.notify()
         except BaseException as exc:
-            self.abort(ClientDisconnected(f"the response could not be sent: {exc!r}"))
+            reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
+            if finished:
+                self.abort(reason)
+            else:  # send() raised, or the server cancelled us: the client will not hear
+                self.client_left(reason)
             raise
         finally:
             if self._receiver is not None:
@@ -665,6 +740,9 @@ class WSGIToASGI:
             await _send_plain(send, 413, "Request body too large")
             return
         environ["wsgi.file_wrapper"] = FileWrapper
+        environ["bridge.disconnected"] = exchange.disconnected
+        if extensions is not None and "http.response.early_hint" in extensions:
+            environ["wsgi.early_hints"] = exchange.early_hints
         pool = self.pool
         context = contextvars.copy_context()
         job = pool.submit(context.run, exchange.run, self.app, environ)
