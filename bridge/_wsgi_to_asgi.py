@@ -496,8 +496,8 @@ class _Exchange:
     def client_left(self, reason: ClientDisconnected) -> None:
         """Abort, and tell the view through ``environ["bridge.disconnected"]``.
 
-        Not once the whole response went out: servers report ``http.disconnect`` then
-        too, and the client did not leave early.
+        Not once the whole response is going out: servers report ``http.disconnect``
+        then too, and the client did not leave early.
         """
         self.abort(reason)
         if not self._answered:
@@ -544,15 +544,18 @@ class _Exchange:
                         if message.error is not None:
                             raise message.error
                         return
-                    if self._abort is None:
-                        await self._send(message)
-                    if message["type"] == "http.response.body":
+                    kind = message["type"]
+                    if kind == "http.response.body":
                         if message["more_body"]:
                             sent_bodies += 1
                         else:
+                            # Before the send: a server may report http.disconnect for
+                            # the finished response while send() still runs.
                             self._answered = True
-                    elif message["type"] == "http.response.pathsend":
+                    elif kind == "http.response.pathsend":
                         self._answered = True
+                    if self._abort is None:
+                        await self._send(message)
                 if sent_bodies:
                     streaming = True
                     with self._lock:
@@ -566,10 +569,9 @@ class _Exchange:
                             self._space.notify()
         except BaseException as exc:
             reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
-            if finished:
-                self.abort(reason)
-            else:  # send() raised, or the server cancelled us: the client will not hear
-                self.client_left(reason)
+            self.abort(reason)
+            if not finished:  # send() raised, or the server cancelled us: the client left
+                self.disconnected._fire()
             raise
         finally:
             if self._receiver is not None:

@@ -191,6 +191,32 @@ async def test_not_set_when_the_response_completes_or_the_app_fails() -> None:
     assert fired == []
 
 
+async def test_not_set_by_a_disconnect_reported_while_the_last_message_is_sent() -> None:
+    """hypercorn reports http.disconnect for a finished response inside that send()."""
+    signals: list[Any] = []
+
+    def ok(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        signal = environ["bridge.disconnected"]
+        signal.is_set()
+        signals.append(signal)
+        time.sleep(0.05)  # the listener is waiting in receive() by now
+        start_response("200 OK", TEXT)
+        return [b"fine"]
+
+    class Hypercornish(Exchange):
+        async def send(self, message: dict[str, Any]) -> None:
+            await super().send(message)
+            if message["type"] == "http.response.body" and not message["more_body"]:
+                self.disconnect()
+                await asyncio.sleep(0.05)  # the listener runs before send() returns
+
+    exchange = Hypercornish()
+    await exchange.run(WSGIToASGI(ok, pool=ThreadPool(2)), http_scope())
+    assert exchange.body == b"fine"
+    assert exchange.receive_calls == 2
+    assert not signals[0].is_set()
+
+
 def endless(signals: list[Any]) -> Any:
     """A streaming view that looks at the signal (so the adapter listens) and never ends."""
 
