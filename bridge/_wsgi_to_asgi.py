@@ -202,7 +202,8 @@ class _Exchange:
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
-        self._watching = False  # the view asked about disconnects: keep receiving for them
+        # The view asked about disconnects: keep receiving for them (None: exchange over).
+        self._watching: bool | None = False
         self._answered = False  # the response's last message went out
         self.response = ResponseHead(self.write)
         self.disconnected = DisconnectSignal(self._ask_to_watch)
@@ -443,6 +444,8 @@ class _Exchange:
             self._loop.call_soon_threadsafe(self._watch)
 
     def _watch(self) -> None:
+        if self._watching is None:
+            return  # the pump is over: nobody would cancel a receiver started now
         self._watching = True
         self._start_receiver(True)
 
@@ -574,6 +577,7 @@ class _Exchange:
                 self.disconnected._fire()
             raise
         finally:
+            self._watching = None
             if self._receiver is not None:
                 self._receiver.cancel()
 

@@ -276,6 +276,22 @@ async def test_nothing_listens_until_the_view_asks() -> None:
     assert seen == [1, 2]
 
 
+async def test_asking_after_the_request_ended_starts_no_listener() -> None:
+    signals: list[Any] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        signals.append(environ["bridge.disconnected"])  # e.g. handed to a background job
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    exchange = Exchange()
+    await exchange.run(WSGIToASGI(app), http_scope())
+    calls = exchange.receive_calls
+    assert signals[0].is_set() is False
+    await asyncio.sleep(0.05)
+    assert exchange.receive_calls == calls
+
+
 async def test_expect_100_continue_is_not_answered_by_asking_about_the_client() -> None:
     seen: list[int] = []
 
