@@ -39,12 +39,14 @@ class DisconnectSignal:
 
     __slots__ = ("_callbacks", "_event", "_listen", "_lock", "_set")
 
-    def __init__(self, listen: Callable[[], None]) -> None:
+    def __init__(self, listen: Callable[[], None], lock: threading.Lock) -> None:
+        # Made for every request, asked about by few: only what is needed up front, and
+        # the lock is the request's own (never held while this one is taken).
         self._listen: Callable[[], None] | None = listen
-        self._lock = threading.Lock()
+        self._lock = lock
         self._set = False
         self._event: threading.Event | None = None  # made for the first wait()
-        self._callbacks: list[Callable[[], object]] = []
+        self._callbacks: list[Callable[[], object]] | None = None
 
     def _start_listening(self) -> None:
         listen, self._listen = self._listen, None
@@ -83,6 +85,8 @@ class DisconnectSignal:
             self._start_listening()
         with self._lock:
             if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(callback)
                 return
         _run_callbacks([callback])
@@ -93,7 +97,7 @@ class DisconnectSignal:
             if self._set:
                 return
             self._set = True
-            event, callbacks, self._callbacks = self._event, self._callbacks, []
+            event, callbacks, self._callbacks = self._event, self._callbacks, None
         if event is not None:
             event.set()
         if callbacks:

@@ -206,7 +206,7 @@ class _Exchange:
         self._watching: bool | None = False
         self._answered = False  # the response's last message went out
         self.response = ResponseHead(self.write)
-        self.disconnected = DisconnectSignal(self._ask_to_watch)
+        self.disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
 
     # -- worker side ---------------------------------------------------------------
 
