@@ -14,6 +14,7 @@ request's traffic between the two sides goes through one ``_Exchange``:
   and makes its next post raise, so the app's iterable is closed in its own thread.
 
 PEP 3333 rules live in ``_response`` and ``_environ``; this module only moves data.
+The loop is asyncio's running loop, or under trio the stand-in in ``_trio``.
 """
 
 from __future__ import annotations
@@ -465,9 +466,9 @@ class _Exchange:
         Body chunks go to a waiting ``pull``, or are stashed for the next one (read-ahead
         while the app reads). While a response streams (``watch``), or once the view
         asked about disconnects, it keeps listening, so a client that leaves is noticed
-        at once. It stops when the stash is full (the
-        app is not reading, so the server's flow control takes over), or once the body
-        is complete unless watching, or when the server has nothing more to say.
+        at once. It stops when the stash is full (the app is not reading, so the
+        server's flow control takes over), or once the body is complete unless
+        watching, or when the server has nothing more to say.
         """
         while True:
             message = await self._receive()

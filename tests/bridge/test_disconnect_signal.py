@@ -311,6 +311,33 @@ async def test_expect_100_continue_is_not_answered_by_asking_about_the_client() 
     assert exchange.receive_calls == 0
 
 
+async def test_an_unread_body_over_1_mib_pauses_listening_until_the_view_reads() -> None:
+    chunk = b"x" * 600_000
+    seen: list[int] = []
+    signals: list[Any] = []
+    exchange = Exchange(body_chunks=[chunk] * 4)
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        signal = environ["bridge.disconnected"]
+        signals.append(signal)
+        signal.is_set()
+        time.sleep(0.1)
+        seen.append(exchange.receive_calls)  # the first chunk, then two stashed: 1.2 MB
+        body = environ["wsgi.input"].read()
+        seen.append(len(body))
+        return [] if signal.wait(10) else [b"the client stayed"]
+
+    task = asyncio.ensure_future(
+        exchange.run(WSGIToASGI(app, pool=ThreadPool(2)), http_scope(method="POST"))
+    )
+    await wait_until(lambda: len(seen) == 2)
+    await asyncio.sleep(0.05)
+    exchange.disconnect()  # listened for again once the body was read
+    await asyncio.wait_for(task, 5)
+    assert seen == [3, 4 * len(chunk)]
+    assert signals[0].is_set()
+
+
 async def test_the_signal_is_public_and_read_only() -> None:
     signals: list[Any] = []
 
