@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed, RequestTimeout
+from bridge._disconnect import DisconnectSignal
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._input import BodyTooLarge
 from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
@@ -14,6 +15,7 @@ __all__ = [
     "ASGIToWSGI",
     "BodyTooLarge",
     "ClientDisconnected",
+    "DisconnectSignal",
     "InvalidResponse",
     "LifespanStartupFailed",
     "RequestTimeout",

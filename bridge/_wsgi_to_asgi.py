@@ -14,22 +14,32 @@ request's traffic between the two sides goes through one ``_Exchange``:
   and makes its next post raise, so the app's iterable is closed in its own thread.
 
 PEP 3333 rules live in ``_response`` and ``_environ``; this module only moves data.
+The loop is asyncio's running loop, or under trio the stand-in in ``_trio``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
 import logging
+import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from collections.abc import Callable, Coroutine, Generator, Iterable, Sequence
+from typing import Any, Final, Protocol
 
+from bridge._disconnect import DisconnectSignal
 from bridge._environ import RequestRejected, build_environ
-from bridge._http import ClientDisconnected, reason_phrase
+from bridge._http import (
+    ClientDisconnected,
+    InvalidResponse,
+    invalid_value_reason,
+    is_token,
+    reason_phrase,
+)
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
@@ -52,7 +62,61 @@ class _End:
         self.error = error
 
 
-def _resolve(waiter: asyncio.Future[None]) -> None:
+class _Waiter(Protocol):
+    """What the loop awaits until a worker posts (an ``asyncio.Future[None]`` on asyncio)."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: None, /) -> None: ...
+    def __await__(self) -> Generator[Any, None, None]: ...
+
+
+class _Task(Protocol):
+    def done(self) -> bool: ...
+    def cancel(self) -> object: ...
+
+
+class _Timer(Protocol):
+    def cancel(self) -> object: ...
+
+
+class _Loop(Protocol):
+    """The part of ``asyncio.AbstractEventLoop`` an exchange uses: the running asyncio
+    loop itself, or ``bridge._trio.TrioLoop`` under trio."""
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> object: ...
+    def create_future(self) -> _Waiter: ...
+    def create_task(self, coro: Coroutine[Any, Any, None]) -> _Task: ...
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> _Timer: ...
+
+
+def _trio_loop() -> _Loop:
+    """No asyncio loop runs: the trio run's stand-in, or a clear error."""
+    if "trio" in sys.modules:  # a running trio has been imported
+        from bridge._trio import current_loop
+
+        return current_loop()
+    raise RuntimeError("WSGIToASGI must be called from a running asyncio or trio event loop")
+
+
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _to_thread(fn: Callable[[], object]) -> object:
+    """Run a sync lifespan hook in a thread, on whichever loop runs us."""
+    if _on_asyncio():
+        return await asyncio.to_thread(fn)
+    _trio_loop()  # a clear error unless trio runs
+    from bridge._trio import to_thread
+
+    return await to_thread(fn)
+
+
+def _resolve(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
@@ -84,6 +148,7 @@ class _Exchange:
 
     __slots__ = (
         "_abort",
+        "_answered",
         "_asked_for_body",
         "_body_complete",
         "_head_only",
@@ -101,13 +166,15 @@ class _Exchange:
         "_stashed",
         "_unsent",
         "_waiter",
+        "_watching",
         "_window",
+        "disconnected",
         "response",
     )
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        loop: _Loop,
         receive: Receive,
         send: Send,
         *,
@@ -125,22 +192,26 @@ class _Exchange:
         self._space: threading.Condition | None = None  # made when backpressure first bites
         self._outbox: deque[Message | _End] = deque()
         self._unsent = 0  # body messages posted and not yet sent
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: _Waiter | None = None
         self._abort: ClientDisconnected | None = None
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
         self._body_complete = body_complete
         self._asked_for_body = asked_for_body  # receive() was called for the body
         self._stash: deque[bytes] = deque()  # body received while no pull was waiting
         self._stashed = 0  # bytes in the stash
-        self._receiver: asyncio.Task[None] | None = None
+        self._receiver: _Task | None = None
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
+        # The view asked about disconnects: keep receiving for them (None: exchange over).
+        self._watching: bool | None = False
+        self._answered = False  # the response's last message went out
         self.response = ResponseHead(self.write)
+        self.disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
 
     # -- worker side ---------------------------------------------------------------
 
-    def _wake(self, waiter: asyncio.Future[None]) -> None:
+    def _wake(self, waiter: _Waiter) -> None:
         try:
             self._loop.call_soon_threadsafe(_resolve, waiter)
         except RuntimeError:  # the loop is closed: nobody is left to send to
@@ -211,6 +282,34 @@ class _Exchange:
                 return
         self._sent += len(data)
         self._post({"type": "http.response.body", "body": data, "more_body": True}, body=True)
+
+    def early_hints(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
+        """``environ["wsgi.early_hints"]`` (gunicorn's convention): a 103 with these headers.
+
+        The ASGI extension carries ``Link`` values only: other headers are dropped.
+        Hints after the response head went out, or to a client that left, are dropped.
+        """
+        links: list[bytes] = []
+        for raw_name, raw_value in headers:
+            # gunicorn's callable takes bytes too.
+            name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
+            value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else raw_value
+            if not isinstance(name, str) or not is_token(name):
+                raise InvalidResponse(f"invalid early hint header name {name!r}")
+            if not isinstance(value, str):
+                raise InvalidResponse(f"value of early hint {name!r} must be a str, not {value!r}")
+            reason = invalid_value_reason(value)
+            if reason is not None:
+                raise InvalidResponse(f"early hint {name!r} has a {reason}: {value!r}")
+            if name.lower() == "link":
+                links.append(value.strip(" \t").encode("latin-1"))
+            else:
+                logger.debug("dropped early hint header %r: only Link can be sent", name)
+        if not links or self.response.phase is Phase.HEADERS_SENT:
+            return
+        # A client that left gets no hint; the view finds out at its next write.
+        with contextlib.suppress(ClientDisconnected):
+            self._post({"type": "http.response.early_hint", "links": links}, body=False)
 
     def _respond(self, iterable: Iterable[bytes]) -> None:
         response = self.response
@@ -328,7 +427,7 @@ class _Exchange:
     # -- loop side ----------------------------------------------------------------
 
     @property
-    def loop(self) -> asyncio.AbstractEventLoop:
+    def loop(self) -> _Loop:
         return self._loop
 
     def answer_instead(self, messages: Sequence[Message]) -> None:
@@ -339,6 +438,17 @@ class _Exchange:
         except ClientDisconnected:
             pass  # the client left while it waited: nothing to say to it
         self._post_end(None)
+
+    def _ask_to_watch(self) -> None:
+        """Worker side: the view looked at ``disconnected``; have the loop listen."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the exchange is over
+            self._loop.call_soon_threadsafe(self._watch)
+
+    def _watch(self) -> None:
+        if self._watching is None:
+            return  # the pump is over: nobody would cancel a receiver started now
+        self._watching = True
+        self._start_receiver(True)
 
     def _start_receiver(self, watch: bool) -> None:
         """Make sure one task is receiving: for a waiting ``pull``, or to watch a stream."""
@@ -354,16 +464,17 @@ class _Exchange:
         """The only caller of ``receive()`` once the app runs.
 
         Body chunks go to a waiting ``pull``, or are stashed for the next one (read-ahead
-        while the app reads). While a response streams (``watch``) it keeps listening,
-        so a client that leaves is noticed at once. It stops when the stash is full (the
-        app is not reading, so the server's flow control takes over), or once the body
-        is complete unless watching, or when the server has nothing more to say.
+        while the app reads). While a response streams (``watch``), or once the view
+        asked about disconnects, it keeps listening, so a client that leaves is noticed
+        at once. It stops when the stash is full (the app is not reading, so the
+        server's flow control takes over), or once the body is complete unless
+        watching, or when the server has nothing more to say.
         """
         while True:
             message = await self._receive()
             kind = message["type"]
             if kind == "http.disconnect":
-                self.abort(ClientDisconnected("client disconnected"))
+                self.client_left(ClientDisconnected("client disconnected"))
                 return
             if kind != "http.request" or self._body_complete:
                 return  # this server will not tell us about disconnects
@@ -381,8 +492,20 @@ class _Exchange:
                 future.set_result((body, more))
             # Once the app reads, read one step ahead of it, so its next read finds the
             # chunk already here instead of waiting a round trip through the loop.
-            if (self._body_complete and not watch) or self._stashed > _STASH_LIMIT:
+            if (
+                self._body_complete and not (watch or self._watching)
+            ) or self._stashed > _STASH_LIMIT:
                 return
+
+    def client_left(self, reason: ClientDisconnected) -> None:
+        """Abort, and tell the view through ``environ["bridge.disconnected"]``.
+
+        Not once the whole response is going out: servers report ``http.disconnect``
+        then too, and the client did not leave early.
+        """
+        self.abort(reason)
+        if not self._answered:
+            self.disconnected._fire()
 
     def abort(self, reason: ClientDisconnected) -> None:
         """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
@@ -399,6 +522,7 @@ class _Exchange:
         """Send what the worker posts until it posts its end."""
         loop = self._loop
         streaming = False
+        finished = False  # the worker's end was taken: an error now is the app's
         try:
             while True:
                 # Detach the batch under the lock and decide on it there: a worker may
@@ -420,13 +544,22 @@ class _Exchange:
                 sent_bodies = 0
                 for message in batch:
                     if isinstance(message, _End):
+                        finished = True
                         if message.error is not None:
                             raise message.error
                         return
+                    kind = message["type"]
+                    if kind == "http.response.body":
+                        if message["more_body"]:
+                            sent_bodies += 1
+                        else:
+                            # Before the send: a server may report http.disconnect for
+                            # the finished response while send() still runs.
+                            self._answered = True
+                    elif kind == "http.response.pathsend":
+                        self._answered = True
                     if self._abort is None:
                         await self._send(message)
-                    if message["type"] == "http.response.body" and message["more_body"]:
-                        sent_bodies += 1
                 if sent_bodies:
                     streaming = True
                     with self._lock:
@@ -439,9 +572,13 @@ class _Exchange:
                         if self._space is not None:
                             self._space.notify()
         except BaseException as exc:
-            self.abort(ClientDisconnected(f"the response could not be sent: {exc!r}"))
+            reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
+            self.abort(reason)
+            if not finished:  # send() raised, or the server cancelled us: the client left
+                self.disconnected._fire()
             raise
         finally:
+            self._watching = None
             if self._receiver is not None:
                 self._receiver.cancel()
 
@@ -555,6 +692,11 @@ class WSGIToASGI:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
+            if not _on_asyncio():
+                raise RuntimeError(
+                    "WSGIToASGI serves WebSocket connections on asyncio only, not trio: "
+                    "run the server on asyncio (hypercorn -k asyncio) for WebSockets"
+                )
             await self._websockets.serve(
                 self.app, scope, receive, send, max_header_repeats=self._max_header_repeats
             )
@@ -584,8 +726,12 @@ class WSGIToASGI:
                 return  # http.disconnect: the client is gone before we began
             first, more = message.get("body", b""), bool(message.get("more_body", False))
         extensions = scope.get("extensions")
+        try:
+            loop: _Loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = _trio_loop()
         exchange = _Exchange(
-            asyncio.get_running_loop(),
+            loop,
             receive,
             send,
             body_complete=not more,
@@ -601,6 +747,9 @@ class WSGIToASGI:
             await _send_plain(send, 413, "Request body too large")
             return
         environ["wsgi.file_wrapper"] = FileWrapper
+        environ["bridge.disconnected"] = exchange.disconnected
+        if extensions is not None and "http.response.early_hint" in extensions:
+            environ["wsgi.early_hints"] = exchange.early_hints
         pool = self.pool
         context = contextvars.copy_context()
         job = pool.submit(context.run, exchange.run, self.app, environ)
@@ -612,7 +761,7 @@ class WSGIToASGI:
             )
             await _send_plain(send, 503, reason_phrase(503), (_retry_after(pool),))
             return
-        deadline: asyncio.TimerHandle | None = None
+        deadline: _Timer | None = None
         if job.queued and pool.queue_timeout is not None:
             # Only a request queued behind busy workers can wait long: only it pays
             # for a timer. A worker that takes the job first makes the timer a no-op.
@@ -642,7 +791,7 @@ class WSGIToASGI:
                     if inspect.iscoroutinefunction(hook):
                         await hook()
                     else:
-                        await asyncio.to_thread(hook)
+                        await _to_thread(hook)
             except Exception as exc:
                 logger.exception("lifespan %s hook failed", phase)
                 await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})

@@ -108,6 +108,8 @@ def asgi_server_argv(server: str, target: str, port: int) -> list[str]:
         ]
     if server == "hypercorn":
         return [py, "-m", "hypercorn", target, "--bind", f"127.0.0.1:{port}"]
+    if server == "hypercorn-trio":
+        return [py, "-m", "hypercorn", "-k", "trio", target, "--bind", f"127.0.0.1:{port}"]
     if server == "granian":
         return [
             py,

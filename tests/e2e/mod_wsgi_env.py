@@ -168,7 +168,18 @@ def mod_wsgi_version() -> str:
     """The version of mod_wsgi the cells run, once its virtualenv exists (else "")."""
     cache = Path(tempfile.gettempdir()) / "bridge-mod-wsgi"
     for done in sorted(cache.glob("*/.complete")):
-        for meta in done.parent.glob("lib/python*/site-packages/mod_wsgi-*.dist-info/METADATA"):
+        # pip records mod_wsgi (built from its sdist) as .dist-info or, from an older
+        # setuptools, as .egg-info.
+        packages = done.parent.glob("lib/python*/site-packages")
+        metadata = [
+            meta
+            for site in packages
+            for meta in [
+                *site.glob("mod_wsgi-*.dist-info/METADATA"),
+                *site.glob("mod_wsgi-*.egg-info/PKG-INFO"),
+            ]
+        ]
+        for meta in metadata:
             for line in meta.read_text().splitlines():
                 if line.startswith("Version: "):
                     return line.removeprefix("Version: ")

@@ -4,7 +4,7 @@ A *cell* is one app (``tests.apps.matrix_apps``, one HTTP contract in every fram
 served by one real server, in its own process on 127.0.0.1:
 
 * WSGI apps (Flask, Django's WSGI handler, a bare PEP 3333 app) through ``WSGIToASGI``
-  on ASGI servers (uvicorn, hypercorn, daphne, granian);
+  on ASGI servers (uvicorn, hypercorn on asyncio and on trio, daphne, granian);
 * ASGI apps (Django's ASGI handler, FastAPI with a lifespan, Starlette) through
   ``ASGIToWSGI`` on WSGI servers (gunicorn sync and gthread, waitress, wsgiref, uWSGI,
   mod_wsgi);
@@ -61,6 +61,15 @@ TARGET = "tests.apps.matrix_apps:application"
 
 # --- servers ----------------------------------------------------------------------------
 
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 _WSGIREF_HTTP10 = "wsgiref.simple_server speaks HTTP/1.0 and closes every connection"
 _GUNICORN_SYNC = (
     "gunicorn's sync worker closes the connection after every response "
@@ -101,13 +110,15 @@ class Server:
         """Skip the calling test, with the reason, when this server cannot run here."""
         if self.name == "mod_wsgi":
             mod_wsgi_express()  # builds its own virtualenv, or skips saying what to install
+        elif self.name == "hypercorn-trio" and not _installed("trio"):
+            pytest.skip("trio is not installed (hypercorn -k trio needs it)")
         elif self.distribution != "python" and not self.version():
             pytest.skip(f"{self.name} is not installed ({self.distribution} from PyPI)")
 
     def launch(self, port: int, workdir: Path) -> tuple[list[str], dict[str, str]]:
         """The command line and extra environment that serve ``TARGET`` on ``port``."""
         name, py = self.name, sys.executable
-        if name in ("uvicorn", "hypercorn", "daphne"):
+        if name in ("uvicorn", "hypercorn", "hypercorn-trio", "daphne"):
             return [*asgi_server_argv(name, TARGET, port), "--root-path", SITE], {}
         if name == "granian":
             return [*asgi_server_argv(name, TARGET, port), "--url-path-prefix", SITE], {}
@@ -188,6 +199,8 @@ class Server:
 ASGI_SERVERS = [
     Server("uvicorn", "asgi", "uvicorn", prefix_in_url=False),
     Server("hypercorn", "asgi", "hypercorn", prefix_in_url=True),
+    # The same server on trio instead of asyncio: WSGIToASGI finds out which runs it.
+    Server("hypercorn-trio", "asgi", "hypercorn", prefix_in_url=True),
     Server("daphne", "asgi", "daphne", prefix_in_url=True),
     Server("granian", "asgi", "granian", prefix_in_url=True),
 ]
