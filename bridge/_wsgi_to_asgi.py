@@ -281,6 +281,11 @@ class _Exchange:
             if not data:
                 return
         self._sent += len(data)
+        if limit is not None and self._sent == limit:
+            # The declared length is reached: this is the last chunk whatever the app
+            # does next, so say so now instead of in a separate empty message later.
+            self._post({"type": "http.response.body", "body": data, "more_body": False}, body=False)
+            return
         self._post({"type": "http.response.body", "body": data, "more_body": True}, body=True)
 
     def early_hints(self, headers: Iterable[tuple[str | bytes, str | bytes]]) -> None:
@@ -343,6 +348,8 @@ class _Exchange:
             raise RuntimeError(
                 f"WSGI app sent {self._sent} bytes but declared Content-Length: {limit}"
             )
+        if limit is not None and self._sent == limit and limit and not self._head_only:
+            return  # write() sent the last chunk with more_body False
         with self._lock:
             if self._abort is not None:
                 raise self._abort

@@ -91,6 +91,29 @@ async def test_a_short_response_arrives_whole_in_two_messages() -> None:
     ]
 
 
+async def test_the_chunk_that_completes_content_length_is_sent_as_the_last_one() -> None:
+    # The app is still running when its declared length is complete: the last body
+    # message must not wait for it, nor come as a separate empty message afterwards.
+    returned_at: list[float] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+        write(b"hello")
+        write(b"world")
+        time.sleep(0.3)
+        returned_at.append(time.monotonic())
+        return []
+
+    exchange = Exchange()
+    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
+    await wait_until(lambda: any(m.get("more_body") is False for m in exchange.messages))
+    last_at = time.monotonic()
+    await task
+    assert [m.get("more_body") for m in exchange.messages] == [None, True, False]
+    assert b"".join(m.get("body", b"") for m in exchange.messages) == b"helloworld"
+    assert last_at < returned_at[0]
+
+
 async def test_the_environ_passes_wsgiref_validate() -> None:
     seen: list[Environ] = []
 
