@@ -662,14 +662,19 @@ class _ResponseBody:
     def __next__(self) -> bytes:
         ex = self._ex
         while True:
+            # Shared mode: the loop thread appends chunks (or sets the path) before it moves
+            # the phase on and sets ``finished`` last, so read them in the reverse order. A
+            # phase read after finding no chunks could be COMPLETE with the last chunks
+            # appended in between, and they would be lost.
+            finished = ex.finished
+            phase = ex.phase
             if ex.chunks:
                 return ex.take()
             if ex.path is not None:
                 return self._next_from_file(ex.path)
-            phase = ex.phase
             if phase is _Phase.COMPLETE:
                 raise StopIteration
-            if phase is _Phase.REJECTED or ex.finished:
+            if phase is _Phase.REJECTED or finished:
                 # Raising makes the server abort the connection rather than reuse it
                 # after a body that does not match its framing; the server logs it.
                 raise incomplete_error(ex)
@@ -1049,8 +1054,11 @@ class ASGIToWSGI:
             finish_exchange(ex)
             raise
 
+        # Shared mode: the loop thread sets the phase before ``finished``, so ``finished``
+        # is read first; a phase read before it could be stale once ``finished`` is true.
+        finished = ex.finished
         phase = ex.phase
-        if phase is _Phase.REJECTED or (ex.finished and phase is not _Phase.COMPLETE):
+        if phase is _Phase.REJECTED or (finished and phase is not _Phase.COMPLETE):
             # Nothing has reached the server yet: it gets the app's own exception, so it
             # answers 500 and logs it, and enclosing WSGI apps and tracers see it.
             error = incomplete_error(ex)
