@@ -42,7 +42,13 @@ from bridge._framing import content_length, has_no_body
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._interface import require_int, require_interface
 from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
-from bridge._scope import ASGI_VERSION, ScopeError, http_scope, response_head
+from bridge._scope import (
+    ASGI_VERSION,
+    ScopeError,
+    early_hint_headers,
+    http_scope,
+    response_head,
+)
 from bridge._types import ASGIApp, Environ, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -327,6 +333,8 @@ class _Exchange:
     read_request: asyncio.Future[tuple[bytes, bool, bool]] | None = None
     remaining: int | None = 0
     mark = 0  # TaskLoop.scheduled when the request started (thread mode)
+    early_hints: Callable[[list[tuple[str, str]]], object] | None = None  # the server's
+    hints: deque[list[tuple[str, str]]] | None = None  # 103s the WSGI thread has to send
 
     def __init__(
         self, environ: Environ, scope: Scope, loop: asyncio.AbstractEventLoop, settings: _Settings
@@ -341,6 +349,8 @@ class _Exchange:
         if shared:
             self.doorbell = queue.SimpleQueue()
         self.input = environ["wsgi.input"]
+        if "http.response.early_hint" in scope["extensions"]:
+            self.early_hints = environ["wsgi.early_hints"]
         length = environ.get("CONTENT_LENGTH")
         if length:
             # ASCII digits only: int() would also take "-5" (read to EOF) or non-ASCII digits.
@@ -421,6 +431,9 @@ class _Exchange:
         more = kind == "http.response.body" and bool(message.get("more_body", False))
         next_phase = _SEND.get((phase, kind, more))
         if next_phase is None:
+            if kind == "http.response.early_hint":
+                self._early_hint(message)
+                return
             raise RuntimeError(f"unexpected ASGI message {kind!r} in response phase {phase.name}")
         if kind == "http.response.body":
             body = message.get("body", b"")
@@ -489,6 +502,19 @@ class _Exchange:
         self._complete()
         self.notify()
 
+    def _early_hint(self, message: Message) -> None:
+        # Only before the head, and only where the server can send a 103; else dropped.
+        if self.phase is not _Phase.AWAITING_START or self.early_hints is None:
+            return
+        headers = early_hint_headers(message)
+        if headers:
+            # Written by the WSGI thread (the server's socket is its to write), before
+            # it moves on to the head: queued before the phase can change.
+            if self.hints is None:
+                self.hints = deque()
+            self.hints.append(headers)
+            self.notify()
+
     def _reject(self, error: Exception) -> NoReturn:
         """The app broke HTTP framing: the response is refused before its head reaches
         the server, or aborted after; ``send()`` raises ``error`` to the app."""
@@ -543,6 +569,8 @@ class _Exchange:
 
     def read_chunk(self) -> tuple[bytes, bool, bool]:
         """``(data, more_body, client_gone)`` for the next body chunk from wsgi.input."""
+        if self.hints:  # a client may wait for its 103 before it sends the body
+            self.send_hints()
         remaining = self.remaining
         size = self.chunk_size if remaining is None else min(remaining, self.chunk_size)
         try:
@@ -616,6 +644,18 @@ class _Exchange:
 
     def take(self) -> bytes:
         return self.chunks.popleft()
+
+    def send_hints(self) -> None:
+        """Have the server send the 103s the app asked for so far (WSGI thread)."""
+        hints, send = self.hints, self.early_hints
+        if hints is None or send is None:
+            return
+        while hints:
+            headers = hints.popleft()
+            try:
+                send(headers)
+            except Exception:  # advisory: the response itself reports a broken connection
+                logger.debug("wsgi.early_hints failed; hint dropped", exc_info=True)
 
     def cancel(self) -> None:
         if self.future is not None:
@@ -1024,12 +1064,11 @@ class ASGIToWSGI:
             return _plain_response(
                 start_response, "500 Internal Server Error", "Internal Server Error"
             )
+        extensions: dict[str, dict[object, object]] = {"http.response.pathsend": {}}
+        if callable(environ.get("wsgi.early_hints")):  # gunicorn: 103 Early Hints
+            extensions["http.response.early_hint"] = {}
         try:
-            scope = http_scope(
-                environ,
-                state=lifespan.state.copy(),
-                extensions={"http.response.pathsend": {}},
-            )
+            scope = http_scope(environ, state=lifespan.state.copy(), extensions=extensions)
         except ScopeError as exc:
             logger.info("bad request: %s", exc)
             return _plain_response(start_response, "400 Bad Request", "Bad Request")
@@ -1045,6 +1084,8 @@ class ASGIToWSGI:
             ex.deadline = time.monotonic() + self.request_timeout
         try:
             while ex.phase is _Phase.AWAITING_START and not ex.finished:
+                if ex.hints:
+                    ex.send_hints()
                 ex.wait_progress()
         except RequestTimeout as exc:
             finish_exchange(ex)  # cancels the task
@@ -1058,6 +1099,8 @@ class ASGIToWSGI:
         # is read first; a phase read before it could be stale once ``finished`` is true.
         finished = ex.finished
         phase = ex.phase
+        if ex.hints:  # queued before the phase moved on, so all of them are here
+            ex.send_hints()
         if phase is _Phase.REJECTED or (finished and phase is not _Phase.COMPLETE):
             # Nothing has reached the server yet: it gets the app's own exception, so it
             # answers 500 and logs it, and enclosing WSGI apps and tracers see it.
