@@ -9,7 +9,8 @@ chunks out as the app sends them, so responses stream.
 Rules of this file:
 
 * Pure translation (environ -> scope, response head -> WSGI) lives in ``_scope.py``;
-  loop and thread machinery in ``_loops.py``. This file wires them to one request.
+  the lifespan protocol in ``_a2w_lifespan.py``; loop and thread machinery, and the
+  fork and exit hooks, in ``_loops.py``. This file wires them to one request.
 * Per-request state lives in ``_Exchange``; the adapter holds configuration and loops.
 * The response side is an explicit state machine (``_Phase`` and ``_SEND``).
 * Nothing starts in ``__init__``: loops, threads and lifespan start lazily in the
@@ -20,16 +21,13 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
-import concurrent.futures.thread  # registers its exit hook before ours (see _close_at_exit)
 import io
 import logging
 import os
 import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from enum import Enum, auto
@@ -38,12 +36,26 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeAlias, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
+from bridge._a2w_lifespan import (
+    Lifespan,
+    LifespanMode,
+    LifespanPhase,
+    LifespanStartupFailed,
+    LifespanUnsupported,
+)
 from bridge._framing import content_length, has_no_body
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._interface import require_int, require_interface
-from bridge._loops import PerThreadLoops, SharedLoop, TaskLoop, close_loop
+from bridge._loops import (
+    PerThreadLoops,
+    SharedLoop,
+    TaskLoop,
+    close_at_exit,
+    close_loop,
+    closed,
+    forget_after_fork,
+)
 from bridge._scope import (
-    ASGI_VERSION,
     ScopeError,
     early_hint_headers,
     http_scope,
@@ -66,16 +78,11 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 ASGI2App: TypeAlias = Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]
 
 LoopMode = Literal["thread", "shared"]
-LifespanMode = Literal["auto", "on", "off"]
 
 # A sending app is paused once this many body chunks wait for the WSGI server.
 _MAX_BUFFERED_CHUNKS = 16
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
-
-
-class LifespanStartupFailed(RuntimeError):
-    """The ASGI app reported (or raised) a lifespan startup failure."""
 
 
 class RequestTimeout(TimeoutError):
@@ -132,156 +139,12 @@ def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
         future.set_result(value)
 
 
-# --- lifespan ---------------------------------------------------------------------------
-
-
-class _LifespanUnsupported(Exception):
-    """Raised into an app that sends a non-lifespan message on the lifespan scope."""
-
-
-class _LifespanPhase(Enum):
-    NOT_STARTED = auto()
-    READY = auto()  # startup complete (or lifespan off / unsupported)
-    FAILED = auto()
-    SHUT_DOWN = auto()
-
-
-class _Lifespan:
-    """The lifespan protocol on one event loop: startup once, shutdown at close."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        mode: LifespanMode,
-        timeout: float,
-        on_unsupported: Callable[[BaseException | None], None],
-    ) -> None:
-        self.app = app
-        self.mode = mode
-        self.timeout = timeout
-        self.on_unsupported = on_unsupported
-        self._unsupported = False
-        self.phase = _LifespanPhase.NOT_STARTED
-        self.state: dict[str, Any] = {}
-        self.failure = ""
-        self._task: asyncio.Task[None] | None = None
-        self._inbox: asyncio.Queue[Message] | None = None
-        self._started: asyncio.Future[str | None] | None = None
-        self._stopped: asyncio.Future[str | None] | None = None
-        self._error: BaseException | None = None
-
-    async def startup(self) -> None:
-        if self.phase is not _LifespanPhase.NOT_STARTED:
-            return
-        if self.mode == "off":
-            self.phase = _LifespanPhase.READY
-            return
-        loop = asyncio.get_running_loop()
-        self._inbox = asyncio.Queue()
-        self._started = loop.create_future()
-        self._stopped = loop.create_future()
-        self._task = loop.create_task(self._main())
-        self._inbox.put_nowait({"type": "lifespan.startup"})
-        waiters: list[asyncio.Future[Any]] = [self._started, self._task]
-        await asyncio.wait(
-            waiters,
-            timeout=self.timeout,
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if self._unsupported or (self._task.done() and not self._started.done()):
-            if self.mode == "auto":
-                # ASGI lifespan spec: an app that raises on this scope (or, like uvicorn
-                # and hypercorn accept, answers it as if it were HTTP) does not support it.
-                self.on_unsupported(self._error)
-                await self._stop_task()
-                self.phase = _LifespanPhase.READY
-            else:
-                self._fail("the app's lifespan handler ended before startup completed")
-        elif self._started.done():
-            failure = self._started.result()
-            if failure is None:
-                self.phase = _LifespanPhase.READY
-                return
-            self._fail(f"the app sent lifespan.startup.failed: {failure}")
-        else:
-            self._fail(f"lifespan startup did not complete within {self.timeout}s")
-            await self._stop_task()
-
-    def _fail(self, reason: str) -> None:
-        self.phase = _LifespanPhase.FAILED
-        self.failure = reason
-        logger.error(
-            "ASGI lifespan startup failed; requests will be answered 500: %s",
-            reason,
-            exc_info=self._error,
-        )
-
-    async def _main(self) -> None:
-        assert self._inbox is not None
-        scope: Scope = {"type": "lifespan", "asgi": ASGI_VERSION, "state": self.state}
-        try:
-            await self.app(scope, self._receive, self._send)
-        except Exception as exc:  # reported by startup()/shutdown(), which know the context
-            self._error = exc
-
-    async def _receive(self) -> Message:
-        assert self._inbox is not None
-        return await self._inbox.get()
-
-    async def _send(self, message: Message) -> None:
-        assert self._started is not None
-        assert self._stopped is not None
-        kind = message["type"]
-        if kind == "lifespan.startup.complete":
-            _resolve(self._started, None)
-        elif kind == "lifespan.startup.failed":
-            _resolve(self._started, str(message.get("message", "")) or "no message")
-        elif kind == "lifespan.shutdown.complete":
-            _resolve(self._stopped, None)
-        elif kind == "lifespan.shutdown.failed":
-            _resolve(self._stopped, str(message.get("message", "")) or "no message")
-        elif self.mode == "auto" and not self._started.done():
-            # Not a lifespan message: the app treats every scope as HTTP.
-            self._unsupported = True
-            _resolve(self._started, None)
-            self._error = _LifespanUnsupported(f"the app sent {kind!r} on the lifespan scope")
-            raise self._error
-        else:
-            raise RuntimeError(f"unexpected ASGI lifespan message {kind!r}")
-
-    async def shutdown(self) -> None:
-        was_ready = self.phase is _LifespanPhase.READY
-        self.phase = _LifespanPhase.SHUT_DOWN
-        task, inbox, stopped = self._task, self._inbox, self._stopped
-        if task is None or inbox is None or stopped is None:
-            return  # never started, unsupported, or already shut down
-        if was_ready and not task.done():
-            inbox.put_nowait({"type": "lifespan.shutdown"})
-            waiters: list[asyncio.Future[Any]] = [stopped, task]
-            await asyncio.wait(waiters, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
-            if not stopped.done():
-                logger.error("ASGI lifespan shutdown did not complete", exc_info=self._error)
-            elif (failure := stopped.result()) is not None:
-                logger.error("ASGI lifespan shutdown failed: %s", failure)
-        await self._stop_task()
-
-    async def _stop_task(self) -> None:
-        task, self._task = self._task, None
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task], timeout=_CANCEL_GRACE)
-        if task.done() and not task.cancelled():
-            task.result()
-
-
 class _LoopContext:
     """What a per-thread loop carries: the loop and that loop's lifespan."""
 
     __slots__ = ("lifespan", "loop")
 
-    def __init__(self, loop: TaskLoop, lifespan: _Lifespan) -> None:
+    def __init__(self, loop: TaskLoop, lifespan: Lifespan) -> None:
         self.loop = loop
         self.lifespan = lifespan
 
@@ -787,34 +650,6 @@ def finish_exchange(ex: _Exchange) -> None:
 
 # --- the adapter ------------------------------------------------------------------------
 
-_LIVE: weakref.WeakSet[ASGIToWSGI] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # _loops forgets the parent's loops; the parent's lifespan state (and the task that
-    # owned it) stayed with them, so a child runs its own startup.
-    for adapter in list(_LIVE):
-        adapter._forget_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _close_at_exit() -> None:
-    for adapter in list(_LIVE):
-        adapter.close()
-
-
-# Close (lifespan shutdown) at interpreter exit, before concurrent.futures shuts its
-# thread pools down: threading's exit hooks run in reverse order and before atexit, and
-# shutdown handlers often use run_in_executor (Django's sync_to_async, Starlette's
-# threadpool). concurrent.futures.thread is imported above, so its hook runs after ours.
-_register_threading_atexit = getattr(threading, "_register_atexit", None)
-if _register_threading_atexit is not None:
-    _register_threading_atexit(_close_at_exit)
-else:  # pragma: no cover - interpreters without the hook
-    atexit.register(_close_at_exit)
-
 
 def _require_seconds(name: str, value: object) -> None:
     # Seconds may be fractional, so this is not _interface.require_int.
@@ -939,10 +774,11 @@ class ASGIToWSGI:
         self._report_lock = threading.Lock()
         self._shared_lock = threading.Lock()
         self._shared_lifespan = self._new_lifespan()
-        _LIVE.add(self)
+        forget_after_fork(self)
+        close_at_exit(self)
 
-    def _new_lifespan(self) -> _Lifespan:
-        return _Lifespan(
+    def _new_lifespan(self) -> Lifespan:
+        return Lifespan(
             self.app, self._lifespan_mode, self.lifespan_timeout, self._lifespan_unsupported
         )
 
@@ -951,13 +787,15 @@ class ASGIToWSGI:
             if self._lifespan_mode == "off":
                 return
             self._lifespan_mode = "off"
-        if error is None or isinstance(error, _LifespanUnsupported):
+        if error is None or isinstance(error, LifespanUnsupported):
             reason = f" ({error})" if error is not None else ""
         else:
             reason = f" ({type(error).__name__}: {error})"
         logger.info("ASGI app does not support lifespan; serving it without%s", reason)
 
-    def _forget_after_fork(self) -> None:
+    def forget_after_fork(self) -> None:
+        """In a forked child (``_loops`` calls it): the parent's lifespan stayed with its
+        loop, which ``_loops`` has forgotten, so a child runs its own startup."""
         self._report_lock = threading.Lock()
         self._shared_lock = threading.Lock()
         self._shared_lifespan = self._new_lifespan()
@@ -996,15 +834,15 @@ class ASGIToWSGI:
                 "thread (e.g. await asyncio.to_thread(...)), or use loop_mode='shared'"
             )
         context = self._threads.current()
-        if context.lifespan.phase is _LifespanPhase.NOT_STARTED:
+        if context.lifespan.phase is LifespanPhase.NOT_STARTED:
             context.loop.run_until_complete(context.lifespan.startup())
         return context
 
-    def _shared_ready(self) -> _Lifespan:
+    def _shared_ready(self) -> Lifespan:
         lifespan = self._shared_lifespan
-        if lifespan.phase is _LifespanPhase.NOT_STARTED:
+        if lifespan.phase is LifespanPhase.NOT_STARTED:
             with self._shared_lock:
-                if lifespan.phase is _LifespanPhase.NOT_STARTED:
+                if lifespan.phase is LifespanPhase.NOT_STARTED:
                     self._shared_loop.run(lifespan.startup())
         return lifespan
 
@@ -1016,7 +854,7 @@ class ASGIToWSGI:
         if self._state is _State.CLOSED:
             raise RuntimeError("ASGIToWSGI.start() after close()")
         lifespan = self._shared_ready() if self._shared else self._thread_context().lifespan
-        if lifespan.phase is _LifespanPhase.FAILED:
+        if lifespan.phase is LifespanPhase.FAILED:
             raise LifespanStartupFailed(lifespan.failure)
 
     def close(self) -> None:
@@ -1024,7 +862,7 @@ class ASGIToWSGI:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        _LIVE.discard(self)
+        closed(self)
         self._threads.close_all()
         if self._shared_loop.started:
             try:
@@ -1059,7 +897,7 @@ class ASGIToWSGI:
             context = self._thread_context()
             lifespan = context.lifespan
             loop = context.loop
-        if lifespan.phase is not _LifespanPhase.READY:
+        if lifespan.phase is not LifespanPhase.READY:
             logger.error("ASGI lifespan startup failed; answering 500: %s", lifespan.failure)
             return _plain_response(
                 start_response, "500 Internal Server Error", "Internal Server Error"
