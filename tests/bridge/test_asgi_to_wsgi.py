@@ -526,7 +526,7 @@ def test_client_disconnected_escaping_the_app_is_not_logged_as_an_error(
 def test_task_ignoring_cancellation_is_abandoned_with_an_error_log(
     make: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("bridge._asgi_to_wsgi._CANCEL_GRACE", 0.1)
+    monkeypatch.setattr("bridge._a2w_exchange._CANCEL_GRACE", 0.1)
     cancellations = 0
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

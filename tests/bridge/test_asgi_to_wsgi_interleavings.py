@@ -17,7 +17,8 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from bridge import _asgi_to_wsgi
-from bridge._asgi_to_wsgi import ASGIToWSGI, _Exchange, _Phase
+from bridge._a2w_exchange import Exchange, Phase
+from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
 
 # Fewer than the 16 chunks after which send() waits for the WSGI side.
@@ -58,8 +59,8 @@ class _PauseOnRead:
         return exchange.__dict__.get(self.key, self.default)
 
 
-class _PausingExchange(_Exchange):
-    phase = _PauseOnRead(_Phase.AWAITING_START)  # type: ignore[assignment]
+class _PausingExchange(Exchange):
+    phase = _PauseOnRead(Phase.AWAITING_START)  # type: ignore[assignment]
     finished = _PauseOnRead(False)  # type: ignore[assignment]
     taken = 0
 
@@ -70,7 +71,7 @@ class _PausingExchange(_Exchange):
 
 def _saw_streaming(exchange: Any) -> bool:
     """The WSGI thread has already read the phase as STREAMING."""
-    return exchange.__dict__.get("_seen_phase") is _Phase.STREAMING
+    return exchange.__dict__.get("_seen_phase") is Phase.STREAMING
 
 
 class _Scenario:
@@ -118,7 +119,7 @@ def scenario(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _Scenari
 
     def factory(before: int, pause_at: str, when: Callable[[Any], bool]) -> _Scenario:
         made.append(_Scenario(before, pause_at, when))
-        monkeypatch.setattr(_asgi_to_wsgi, "_Exchange", made[-1].exchange)
+        monkeypatch.setattr(_asgi_to_wsgi, "Exchange", made[-1].exchange)
         return made[-1]
 
     yield factory
