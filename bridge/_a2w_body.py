@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 
-from bridge._a2w_exchange import Exchange, Phase, finish_exchange, incomplete_error
+from bridge._a2w_exchange import Exchange, State
 from bridge._http import InvalidResponse
 
 
@@ -47,23 +47,21 @@ class ResponseBody:
     def __next__(self) -> bytes:
         ex = self._ex
         while True:
-            # Shared mode: the loop thread appends chunks (or sets the path) before it moves
-            # the phase on and sets ``finished`` last, so read them in the reverse order. A
-            # phase read after finding no chunks could be COMPLETE with the last chunks
-            # appended in between, and they would be lost.
-            finished = ex.finished
-            phase = ex.phase
+            # The state first: the loop side appends chunks (or sets the path) before it
+            # moves the state on, so chunks found after a final state are all there is.
+            state = ex.state
             if ex.chunks:
                 return ex.take()
             if ex.path is not None:
                 return self._next_from_file(ex.path)
-            if phase is Phase.COMPLETE:
+            if state is State.STREAMING:
+                ex.wait_progress()
+            elif state is State.COMPLETE or state is State.DONE:
                 raise StopIteration
-            if phase is Phase.REJECTED or finished:
+            else:
                 # Raising makes the server abort the connection rather than reuse it
                 # after a body that does not match its framing; the server logs it.
-                raise incomplete_error(ex)
-            ex.wait_progress()
+                raise ex.failure()
 
     def _next_from_file(self, path: str) -> bytes:
         ex = self._ex
@@ -90,4 +88,4 @@ class ResponseBody:
         self._closed = True
         if self._file is not None:
             self._file.close()
-        finish_exchange(self._ex)
+        self._ex.finish()

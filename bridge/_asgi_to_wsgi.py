@@ -1,67 +1,49 @@
 """``ASGIToWSGI``: serve an ASGI 3 (or 2) application from any WSGI server.
 
 Each WSGI call becomes one ASGI ``http`` connection (ASGI spec "HTTP & WebSocket" 2.4,
-lifespan per "Lifespan" 2.0). The WSGI thread drives the ASGI task itself: it runs the
-event loop only while it needs something from the app (the response head, the next
-body chunk, the end of background work), and the WSGI response iterable pulls body
-chunks out as the app sends them, so responses stream.
+lifespan per "Lifespan" 2.0). Where a request's response is produced: ``__call__``
+below starts the app's task and waits for its head, then hands the server either the
+whole body or a ``ResponseBody`` that pulls chunks as the app sends them.
 
-Rules of this file:
+The parts, one file each:
 
-* Pure translation (environ -> scope, response head -> WSGI) lives in ``_scope.py``;
-  the lifespan protocol in ``_a2w_lifespan.py``; loop and thread machinery, and the
-  fork and exit hooks, in ``_loops.py``. This file wires them to one request.
-* Per-request state lives in ``Exchange`` (``_a2w_exchange.py``), the WSGI response
-  iterable in ``_a2w_body.py``; the adapter holds configuration and loops.
-* The response side is an explicit state machine (``Phase`` and ``_SEND``).
-* Nothing starts in ``__init__``: loops, threads and lifespan start lazily in the
-  process and thread that serves requests (pre-fork servers, ``--preload``).
-* Failures are logged on the ``bridge.asgi_to_wsgi`` logger; never printed.
+* ``_a2w_lifespan.py``: the lifespan protocol on one loop.
+* ``_a2w_runners.py``: the loop mode (a loop per WSGI thread, or one shared loop),
+  injected here as a runner; each request gets a ``Link`` to its loop.
+* ``_a2w_exchange.py``: one request, its state machine and both of its sides.
+* ``_a2w_body.py``: the WSGI response iterable.
+* ``_loops.py``: loops, threads, and the fork and exit hooks.
+
+Nothing starts in ``__init__``: loops, threads and lifespan start lazily in the process
+and thread that serves requests (pre-fork servers, ``--preload``). Failures are logged on
+the ``bridge.asgi_to_wsgi`` logger; never printed.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from enum import Enum, auto
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 
 from asgiref.compatibility import guarantee_single_callable
 
 from bridge._a2w_body import PathFile, ResponseBody
-from bridge._a2w_exchange import (
-    Exchange,
-    Phase,
-    RequestTimeout,
-    Settings,
-    finish_exchange,
-    incomplete_error,
-)
+from bridge._a2w_exchange import Exchange, RequestTimeout, Settings, State
 from bridge._a2w_lifespan import (
-    CANCEL_GRACE,
     Lifespan,
     LifespanMode,
     LifespanPhase,
     LifespanStartupFailed,
     LifespanUnsupported,
 )
+from bridge._a2w_runners import Runner, SharedRunner, ThreadRunner
 from bridge._http import InvalidResponse
 from bridge._interface import require_int, require_interface
-from bridge._loops import (
-    PerThreadLoops,
-    SharedLoop,
-    TaskLoop,
-    close_at_exit,
-    close_loop,
-    closed,
-    forget_after_fork,
-)
+from bridge._loops import close_at_exit, closed, forget_after_fork
 from bridge._scope import ScopeError, http_scope
 from bridge._types import ASGIApp, Environ, Receive, Scope, Send
 
@@ -91,19 +73,6 @@ def _plain_response(start_response: StartResponse, status: str, text: str) -> li
     return [body]
 
 
-class _LoopContext:
-    """What a per-thread loop carries: the loop and that loop's lifespan."""
-
-    __slots__ = ("lifespan", "loop")
-
-    def __init__(self, loop: TaskLoop, lifespan: Lifespan) -> None:
-        self.loop = loop
-        self.lifespan = lifespan
-
-
-# --- the adapter ------------------------------------------------------------------------
-
-
 def _require_seconds(name: str, value: object) -> None:
     # Seconds may be fractional, so this is not _interface.require_int.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -113,11 +82,6 @@ def _require_seconds(name: str, value: object) -> None:
         )
     if not value > 0:
         raise ValueError(f"ASGIToWSGI({name}={value!r}): must be positive")
-
-
-class _State(Enum):
-    OPEN = auto()
-    CLOSED = auto()
 
 
 class ASGIToWSGI:
@@ -214,19 +178,14 @@ class ASGIToWSGI:
         self.lifespan_timeout = lifespan_timeout
         self.background_timeout = background_timeout
         self.chunk_size = chunk_size
-        self._state = _State.OPEN
-        self._shared = loop_mode == "shared"
-        self._settings = Settings(self._shared, chunk_size, background_timeout)
-        self._threads: PerThreadLoops[_LoopContext] = PerThreadLoops(
-            self._new_loop_context, self._retire_loop_context
-        )
-        self._shared_loop = SharedLoop(name="asgi-to-wsgi-loop")
+        self._closed = False
+        self._settings = Settings(chunk_size, background_timeout)
         # "off" once the app has shown it does not support lifespan, so that loops
         # created later (thread mode) do not ask again.
         self._lifespan_mode: LifespanMode = lifespan
         self._report_lock = threading.Lock()
-        self._shared_lock = threading.Lock()
-        self._shared_lifespan = self._new_lifespan()
+        runner = SharedRunner if loop_mode == "shared" else ThreadRunner
+        self._runner: Runner = runner(self._new_lifespan)
         forget_after_fork(self)
         close_at_exit(self)
 
@@ -247,83 +206,27 @@ class ASGIToWSGI:
         logger.info("ASGI app does not support lifespan; serving it without%s", reason)
 
     def forget_after_fork(self) -> None:
-        """In a forked child (``_loops`` calls it): the parent's lifespan stayed with its
-        loop, which ``_loops`` has forgotten, so a child runs its own startup."""
+        """In a forked child (``_loops`` calls it): locks held in the parent are fresh."""
         self._report_lock = threading.Lock()
-        self._shared_lock = threading.Lock()
-        self._shared_lifespan = self._new_lifespan()
-
-    # --- loops and lifespan ------------------------------------------------------------
-
-    def _new_loop_context(self, loop: TaskLoop) -> _LoopContext:
-        return _LoopContext(loop, self._new_lifespan())
-
-    def _retire_loop_context(self, context: _LoopContext) -> None:
-        loop = context.loop
-        if loop.is_closed():
-            return
-        if loop.is_running():  # pragma: no cover - close() while a request is in flight
-            logger.warning("close(): a thread's loop is still serving a request; leaving it")
-            return
-        try:
-            loop.run_until_complete(context.lifespan.shutdown())
-        finally:
-            leftover = close_loop(loop, CANCEL_GRACE)
-        if leftover:
-            # A per-thread loop only runs while its thread serves a request, so tasks
-            # that outlive their request (fire-and-forget create_task) may never have run.
-            logger.warning(
-                "%d task(s) outlived their request on a per-thread loop and were cancelled; "
-                "await them, use a BackgroundTask, or use loop_mode='shared'",
-                leftover,
-            )
-
-    def _thread_context(self) -> _LoopContext:
-        if asyncio._get_running_loop() is not None:
-            # Checked before any coroutine exists, so none is left "never awaited".
-            raise RuntimeError(
-                "ASGIToWSGI(loop_mode='thread') was called from a thread that is running "
-                "an event loop (an async test, a notebook); call it from a WSGI server "
-                "thread (e.g. await asyncio.to_thread(...)), or use loop_mode='shared'"
-            )
-        context = self._threads.current()
-        if context.lifespan.phase is LifespanPhase.NOT_STARTED:
-            context.loop.run_until_complete(context.lifespan.startup())
-        return context
-
-    def _shared_ready(self) -> Lifespan:
-        lifespan = self._shared_lifespan
-        if lifespan.phase is LifespanPhase.NOT_STARTED:
-            with self._shared_lock:
-                if lifespan.phase is LifespanPhase.NOT_STARTED:
-                    self._shared_loop.run(lifespan.startup())
-        return lifespan
 
     def start(self) -> None:
         """Start eagerly: create this thread's (or the shared) loop and run lifespan startup.
 
         Raises ``LifespanStartupFailed`` when startup fails.
         """
-        if self._state is _State.CLOSED:
+        if self._closed:
             raise RuntimeError("ASGIToWSGI.start() after close()")
-        lifespan = self._shared_ready() if self._shared else self._thread_context().lifespan
+        lifespan = self._runner.ready().lifespan
         if lifespan.phase is LifespanPhase.FAILED:
             raise LifespanStartupFailed(lifespan.failure)
 
     def close(self) -> None:
         """Run lifespan shutdown and close every loop this adapter created. Idempotent."""
-        if self._state is _State.CLOSED:
+        if self._closed:
             return
-        self._state = _State.CLOSED
+        self._closed = True
         closed(self)
-        self._threads.close_all()
-        if self._shared_loop.started:
-            try:
-                self._shared_loop.run(self._shared_lifespan.shutdown(), self.lifespan_timeout + 10)
-            except (concurrent.futures.TimeoutError, RuntimeError):
-                logger.exception("ASGI lifespan shutdown on the shared loop failed")
-            finally:
-                self._shared_loop.stop(CANCEL_GRACE)
+        self._runner.close(self.lifespan_timeout)
 
     def __enter__(self) -> ASGIToWSGI:
         return self
@@ -339,17 +242,11 @@ class ASGIToWSGI:
     # --- requests ------------------------------------------------------------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if self._state is _State.CLOSED:
+        if self._closed:
             logger.error("request after ASGIToWSGI.close(); answering 503")
             return _plain_response(start_response, "503 Service Unavailable", "Unavailable")
-        if self._shared:
-            lifespan = self._shared_ready()
-            loop: asyncio.AbstractEventLoop = self._shared_loop.get()
-            context = None
-        else:
-            context = self._thread_context()
-            lifespan = context.lifespan
-            loop = context.loop
+        context = self._runner.ready()
+        lifespan = context.lifespan
         if lifespan.phase is not LifespanPhase.READY:
             logger.error("ASGI lifespan startup failed; answering 500: %s", lifespan.failure)
             return _plain_response(
@@ -363,52 +260,40 @@ class ASGIToWSGI:
         except ScopeError as exc:
             logger.info("bad request: %s", exc)
             return _plain_response(start_response, "400 Bad Request", "Bad Request")
-        ex = Exchange(environ, scope, loop, self._settings)
-        coro = ex.run(self.app, scope)
-        if context is not None:
-            ex.mark = context.loop.scheduled
-            ex.task = context.loop.start_task(coro)
-        else:
-            ex.future = asyncio.run_coroutine_threadsafe(coro, loop)
+        ex = Exchange(environ, scope, context.link(), self._settings)
+        # The one place a request's app coroutine is created and started.
+        ex.link.start(ex.run(self.app))
 
         if self.request_timeout is not None:
             ex.deadline = time.monotonic() + self.request_timeout
         try:
-            while ex.phase is Phase.AWAITING_START and not ex.finished:
-                if ex.hints:
-                    ex.send_hints()
+            while ex.state is State.AWAITING_START:
                 ex.wait_progress()
         except RequestTimeout as exc:
-            finish_exchange(ex)  # cancels the task
+            ex.finish()  # cancels the task
             logger.warning("%s; answering 504", exc)
             return _plain_response(start_response, "504 Gateway Timeout", "Gateway Timeout")
         except BaseException:  # KeyboardInterrupt, SystemExit, a broken loop: no orphans
-            finish_exchange(ex)
+            ex.finish()
             raise
 
-        # Shared mode: the loop thread sets the phase before ``finished``, so ``finished``
-        # is read first; a phase read before it could be stale once ``finished`` is true.
-        finished = ex.finished
-        phase = ex.phase
-        if ex.hints:  # queued before the phase moved on, so all of them are here
-            ex.send_hints()
-        if phase is Phase.REJECTED or (finished and phase is not Phase.COMPLETE):
+        state = ex.state
+        if state is State.REJECTED or state is State.FAILED:
             # Nothing has reached the server yet: it gets the app's own exception, so it
             # answers 500 and logs it, and enclosing WSGI apps and tracers see it.
-            error = incomplete_error(ex)
-            finish_exchange(ex)
+            error = ex.failure()
+            ex.finish()
             logger.debug("ASGI app failed before the response started: %s", ex.request_line)
             raise error
 
-        if ex.finished and ex.phase is Phase.COMPLETE and ex.path is None:
+        if state is State.DONE and ex.path is None:
             # The whole response is known and nothing runs after it: a plain list.
-            if context is not None and context.loop.scheduled != ex.mark:
-                context.loop.run_ready()  # let what the request spawned start now
+            ex.link.settle()
             start_response(ex.status, ex.headers)
             return list(ex.chunks)
 
         body = ResponseBody(ex)
-        if ex.phase is Phase.COMPLETE and ex.path is not None and not ex.chunks:
+        if state is not State.STREAMING and ex.path is not None and not ex.chunks:
             file_wrapper = environ.get("wsgi.file_wrapper")
             if file_wrapper is not None:
                 path = ex.path

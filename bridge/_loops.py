@@ -1,6 +1,6 @@
 """Event loops for ``ASGIToWSGI``: one per WSGI worker thread, or one shared loop thread.
 
-This module and ``_asgi_to_wsgi.py`` are the only places in the ASGI-on-WSGI direction
+This module and ``_a2w_runners.py`` are the only places in the ASGI-on-WSGI direction
 that own threads or event loops. Nothing here starts at import or construction time:
 loops and threads appear lazily, in the process and thread that serves requests, so
 pre-fork servers (gunicorn ``--preload``, uWSGI) never inherit a running loop. After a

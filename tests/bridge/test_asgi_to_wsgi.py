@@ -1103,7 +1103,9 @@ def test_nothing_is_started_at_construction() -> None:
     threads = threading.active_count()
     adapter = ASGIToWSGI(hello, loop_mode="shared")
     assert threading.active_count() == threads
-    assert not adapter._shared_loop.started
+    assert "asgi-to-wsgi-loop" not in [thread.name for thread in threading.enumerate()]
+    call(adapter)  # the first request starts the loop thread
+    assert "asgi-to-wsgi-loop" in [thread.name for thread in threading.enumerate()]
     adapter.close()
 
 

@@ -1,8 +1,9 @@
 """ASGIToWSGI's shared loop under forced interleavings (#10's open race).
 
 The app runs on the loop thread while the WSGI thread reads what it produced. Each test
-pauses the WSGI thread at one read of the exchange's state and lets the app run to its
-end right there, so the interleaving that lost data happens every time, not by luck.
+pauses the WSGI thread at a read of the exchange's state and lets the app run to its end
+right there, so the interleaving that lost data happens every time, not by luck. (The
+state was once two fields, a phase and a "finished" flag, read in the wrong order.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from bridge import _asgi_to_wsgi
-from bridge._a2w_exchange import Exchange, Phase
+from bridge._a2w_exchange import ENDED, Exchange, State
 from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
 
@@ -60,8 +61,7 @@ class _PauseOnRead:
 
 
 class _PausingExchange(Exchange):
-    phase = _PauseOnRead(Phase.AWAITING_START)  # type: ignore[assignment]
-    finished = _PauseOnRead(False)  # type: ignore[assignment]
+    state = _PauseOnRead(State.AWAITING_START)  # type: ignore[assignment]
     taken = 0
 
     def take(self) -> bytes:
@@ -70,8 +70,8 @@ class _PausingExchange(Exchange):
 
 
 def _saw_streaming(exchange: Any) -> bool:
-    """The WSGI thread has already read the phase as STREAMING."""
-    return exchange.__dict__.get("_seen_phase") is Phase.STREAMING
+    """The WSGI thread has already read the state as STREAMING."""
+    return exchange.__dict__.get("_seen_state") is State.STREAMING
 
 
 class _Scenario:
@@ -108,7 +108,7 @@ class _Scenario:
         self.paused += 1
         self.go.set()
         deadline = time.monotonic() + WAIT
-        while not _PausingExchange.finished.peek(exchange):  # type: ignore[attr-defined]
+        while _PausingExchange.state.peek(exchange) not in ENDED:  # type: ignore[attr-defined]
             assert time.monotonic() < deadline, "the app did not finish"
             time.sleep(0.001)
 
@@ -148,12 +148,13 @@ def _get(adapter: ASGIToWSGI) -> bytes:
 def test_chunks_sent_while_the_wsgi_thread_finds_none_are_not_lost(
     scenario: Callable[..., _Scenario], make: Callable[..., ASGIToWSGI]
 ) -> None:
-    # The WSGI thread has taken chunk 0 and found no chunk waiting; before it reads the
-    # phase, the app sends the other 11 and completes. They must still be delivered.
+    # The WSGI thread has taken chunk 0 and finds no chunk waiting; the app sends the
+    # other 11 and completes just before the WSGI thread reads the state. They must
+    # still be delivered: the state is read first, the chunks after it.
     def after_chunk_0(exchange: Any) -> bool:
         return exchange.taken == 1 and not exchange.chunks
 
-    this = scenario(1, "phase", after_chunk_0)
+    this = scenario(1, "state", after_chunk_0)
     assert _get(make(this.app, loop_mode="shared")) == b"".join(CHUNKS) + b"end"
     assert this.paused == 1
 
@@ -161,8 +162,8 @@ def test_chunks_sent_while_the_wsgi_thread_finds_none_are_not_lost(
 def test_a_response_completed_between_the_head_and_the_end_check_is_served_whole(
     scenario: Callable[..., _Scenario], make: Callable[..., ASGIToWSGI]
 ) -> None:
-    # The WSGI thread has seen the head (phase STREAMING); before it reads ``finished``,
-    # the app sends the whole body and returns. That is a complete response, not a failure.
-    this = scenario(0, "finished", _saw_streaming)
+    # The WSGI thread has seen the head (state STREAMING); before its next look, the app
+    # sends the whole body and returns. That is a complete response, not a failure.
+    this = scenario(0, "state", _saw_streaming)
     assert _get(make(this.app, loop_mode="shared")) == b"".join(CHUNKS) + b"end"
     assert this.paused == 1
