@@ -115,7 +115,7 @@ class Exchange:
     expected: int | None = None  # the response's Content-Length
     sent = 0  # body bytes accepted so far
     deadline: float | None = None  # time.monotonic() by which the response must end
-    timer: asyncio.TimerHandle | None = None  # bounds work after the response
+    timer: asyncio.TimerHandle | None = None  # bounds work after the response (shared loop)
     drain: asyncio.Future[None] | None = None  # send() waits here for the server
     disconnect: asyncio.Future[None] | None = None  # receive() waits here for the end
     remaining: int | None = 0  # request body bytes still to read (None: to EOF)
@@ -171,22 +171,21 @@ class Exchange:
                     exc_info=exc,
                 )
         finally:
-            self._end()
-
-    def _end(self) -> None:
-        state = self.state
-        if state is State.COMPLETE:
-            self.state = State.DONE
-        else:
-            if self.error is None and self.invalid is None:
-                what = "sending a" if state is State.AWAITING_START else "completing the"
-                self.error = RuntimeError(
-                    f"ASGI app returned without {what} response: {self.request_line}"
-                )
-            self.state = State.FAILED
-        if self.timer is not None:
-            self.timer.cancel()
-        self.link.notify()
+            # The app returned: COMPLETE -> DONE, any other state -> FAILED. (Inline, not
+            # a method: this runs for every request.)
+            state = self.state
+            if state is State.COMPLETE:
+                self.state = State.DONE
+            else:
+                if self.error is None and self.invalid is None:
+                    what = "sending a" if state is State.AWAITING_START else "completing the"
+                    self.error = RuntimeError(
+                        f"ASGI app returned without {what} response: {self.request_line}"
+                    )
+                self.state = State.FAILED
+            if self.timer is not None:
+                self.timer.cancel()
+            self.link.notify()
 
     async def receive(self) -> Message:
         if self.state is State.GONE:
@@ -260,7 +259,8 @@ class Exchange:
                 )
             self.state = next_state
             if not more:
-                self._complete()
+                if self.disconnect is not None:
+                    _resolve(self.disconnect)
             elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
                 # Backpressure: wait until the WSGI server has taken what we hold. The
                 # drain future exists before notify(), so a WSGI thread that already
@@ -287,7 +287,8 @@ class Exchange:
         if not self.no_body:
             self.path = path
         self.state = next_state
-        self._complete()
+        if self.disconnect is not None:
+            _resolve(self.disconnect)
         self.link.notify()
 
     async def _early_hint(self, message: Message) -> None:
@@ -307,10 +308,12 @@ class Exchange:
         self.link.notify()
         raise error
 
-    def _complete(self) -> None:
-        if self.disconnect is not None:
-            _resolve(self.disconnect)
-        self.timer = self.link.limit_background(self.background_timeout, self._background_expired)
+    def _bound_background(self) -> None:
+        """Cancel work after the response once ``background_timeout`` has passed, where
+        the loop runs it on its own (loop side, once the server closed the response)."""
+        if self.state not in ENDED:
+            loop = self.link.loop
+            self.timer = loop.call_later(self.background_timeout, self._background_expired)
 
     def _background_expired(self) -> None:
         if self.state not in ENDED:
@@ -410,7 +413,7 @@ class Exchange:
         state = self.state
         if state not in ENDED:
             if state is State.COMPLETE:
-                if not link.let_run(self.ended, self.background_timeout):
+                if not link.let_run(self.ended, self.background_timeout, self._bound_background):
                     logger.warning(
                         "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
                         self.background_timeout,

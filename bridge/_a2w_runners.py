@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import queue
 import threading
@@ -73,30 +74,32 @@ class Link(Protocol):
     def cancel(self) -> None:
         """Cancel the app's task (either side)."""
 
-    def limit_background(
-        self, seconds: float, expired: Callable[[], None]
-    ) -> asyncio.TimerHandle | None:
-        """The response is complete and the app still runs (loop side): arrange for
-        ``expired()`` after ``seconds`` if the loop runs that work on its own."""
-
-    def let_run(self, ended: Callable[[], bool], seconds: float) -> bool:
-        """The response is complete and the app still runs (WSGI side, in ``close()``):
-        let it run up to ``seconds``; ``False`` if it must now be cancelled."""
+    def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
+        """The server closed a complete response and the app still runs (WSGI side): let
+        it run up to ``seconds``; ``False`` if it must now be cancelled. A loop that runs
+        it on its own gets ``bound()`` (which sets a timer there) and ``True`` at once."""
 
     def settle(self) -> None:
         """The request is over (WSGI side): let what it spawned start."""
 
 
 class ThreadLink:
-    """A request on its WSGI thread's own loop: the loop runs only inside ``wait``."""
+    """A request on its WSGI thread's own loop: the loop runs only inside ``wait``.
 
-    __slots__ = ("_mark", "_wake", "loop", "task")
+    Each thread's loop gets a subclass with ``loop`` set on it (``for_loop``), and the
+    other fields start as class defaults: making a link per request then runs no
+    Python code at all.
+    """
 
-    def __init__(self, loop: TaskLoop) -> None:
-        self.loop = loop
-        self.task: asyncio.Task[None] | None = None
-        self._wake: asyncio.Future[None] | None = None
-        self._mark = 0
+    loop: TaskLoop
+    task: asyncio.Task[None] | None = None
+    _wake: asyncio.Future[None] | None = None
+    _mark = 0
+
+    @classmethod
+    def for_loop(cls, loop: TaskLoop) -> type[ThreadLink]:
+        """The link class of the requests on ``loop``."""
+        return type("ThreadLink", (cls,), {"loop": loop, "__module__": cls.__module__})
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
         loop = self.loop
@@ -133,12 +136,8 @@ class ThreadLink:
         if self.task is not None:
             self.task.cancel()
 
-    def limit_background(
-        self, seconds: float, expired: Callable[[], None]
-    ) -> asyncio.TimerHandle | None:
-        return None  # the work runs only while close() runs the loop: let_run bounds it
-
-    def let_run(self, ended: Callable[[], bool], seconds: float) -> bool:
+    def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
+        # The work runs only while this thread runs the loop: here, bounded by seconds.
         deadline = time.monotonic() + seconds
         while not ended():
             remaining = deadline - time.monotonic()
@@ -211,14 +210,10 @@ class SharedLink:
         if self.future is not None:
             self.future.cancel()  # thread-safe: cancels the task on the shared loop
 
-    def limit_background(
-        self, seconds: float, expired: Callable[[], None]
-    ) -> asyncio.TimerHandle | None:
+    def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # Background work runs on the shared loop by itself; bound it there.
-        return self.loop.call_later(seconds, expired)
-
-    def let_run(self, ended: Callable[[], bool], seconds: float) -> bool:
-        return True  # the loop runs it on its own, bounded by limit_background's timer
+        self.loop.call_soon_threadsafe(bound)
+        return True
 
     def settle(self) -> None:
         return None
@@ -227,27 +222,23 @@ class SharedLink:
 class _ThreadContext:
     """A WSGI thread's loop and that loop's lifespan."""
 
-    __slots__ = ("lifespan", "loop")
+    __slots__ = ("lifespan", "link", "loop")
 
     def __init__(self, loop: TaskLoop, lifespan: Lifespan) -> None:
         self.loop = loop
         self.lifespan = lifespan
-
-    def link(self) -> ThreadLink:
-        return ThreadLink(self.loop)
+        self.link: Callable[[], ThreadLink] = ThreadLink.for_loop(loop)
 
 
 class _SharedContext:
     """The shared loop and its lifespan."""
 
-    __slots__ = ("lifespan", "loop")
+    __slots__ = ("lifespan", "link", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, lifespan: Lifespan) -> None:
         self.loop = loop
         self.lifespan = lifespan
-
-    def link(self) -> SharedLink:
-        return SharedLink(self.loop)
+        self.link: Callable[[], SharedLink] = functools.partial(SharedLink, loop)
 
 
 class LoopContext(Protocol):
@@ -256,7 +247,9 @@ class LoopContext(Protocol):
     @property
     def lifespan(self) -> Lifespan: ...
 
-    def link(self) -> Link: ...
+    @property
+    def link(self) -> Callable[[], Link]:
+        """Makes the link of a new request."""
 
 
 class Runner(Protocol):
