@@ -266,6 +266,9 @@ class ThreadRunner:
     def __init__(self, new_lifespan: Callable[[], Lifespan]) -> None:
         self._new_lifespan = new_lifespan
         self._loops: PerThreadLoops[_ThreadContext] = PerThreadLoops(self._new, self._retire)
+        # This thread's context once its lifespan has run: one lookup per request.
+        self._ready = threading.local()
+        forget_after_fork(self)
 
     def _new(self, loop: TaskLoop) -> _ThreadContext:
         return _ThreadContext(loop, self._new_lifespan())
@@ -278,13 +281,21 @@ class ThreadRunner:
                 "an event loop (an async test, a notebook); call it from a WSGI server "
                 "thread (e.g. await asyncio.to_thread(...)), or use loop_mode='shared'"
             )
-        context = self._loops.current()
-        if context.lifespan.phase is LifespanPhase.NOT_STARTED:
-            context.loop.run_until_complete(context.lifespan.startup())
+        context: _ThreadContext | None = getattr(self._ready, "context", None)
+        if context is None:
+            context = self._loops.current()
+            if context.lifespan.phase is LifespanPhase.NOT_STARTED:
+                context.loop.run_until_complete(context.lifespan.startup())
+            self._ready.context = context
         return context
 
     def close(self, timeout: float) -> None:
+        self._ready = threading.local()
         self._loops.close_all()
+
+    def forget_after_fork(self) -> None:
+        # A forked child's thread would see its parent thread's context (and loop).
+        self._ready = threading.local()
 
     @staticmethod
     def _retire(context: _ThreadContext) -> None:
