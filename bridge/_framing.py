@@ -11,7 +11,7 @@ responses itself, from these pure rules:
   ``5, 6``, non-ASCII digits or two different values are refused (a list is refused
   even when its members agree); repeated fields with the same value are folded to one.
 * RFC 9112 6.3: a body shorter or longer than its Content-Length desynchronises a
-  keep-alive connection, so the byte count is checked (by ``_asgi_to_wsgi.py``).
+  keep-alive connection, so the byte count is checked (by ``_a2w_exchange.py``).
 
 No I/O, threads or event loops here.
 """

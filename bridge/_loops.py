@@ -1,6 +1,6 @@
 """Event loops for ``ASGIToWSGI``: one per WSGI worker thread, or one shared loop thread.
 
-This module and ``_asgi_to_wsgi.py`` are the only places in the ASGI-on-WSGI direction
+This module and ``_a2w_runners.py`` are the only places in the ASGI-on-WSGI direction
 that own threads or event loops. Nothing here starts at import or construction time:
 loops and threads appear lazily, in the process and thread that serves requests, so
 pre-fork servers (gunicorn ``--preload``, uWSGI) never inherit a running loop. After a
@@ -9,24 +9,56 @@ own; the inherited objects are parked, never closed or collected, because closin
 act on file descriptors the parent still uses and collecting them would report the
 parent's pending tasks as "destroyed but pending".
 
+The process-wide hooks live here too: ``forget_after_fork`` registers an owner of loop
+state whose ``forget_after_fork()`` runs in a forked child, and ``close_at_exit`` an
+owner whose ``close()`` runs at interpreter exit, before ``concurrent.futures`` shuts its
+thread pools down.
+
 It knows nothing about HTTP or ASGI messages: it hands out loops and runs callables.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours (below)
 import contextvars
 import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
+
+class _ForgetsAfterFork(Protocol):
+    def forget_after_fork(self) -> None: ...
+
+
+class _Closes(Protocol):
+    def close(self) -> None: ...
+
+
 # Objects inherited across fork(): referenced forever so they are never finalized.
 _INHERITED: list[object] = []
-_FORK_AWARE: weakref.WeakSet[PerThreadLoops[Any] | SharedLoop] = weakref.WeakSet()
+_FORK_AWARE: weakref.WeakSet[_ForgetsAfterFork] = weakref.WeakSet()
+_CLOSE_AT_EXIT: weakref.WeakSet[_Closes] = weakref.WeakSet()
+
+
+def forget_after_fork(owner: _ForgetsAfterFork) -> None:
+    """Call ``owner.forget_after_fork()`` in every forked child while ``owner`` lives."""
+    _FORK_AWARE.add(owner)
+
+
+def close_at_exit(owner: _Closes) -> None:
+    """Call ``owner.close()`` at interpreter exit while ``owner`` lives and is registered."""
+    _CLOSE_AT_EXIT.add(owner)
+
+
+def closed(owner: _Closes) -> None:
+    """``owner`` closed itself: nothing to do for it at exit."""
+    _CLOSE_AT_EXIT.discard(owner)
 
 
 def _after_fork_in_child() -> None:
@@ -35,6 +67,22 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _close_at_exit() -> None:
+    for owner in list(_CLOSE_AT_EXIT):
+        owner.close()
+
+
+# Close (lifespan shutdown) at interpreter exit, before concurrent.futures shuts its
+# thread pools down: threading's exit hooks run in reverse order and before atexit, and
+# shutdown handlers often use run_in_executor (Django's sync_to_async, Starlette's
+# threadpool). concurrent.futures.thread is imported above, so its hook runs after ours.
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    _register_threading_atexit(_close_at_exit)
+else:  # pragma: no cover - interpreters without the hook
+    atexit.register(_close_at_exit)
 
 
 def _nothing() -> None:
@@ -155,7 +203,7 @@ class PerThreadLoops(Generic[T]):
         self._live: dict[int, T] = {}
         self._dead: list[T] = []
         self._next_key = 0
-        _FORK_AWARE.add(self)
+        forget_after_fork(self)
 
     def current(self) -> T:
         """This thread's value, creating its loop on first use."""
@@ -216,7 +264,7 @@ class SharedLoop:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        _FORK_AWARE.add(self)
+        forget_after_fork(self)
 
     def get(self) -> asyncio.AbstractEventLoop:
         loop = self._loop

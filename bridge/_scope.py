@@ -236,3 +236,30 @@ def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
     if line is None:
         line = _STATUS_LINES[status] = status_line(status)
     return line, headers
+
+
+def early_hint_headers(message: Mapping[str, Any]) -> Headers:
+    """WSGI ``wsgi.early_hints`` headers (one ``Link`` each) for an ASGI
+    ``http.response.early_hint`` message.
+
+    Raises ``InvalidResponse`` unless ``links`` is an iterable of bytes free of CR, LF
+    and NUL: a 103 is written to the wire like any head.
+    """
+    links = message.get("links", ())
+    if isinstance(links, (bytes, str)):  # one value, not an iterable of values
+        raise InvalidResponse(f"http.response.early_hint 'links' must be a list, not {links!r}")
+    try:
+        values = list(links)
+    except TypeError:
+        raise InvalidResponse(f"http.response.early_hint 'links' {links!r}: not a list") from None
+    headers: Headers = []
+    for item in values:
+        value = bytes(item) if isinstance(item, (bytearray, memoryview)) else item
+        if type(value) is not bytes or invalid_value_bytes(value):
+            raise InvalidResponse(
+                f"http.response.early_hint link {item!r} is not bytes free of CR, LF, NUL"
+            )
+        value = value.strip(b" \t")
+        if value:
+            headers.append(("Link", value.decode("latin-1")))
+    return headers

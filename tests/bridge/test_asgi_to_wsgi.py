@@ -526,7 +526,7 @@ def test_client_disconnected_escaping_the_app_is_not_logged_as_an_error(
 def test_task_ignoring_cancellation_is_abandoned_with_an_error_log(
     make: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("bridge._asgi_to_wsgi._CANCEL_GRACE", 0.1)
+    monkeypatch.setattr("bridge._a2w_exchange._CANCEL_GRACE", 0.1)
     cancellations = 0
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -1103,7 +1103,9 @@ def test_nothing_is_started_at_construction() -> None:
     threads = threading.active_count()
     adapter = ASGIToWSGI(hello, loop_mode="shared")
     assert threading.active_count() == threads
-    assert not adapter._shared_loop.started
+    assert "asgi-to-wsgi-loop" not in [thread.name for thread in threading.enumerate()]
+    call(adapter)  # the first request starts the loop thread
+    assert "asgi-to-wsgi-loop" in [thread.name for thread in threading.enumerate()]
     adapter.close()
 
 

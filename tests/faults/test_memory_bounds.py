@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import gc
 import io
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ from middleware import CORS, GZip
 from middleware._core import PlainHead, scan_header
 from tests.bridge.harness import http_scope, request
 from tests.middleware.harness import Reply, Request, call_wsgi, wsgi_app
+from tests.servers import asgi_server_argv, free_port, require_module, serve
 
 try:  # glibc: hand freed heap back to the OS before each measurement
     _MALLOC_TRIM: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
@@ -277,3 +279,63 @@ def test_a_431_names_a_huge_header_by_its_first_bytes_only() -> None:
         build_environ(scope, None, max_header_repeats=2)
     assert caught.value.status == 431
     assert caught.value.reason == f"Header {'x-' + 'n' * 62!r}... repeated too often"
+
+
+# --- a real server: uvicorn with httptools takes a 16 MiB header name ---------------------
+
+HUGE = 16 * 1024 * 1024
+
+
+def _probe_wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """``/rss``: the process's settled RSS in bytes; anything else: ``ok``."""
+    body = str(_settled_rss()).encode() if environ["PATH_INFO"] == "/rss" else b"ok"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def memory_probe_app() -> WSGIToASGI:
+    """uvicorn ``--factory`` target: the probe behind WSGIToASGI, built in the server."""
+    return WSGIToASGI(_probe_wsgi)
+
+
+def _raw_get(port: int, path: str, extra: bytes = b"") -> bytes:
+    """One HTTP/1.1 request on a fresh connection; the whole response (server closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nConnection: close\r\n")
+        sock.sendall(extra + b"\r\n")
+        received = b""
+        while data := sock.recv(65536):
+            received += data
+    return received
+
+
+def _remote_rss(port: int) -> int:
+    response = _raw_get(port, "/rss")
+    assert response.startswith(b"HTTP/1.1 200 "), response[:200]
+    return int(response.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.slow
+def test_uvicorn_httptools_16_mib_header_names_leave_rss_flat() -> None:
+    # Before names were memoised by size, one such request pinned its name twice (bytes
+    # and the environ key): about +75 MiB per request, never freed.
+    require_module("uvicorn")
+    require_module("httptools")
+    port = free_port()
+    target = "tests.faults.test_memory_bounds:memory_probe_app"
+    argv = [*asgi_server_argv("uvicorn", target, port), "--factory", "--http", "httptools"]
+    with serve(argv, port):
+
+        def huge_request(index: int) -> bytes:
+            name = b"x-%06d" % index + b"a" * HUGE
+            return _raw_get(port, "/", name + b": 1\r\n")
+
+        warm = [huge_request(900_000 + index) for index in range(2)]
+        before = _remote_rss(port)
+        answers = [huge_request(index) for index in range(4)]
+        growth = _remote_rss(port) - before
+    for answer in warm + answers:
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert answer.endswith(b"\r\n\r\nok")
+    # One pinned 16 MiB name alone would be 16 MiB; four requests pinning theirs, 128+.
+    assert growth < 12 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"

@@ -1,0 +1,433 @@
+"""One ``ASGIToWSGI`` request: the ASGI side (``receive``/``send``, on the loop) and the
+WSGI side's view of it (``wait``, ``take``, ``finish``, in the WSGI thread).
+
+Its state is one machine, ``State``, written only by the loop side (except through
+``on_left``, which the WSGI side schedules onto the loop):
+
+    AWAITING_START --start--> STREAMING --body, more--> STREAMING
+    STREAMING --last body or pathsend--> COMPLETE (the app may still run: background work)
+    AWAITING_START / STREAMING --framing error--> REJECTED
+    any running state --the WSGI side ends the request--> GONE
+    the app returns: COMPLETE --> DONE; any other running state --> FAILED
+
+The loop side writes chunks (or the file path) before it moves the state on, so the WSGI
+side reads the state first and the chunks after it. Where the app runs (the WSGI
+thread's own loop or the shared loop) is the ``Link``'s business, never asked here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import Enum, auto
+from typing import Any, NoReturn
+
+from bridge._a2w_runners import Link
+from bridge._framing import content_length, has_no_body
+from bridge._http import ClientDisconnected, InvalidResponse
+from bridge._scope import early_hint_headers, response_head
+from bridge._types import ASGIApp, Environ, Message, Scope
+
+logger = logging.getLogger("bridge.asgi_to_wsgi")
+
+# A sending app is paused once this many body chunks wait for the WSGI server.
+MAX_BUFFERED_CHUNKS = 16
+# How long a cancelled task may take to unwind before it is abandoned (and logged).
+_CANCEL_GRACE = 5.0
+
+
+class RequestTimeout(TimeoutError):
+    """The ASGI app did not complete its response within ``request_timeout``."""
+
+
+class State(Enum):
+    """Where one request is (see the module docstring for the transitions)."""
+
+    # Members are singletons compared by identity; the C-level identity hash keeps the
+    # _SEND lookup off Enum's Python-level __hash__ on the per-message path.
+    __hash__ = object.__hash__
+
+    AWAITING_START = auto()  # the app runs; no head yet
+    STREAMING = auto()  # head accepted; body under way
+    COMPLETE = auto()  # the whole response accepted; the app still runs
+    REJECTED = auto()  # the app broke HTTP framing: 500 before the head, abort after
+    GONE = auto()  # the WSGI side ended the request while the app still ran
+    DONE = auto()  # the app returned after a whole response
+    FAILED = auto()  # the app returned (or raised) without a whole response
+
+
+ENDED = frozenset({State.DONE, State.FAILED})
+
+# (state, message type, more_body) -> next state. Anything missing is an app error.
+_SEND: dict[tuple[State, str, bool], State] = {
+    (State.AWAITING_START, "http.response.start", False): State.STREAMING,
+    (State.STREAMING, "http.response.body", True): State.STREAMING,
+    (State.STREAMING, "http.response.body", False): State.COMPLETE,
+    (State.STREAMING, "http.response.pathsend", False): State.COMPLETE,
+}
+
+
+class _Body(Enum):
+    """The request body, as ``receive()`` hands it out."""
+
+    EMPTY = auto()  # no request body: the first receive() says so, once
+    READING = auto()  # chunks still to read from wsgi.input
+    DONE = auto()  # everything delivered (or the client went away)
+
+
+_GONE_READ: tuple[bytes, bool, bool] = (b"", False, True)
+
+
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class Settings:
+    """The adapter options a request needs, gathered once per adapter."""
+
+    __slots__ = ("background_timeout", "chunk_size")
+
+    def __init__(self, chunk_size: int, background_timeout: float) -> None:
+        self.chunk_size = chunk_size
+        self.background_timeout = background_timeout
+
+
+class Exchange:
+    """One request between an ASGI app and the WSGI server (see the module docstring)."""
+
+    # Defaults live on the class: most requests never touch most of these, and not
+    # assigning them per request is measurably cheaper on the hot path.
+    status = ""
+    headers: list[tuple[str, str]] = []  # noqa: RUF012 - replaced, never mutated
+    path: str | None = None  # the http.response.pathsend file
+    error: Exception | None = None  # what the app raised, or why it failed
+    invalid: Exception | None = None  # the framing error that rejected the response
+    no_body = False  # HEAD, 204 or 304: body messages are accepted and dropped
+    expected: int | None = None  # the response's Content-Length
+    sent = 0  # body bytes accepted so far
+    deadline: float | None = None  # time.monotonic() by which the response must end
+    timer: asyncio.TimerHandle | None = None  # bounds work after the response (shared loop)
+    drain: asyncio.Future[None] | None = None  # send() waits here for the server
+    disconnect: asyncio.Future[None] | None = None  # receive() waits here for the end
+    remaining: int | None = 0  # request body bytes still to read (None: to EOF)
+    early_hints: Callable[[list[tuple[str, str]]], object] | None = None  # the server's
+
+    def __init__(self, environ: Environ, scope: Scope, link: Link, settings: Settings) -> None:
+        self.scope = scope
+        self.link = link
+        self.chunk_size = settings.chunk_size
+        self.background_timeout = settings.background_timeout
+        self.state = State.AWAITING_START
+        self.chunks: deque[bytes] = deque()
+        self.input = environ["wsgi.input"]
+        if "http.response.early_hint" in scope["extensions"]:
+            self.early_hints = environ["wsgi.early_hints"]
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            # ASCII digits only: int() would also take "-5" (read to EOF) or non-ASCII digits.
+            length = length.strip()
+            self.remaining = int(length) if length.isascii() and length.isdigit() else 0
+            self.body = _Body.READING if self.remaining else _Body.EMPTY
+        elif environ.get("wsgi.input_terminated"):
+            # Chunked upload: the server ends the stream at the end of the body.
+            self.remaining = None
+            self.body = _Body.READING
+        else:
+            # PEP 3333: without CONTENT_LENGTH, do not read past what was declared.
+            self.body = _Body.EMPTY
+
+    @property
+    def request_line(self) -> str:
+        """``"METHOD /path"`` for log messages."""
+        return f"{self.scope.get('method')} {self.scope.get('path')}"
+
+    # --- ASGI side (runs on the event loop) ----------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        """The app's task: the app called with this request's scope, receive and send."""
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnected as exc:
+            # Our own send() telling the app the client left, and the app letting it
+            # propagate: the normal end of an abandoned response, not an app failure.
+            self.error = exc
+            logger.debug("client went away: %s", self.request_line, exc_info=exc)
+        except Exception as exc:
+            self.error = exc
+            if self.state is State.COMPLETE or self.state is State.GONE:
+                # The response is over, so no WSGI frame is left to report this.
+                logger.error(
+                    "ASGI app raised after its response ended (complete or client gone): %s",
+                    self.request_line,
+                    exc_info=exc,
+                )
+        finally:
+            # The app returned: COMPLETE -> DONE, any other state -> FAILED. (Inline, not
+            # a method: this runs for every request.)
+            state = self.state
+            if state is State.COMPLETE:
+                self.state = State.DONE
+            else:
+                if self.error is None and self.invalid is None:
+                    what = "sending a" if state is State.AWAITING_START else "completing the"
+                    self.error = RuntimeError(
+                        f"ASGI app returned without {what} response: {self.request_line}"
+                    )
+                self.state = State.FAILED
+            if self.timer is not None:
+                self.timer.cancel()
+            self.link.notify()
+
+    async def receive(self) -> Message:
+        if self.state is State.GONE:
+            return _disconnect()  # the WSGI side is done with this request
+        body = self.body
+        if body is _Body.EMPTY:
+            self.body = _Body.DONE
+            return {"type": "http.request", "body": b"", "more_body": False}
+        if body is _Body.READING:
+            data, more, gone = await self.link.in_wsgi_thread(self.read_chunk, _GONE_READ)
+            if gone:
+                self.body = _Body.DONE
+                return _disconnect()
+            if not more:
+                self.body = _Body.DONE
+            return {"type": "http.request", "body": data, "more_body": more}
+        if self.state is State.STREAMING or self.state is State.AWAITING_START:
+            # Body consumed, response still running: the client may yet disconnect, and
+            # we only learn whether when the response ends (WSGI reports nothing sooner).
+            if self.disconnect is None:
+                self.disconnect = self.link.loop.create_future()
+            await asyncio.shield(self.disconnect)
+        return _disconnect()
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        state = self.state
+        if state is State.GONE:
+            raise ClientDisconnected("the client went away before the response was complete")
+        more = kind == "http.response.body" and bool(message.get("more_body", False))
+        next_state = _SEND.get((state, kind, more))
+        if next_state is None:
+            if kind == "http.response.early_hint":
+                await self._early_hint(message)
+                return
+            raise RuntimeError(f"unexpected ASGI message {kind!r} in response phase {state.name}")
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            if type(body) is not bytes:
+                if not isinstance(body, (bytearray, memoryview)):
+                    # bytes(50_000_000) would be 50 MB of NUL bytes sent as the body.
+                    self._reject(
+                        TypeError(
+                            f"http.response.body 'body' must be bytes, not {type(body).__name__}"
+                        )
+                    )
+                body = bytes(body)
+            if body and not self.no_body:
+                expected = self.expected
+                if expected is not None:
+                    sent = self.sent + len(body)
+                    if sent > expected:
+                        self._reject(
+                            InvalidResponse(
+                                f"response body longer than its Content-Length {expected}"
+                            )
+                        )
+                    self.sent = sent
+                self.chunks.append(body)
+            if (
+                not more
+                and not self.no_body
+                and self.expected is not None
+                and self.sent < self.expected
+            ):
+                self._reject(
+                    InvalidResponse(
+                        f"response body ended after {self.sent} of its "
+                        f"Content-Length {self.expected} bytes"
+                    )
+                )
+            self.state = next_state
+            if not more:
+                if self.disconnect is not None:
+                    _resolve(self.disconnect)
+            elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+                # Backpressure: wait until the WSGI server has taken what we hold. The
+                # drain future exists before notify(), so a WSGI thread that already
+                # emptied the buffer sees it when it wakes and releases it.
+                drain = self.drain = self.link.loop.create_future()
+                self.link.notify()
+                await drain
+                return
+            self.link.notify()
+            return
+        if kind == "http.response.start":
+            try:
+                self.status, headers = response_head(message)
+                self.headers, self.expected = content_length(headers)
+            except InvalidResponse as exc:
+                self._reject(exc)
+            self.no_body = has_no_body(self.scope.get("method"), message["status"])
+            self.state = next_state
+            self.link.notify()
+            return
+        path = message.get("path")
+        if not isinstance(path, str):
+            raise RuntimeError(f"http.response.pathsend needs a str path, got {path!r}")
+        if not self.no_body:
+            self.path = path
+        self.state = next_state
+        if self.disconnect is not None:
+            _resolve(self.disconnect)
+        self.link.notify()
+
+    async def _early_hint(self, message: Message) -> None:
+        # Only before the head, and only where the server can send a 103; else dropped.
+        if self.state is not State.AWAITING_START or self.early_hints is None:
+            return
+        headers = early_hint_headers(message)
+        if headers:
+            # The server's socket is the WSGI thread's to write, before the head.
+            await self.link.in_wsgi_thread(functools.partial(self.send_hint, headers), None)
+
+    def _reject(self, error: Exception) -> NoReturn:
+        """The app broke HTTP framing: the response is refused before its head reaches
+        the server, or aborted after; ``send()`` raises ``error`` to the app."""
+        self.invalid = error
+        self.state = State.REJECTED
+        self.link.notify()
+        raise error
+
+    def _bound_background(self) -> None:
+        """Cancel work after the response once ``background_timeout`` has passed, where
+        the loop runs it on its own (loop side, once the server closed the response)."""
+        if self.state not in ENDED:
+            loop = self.link.loop
+            self.timer = loop.call_later(self.background_timeout, self._background_expired)
+
+    def _background_expired(self) -> None:
+        if self.state not in ENDED:
+            logger.warning(
+                "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
+                self.background_timeout,
+                self.request_line,
+            )
+            self.link.cancel()
+
+    def on_left(self) -> None:
+        """The WSGI side is done with this request (runs on the loop)."""
+        if self.state not in ENDED:
+            self.state = State.GONE
+        for future in (self.disconnect, self.drain):
+            if future is not None:
+                _resolve(future)
+        self.link.release()
+
+    # --- WSGI side (runs in the WSGI thread) -------------------------------------------
+
+    def read_chunk(self) -> tuple[bytes, bool, bool]:
+        """``(data, more_body, client_gone)`` for the next body chunk from wsgi.input."""
+        remaining = self.remaining
+        size = self.chunk_size if remaining is None else min(remaining, self.chunk_size)
+        try:
+            data = self.input.read(size)
+        except Exception:  # each server has its own "client went away" error
+            logger.debug("reading wsgi.input failed; treating as disconnect", exc_info=True)
+            return _GONE_READ
+        if remaining is None:
+            return data, bool(data), False
+        if not data:
+            return _GONE_READ  # EOF before CONTENT_LENGTH: the client gave up
+        remaining -= len(data)
+        self.remaining = remaining
+        return data, remaining > 0, False
+
+    def send_hint(self, headers: list[tuple[str, str]]) -> None:
+        """Have the server send a 103 with ``headers``."""
+        assert self.early_hints is not None  # advertised only with it
+        try:
+            self.early_hints(headers)
+        except Exception:  # advisory: the response itself reports a broken connection
+            logger.debug("wsgi.early_hints failed; hint dropped", exc_info=True)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the app reports progress (or ``timeout`` passes)."""
+        drain = self.drain
+        if drain is not None and not self.chunks:
+            self.drain = None
+            self.link.call_on_loop(_resolve, drain)
+        self.link.wait(timeout)
+
+    def wait_progress(self) -> None:
+        """``wait()`` bounded by the request deadline; raises ``RequestTimeout`` past it."""
+        deadline = self.deadline
+        if deadline is None:
+            self.wait()
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestTimeout(
+                f"the ASGI app did not complete its response within request_timeout: "
+                f"{self.request_line}"
+            )
+        self.wait(remaining)
+
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+    def wait_ended(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.state not in ENDED:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.wait(remaining)
+        return True
+
+    def take(self) -> bytes:
+        return self.chunks.popleft()
+
+    def failure(self) -> Exception:
+        """The exception that reports a response the app failed to complete."""
+        if self.error is not None:
+            return self.error
+        if self.invalid is not None:
+            return self.invalid
+        return RuntimeError(  # pragma: no cover - FAILED always sets error
+            f"ASGI app did not complete the response: {self.request_line}"
+        )
+
+    def finish(self) -> None:
+        """End the request from the WSGI side: background work or cancellation, cleanup."""
+        link = self.link
+        state = self.state
+        if state not in ENDED:
+            if state is State.COMPLETE:
+                if not link.let_run(self.ended, self.background_timeout, self._bound_background):
+                    logger.warning(
+                        "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
+                        self.background_timeout,
+                        self.request_line,
+                    )
+                    link.cancel()
+                    self._wait_cancelled()
+            else:
+                link.call_on_loop(self.on_left)
+                link.cancel()
+                self._wait_cancelled()
+        link.call_on_loop(self.on_left)
+        link.settle()
+
+    def _wait_cancelled(self) -> None:
+        if not self.wait_ended(_CANCEL_GRACE):
+            logger.error("ASGI task ignored cancellation; abandoning it: %s", self.request_line)
