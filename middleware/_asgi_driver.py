@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +29,7 @@ from middleware._conversation import (
     HEAD_HELD,
     STREAMING,
     Conversation,
-    head_only_start,
+    held_head_error,
 )
 from middleware._core import (
     Handler,
@@ -269,8 +269,7 @@ class _Exchange:
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
             elif kind == "http.response.start" and phase is AWAITING_START:
-                raw = message.get("headers", ())
-                headers: HeaderList = [(name.lower(), value) for name, value in raw]
+                headers = _neutral_headers(message.get("headers", ()))
                 result = self.conversation.start(message["status"], headers)
                 if result is None:
                     self._held = message
@@ -332,39 +331,64 @@ class _Exchange:
             self.conversation.finish(outcome)
 
 
-class _HeadExchange:
-    """The exchange for a ``head_only`` handler: rewrite the start, forward the rest."""
+# Response header pairs repeat from response to response, and apps send them in lower
+# case as ASGI asks: one dict lookup per pair replaces a lower() and a new tuple.
+# Bounded in bytes (only short pairs are kept, the memo is cleared when full), since an
+# app may echo what a client sent.
+_LOWER: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_LOWER_CACHE_SIZE = 1024
+_MAX_CACHED_PAIR = 256
 
-    __slots__ = ("_send", "handler", "started")
 
-    def __init__(self, handler: Handler, send: Send) -> None:
-        self.handler = handler
-        self._send = send
-        self.started = False
+def _lower_pair(pair: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    name, value = pair
+    lowered = (name.lower(), value)
+    if len(name) + len(value) <= _MAX_CACHED_PAIR:
+        if len(_LOWER) >= _LOWER_CACHE_SIZE:
+            _LOWER.clear()
+        _LOWER[pair] = lowered
+    return lowered
 
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and not self.started:
-            self.started = True
-            raw = message.get("headers", ())
-            headers: HeaderList = [(name.lower(), value) for name, value in raw]
-            head = head_only_start(self.handler, message["status"], headers)
+
+def _neutral_headers(raw: Any) -> HeaderList:
+    """An app's response headers as neutral pairs (lower-case names, tuples)."""
+    try:
+        return [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
+    except TypeError:  # pairs given as lists (unhashable): convert each, keep nothing
+        return [(name.lower(), value) for name, value in raw]
+
+
+def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
+    """``send`` for a ``head_only`` handler, which rewrites the start message only, and
+    a flag set once the start went out.
+
+    A plain function returning the server's own awaitable: for a head-only middleware
+    such as CORS this is the whole per-request cost, and it adds no coroutine per message.
+    """
+    started = [False]
+
+    def send_through(message: Message) -> Awaitable[None]:
+        if not started[0] and message["type"] == "http.response.start":
+            started[0] = True
+            code = message["status"]
+            headers = _neutral_headers(message.get("headers", ()))
+            head = handler.on_response_start(code, headers)
+            if head is None:
+                raise held_head_error(handler)
             message = {**message, "status": head[0], "headers": head[1]}
-        await self._send(message)
+        return send(message)
 
-    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
-        try:
-            await app(scope, receive, self.send)
-        except Exception:
-            if not self.started:
-                # As in _Exchange.run: the 500 goes through the core (CORS headers on it).
-                with contextlib.suppress(Exception):
-                    await self.send(
-                        {"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS}
-                    )
-                    await self._send(
-                        {"type": "http.response.body", "body": _ERROR_BODY, "more_body": False}
-                    )
-            raise
+    return send_through, started
+
+
+async def _head_error(send_through: Send, send: Send) -> None:
+    """The app raised before its response started: a 500, its head through the core
+    (CORS headers on it, as in :meth:`_Exchange.run`)."""
+    with contextlib.suppress(Exception):  # the app's error matters more
+        await send_through(
+            {"type": "http.response.start", "status": 500, "headers": list(_ERROR_HEADERS)}
+        )
+        await send({"type": "http.response.body", "body": _ERROR_BODY, "more_body": False})
 
 
 class ASGIDriver:
@@ -397,7 +421,13 @@ class ASGIDriver:
                 if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
                     receive = _reading(handler, receive)
                 if handler.head_only:
-                    await _HeadExchange(handler, send).run(self.app, scope, receive)
+                    send_through, started = _head_send(handler, send)
+                    try:
+                        await self.app(scope, receive, send_through)
+                    except Exception:
+                        if not started[0]:
+                            await _head_error(send_through, send)
+                        raise
                 else:
                     await _Exchange(handler, receive, send).run(self.app, scope)
         finally:

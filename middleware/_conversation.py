@@ -23,7 +23,7 @@ import enum
 
 from middleware._core import Handler, Head, HeaderList, Outcome, ProtocolError
 
-__all__ = ["Conversation", "Phase", "head_only_start"]
+__all__ = ["Conversation", "Phase", "head_only_start", "held_head_error"]
 
 
 class Phase(enum.Enum):
@@ -57,10 +57,16 @@ def head_only_start(handler: Handler, status: int, headers: HeaderList) -> Head:
     """``on_response_start`` of a ``head_only`` handler, which must never hold the head."""
     head = handler.on_response_start(status, headers)
     if head is None:
-        raise ProtocolError(
-            f"{_name(handler)} is head_only but held the head (on_response_start returned None)"
-        )
+        raise held_head_error(handler)
     return head
+
+
+def held_head_error(handler: Handler) -> ProtocolError:
+    """The error for a ``head_only`` handler whose ``on_response_start`` returned ``None``
+    (drivers that inline :func:`head_only_start` raise it themselves)."""
+    return ProtocolError(
+        f"{_name(handler)} is head_only but held the head (on_response_start returned None)"
+    )
 
 
 class Conversation:
