@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from bridge._environ import environ_key
+from bridge._environ import _KEY_CACHE, environ_key
 from bridge._http import ClientDisconnected, status_line
 from bridge._request import (
     environ_client,
@@ -89,7 +89,7 @@ class EnvironHead(RequestHead):
         self._state = None
 
     def header(self, name: bytes) -> bytes | None:
-        value = self._environ.get(environ_key(name))
+        value = self._environ.get(_KEY_CACHE.get(name) or environ_key(name))
         return None if value is None else value.encode("latin-1")
 
     @property
@@ -351,7 +351,10 @@ class _Exchange:
         elif phase is not AWAITING_START:
             raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
         code = _CODES.get(status) or _code(status)
-        converted = _to_neutral_headers(headers)
+        try:  # _to_neutral_headers, inlined (it is the fallback)
+            converted = [_PAIRS_IN.get(pair) or _pair_in(pair) for pair in headers]
+        except TypeError:
+            converted = _to_neutral_headers(headers)
         self._status = status
         self._code = code
         self._app_headers = headers
