@@ -28,6 +28,7 @@ from middleware._conversation import (
     COMPLETE,
     HEAD_HELD,
     STREAMING,
+    BareConversation,
     Conversation,
     held_head_error,
 )
@@ -231,7 +232,10 @@ class _Exchange:
     __slots__ = ("_held", "_receive", "_send", "conversation", "disconnected", "send_failed")
 
     def __init__(self, handler: Handler, receive: Receive, send: Send) -> None:
-        self.conversation = Conversation(handler)
+        conversation: Conversation = BareConversation()  # Conversation(handler), inlined
+        conversation.handler = handler
+        conversation.phase = AWAITING_START
+        self.conversation = conversation
         self._receive = receive
         self._send = send
         self._held: Message | None = None  # the app's start message while the head is held
@@ -259,7 +263,10 @@ class _Exchange:
                 more = message.get("more_body", False)
                 head, out = self.conversation.body(chunk, more)
                 if head is not None:
-                    await self._send_head(head)
+                    start, self._held = self._held, None  # _send_head, inlined
+                    if start is None:  # pragma: no cover - only a held head is released
+                        raise ProtocolError("a head was released but none was held")
+                    await self._send({**start, "status": head[0], "headers": head[1]})
                 elif self.conversation.phase is HEAD_HELD:
                     return  # still buffering (the core must decide when more is False)
                 if more and not out:

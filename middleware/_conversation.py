@@ -23,7 +23,7 @@ import enum
 
 from middleware._core import Handler, Head, HeaderList, Outcome, ProtocolError
 
-__all__ = ["Conversation", "Phase", "head_only_start", "held_head_error"]
+__all__ = ["BareConversation", "Conversation", "Phase", "head_only_start", "held_head_error"]
 
 
 class Phase(enum.Enum):
@@ -148,3 +148,11 @@ class Conversation:
         """Tell the handler how the request ended, exactly once."""
         if self.end():
             self.handler.on_complete(outcome)
+
+
+class BareConversation(Conversation):
+    """A :class:`Conversation` made without an ``__init__`` frame, for the drivers' hot
+    paths: the maker sets ``handler`` and ``phase`` (``AWAITING_START``) itself."""
+
+    __slots__ = ()
+    __init__ = object.__init__

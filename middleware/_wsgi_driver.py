@@ -39,6 +39,7 @@ from middleware._conversation import (
     FINISHED,
     HEAD_HELD,
     STREAMING,
+    BareConversation,
     Conversation,
     held_head_error,
 )
@@ -330,7 +331,10 @@ class _Exchange:
 
     def __init__(self, handler: Handler, start_response: StartResponse) -> None:
         self.handler = handler
-        self.conversation = Conversation(handler)
+        conversation: Conversation = BareConversation()
+        self.conversation = conversation
+        conversation.handler = handler
+        conversation.phase = AWAITING_START
         self._outer_start = start_response
         self._outer_write: Callable[[bytes], object] | None = None
         self._status = ""
@@ -372,7 +376,13 @@ class _Exchange:
         status = self._status if code == self._code else status_line(code)
         # The same list back means unchanged (a rule of _core): the app's own headers go
         # out as they were, names in the app's case, with no conversion.
-        wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
+        if headers is self._neutral:
+            wsgi_headers = self._app_headers
+        else:
+            try:  # _to_wsgi_headers, inlined (it is the fallback)
+                wsgi_headers = [_PAIRS_OUT.get(pair) or _pair_out(pair) for pair in headers]
+            except TypeError:
+                wsgi_headers = _to_wsgi_headers(headers)
         self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
@@ -525,6 +535,13 @@ _DEFAULT_ON_COMPLETE = Handler.on_complete
 
 
 def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
+    if len(result) == 1:
+        # The usual list: one chunk, the whole body (_Exchange.body, inlined).
+        head, data = exchange.conversation.body(result[0], False)
+        if head is not None:
+            exc_info, exchange._exc_info = exchange._exc_info, None
+            exchange._emit_head(head, exc_info)
+        return [data] if data else []
     out: list[bytes] = []
     last = len(result) - 1
     for index, chunk in enumerate(result):
