@@ -97,9 +97,12 @@ class _Atoms(dict[str, object]):
     def __missing__(self, key: str) -> object:
         h = self._h
         head = h.head
+        # Request facts come from record.http's fields, read from the head once in emit.
+        fields = h.fields
         if key == "h":
             # X-Forwarded-For under proxy headers (uvicorn, gunicorn): client-chosen.
-            return _escape(str(head.client[0])) if head.client else "-"
+            client = fields["client"]
+            return _escape(str(client)) if client is not None else "-"
         if key == "l":
             return "-"
         if key == "u":
@@ -107,24 +110,27 @@ class _Atoms(dict[str, object]):
         if key == "t":
             return _request_time(h.wall)
         if key == "r":
-            target = head.path + ("?" + head.query.decode("latin-1") if head.query else "")
-            return _escape(f"{head.method} {target} HTTP/{head.http_version}")
+            query = fields["query"]
+            target = fields["path"] + ("?" + query if query else "")
+            return _escape(f"{fields['method']} {target} HTTP/{fields['http_version']}")
         if key == "s":
             return h.status
         if key == "m":
-            return _escape(head.method)
+            return _escape(fields["method"])
         if key == "U":
-            return _escape(head.path)
+            return _escape(fields["path"])
         if key == "q":
-            return _escape(head.query.decode("latin-1"))
+            return _escape(fields["query"])
         if key == "H":
-            return _escape(f"HTTP/{head.http_version}")
+            return _escape(f"HTTP/{fields['http_version']}")
         if key in ("b", "B"):
             return h.sent
         if key == "f":
-            return _text(head.header(b"referer"))
+            referer = fields["referer"]
+            return "-" if referer is None else _escape(referer)
         if key == "a":
-            return _text(head.header(b"user-agent"))
+            agent = fields["user_agent"]
+            return "-" if agent is None else _escape(agent)
         micros = round(h.duration * 1_000_000)
         if key == "T":
             return micros // 1_000_000
@@ -179,6 +185,7 @@ class _AccessHandler(Handler):
     __slots__ = (
         "core",
         "duration",
+        "fields",
         "head",
         "response_headers",
         "sent",
@@ -187,6 +194,8 @@ class _AccessHandler(Handler):
         "ttfb",
         "wall",
     )
+
+    fields: dict[str, Any]  # record.http, set in emit
 
     def __init__(self, core: _AccessLogCore, head: RequestHead) -> None:
         self.core = core
@@ -263,6 +272,7 @@ class _AccessLogCore(Core):
             # What inner middleware handed the app (a request id...), via the public API.
             "state": dict(head.state),
         }
+        h.fields = fields
         atoms = _Atoms(l="-")  # non-empty, so logging passes it as the mapping
         atoms._h = h
         # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
