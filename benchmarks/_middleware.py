@@ -43,7 +43,9 @@ def run(cfg: Config) -> Section:
         "Each middleware around a bare app on ASGI (driven without a loop) and on WSGI "
         "(call, iterate, close), against Starlette's middleware (ASGI only) and raw zlib "
         "(the floor for compression: `zlib.compressobj(9, DEFLATED, 31)` on the same "
-        f"body); {rounds} interleaved rounds, medians. *added* = wrapped minus bare app.",
+        f"body); {rounds} interleaved rounds, medians of the thread's CPU time (single-threaded "
+        "code that never waits: its CPU time is its cost, and a busy machine's other "
+        "processes stay out of it). *added* = wrapped minus bare app.",
         [table],
         data=data,
     )

@@ -359,6 +359,8 @@ def _lower_pair(pair: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
 
 def _neutral_headers(raw: Any) -> HeaderList:
     """An app's response headers as neutral pairs (lower-case names, tuples)."""
+    if type(raw) is not list:
+        raw = list(raw)  # any iterable, once: the fallback below walks it again
     try:
         return [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
     except TypeError:  # pairs given as lists (unhashable): convert each, keep nothing
@@ -378,7 +380,13 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
         if not started[0] and message["type"] == "http.response.start":
             started[0] = True
             code = message["status"]
-            headers = _neutral_headers(message.get("headers", ()))
+            raw = message.get("headers", ())
+            if type(raw) is not list:
+                raw = list(raw)  # any iterable, once: the fallback walks it again
+            try:  # _neutral_headers, inlined (it is the fallback)
+                headers = [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
+            except TypeError:
+                headers = _neutral_headers(raw)
             head = handler.on_response_start(code, headers)
             if head is None:
                 raise held_head_error(handler)
