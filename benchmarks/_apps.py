@@ -178,7 +178,17 @@ def asgi_starlette() -> Any:
     return Starlette(routes=[Route("/", hello)])
 
 
-WSGI_APPS: dict[str, Callable[[], Any]] = {"raw": lambda: wsgi_raw, "flask": wsgi_flask}
+def wsgi_realistic() -> Any:
+    from benchmarks._realistic import flask_app  # templates, session, sqlite: see there
+
+    return flask_app()
+
+
+WSGI_APPS: dict[str, Callable[[], Any]] = {
+    "raw": lambda: wsgi_raw,
+    "flask": wsgi_flask,
+    "realistic": wsgi_realistic,
+}
 ASGI_APPS: dict[str, Callable[[], Any]] = {"raw": lambda: asgi_raw, "starlette": asgi_starlette}
 
 # --- adapters ----------------------------------------------------------------------------

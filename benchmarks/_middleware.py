@@ -12,9 +12,9 @@ from benchmarks import bench_middleware
 from benchmarks._config import Config
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 
-CORS_LIMIT_US = 2.5
-GZIP_LIMIT_X = 1.2
-ACCESS_LOG_LIMIT_US = 5.0
+CORS_LIMIT_US = 2.0  # issue 15
+GZIP_LIMIT = 0.83  # issue 15: raw zlib (compressobj, same level) ÷ GZip's added
+ACCESS_LOG_LIMIT_X = 1.2  # issue 15: vs one bare logger.info of the same line
 DO_NOTHING_LIMIT_US = 1.0
 
 
@@ -43,7 +43,9 @@ def run(cfg: Config) -> Section:
         "Each middleware around a bare app on ASGI (driven without a loop) and on WSGI "
         "(call, iterate, close), against Starlette's middleware (ASGI only) and raw zlib "
         "(the floor for compression: `zlib.compressobj(9, DEFLATED, 31)` on the same "
-        f"body); {rounds} interleaved rounds, medians. *added* = wrapped minus bare app.",
+        f"body); {rounds} interleaved rounds, medians of the thread's CPU time (single-threaded "
+        "code that never waits: its CPU time is its cost, and a busy machine's other "
+        "processes stay out of it). *added* = wrapped minus bare app.",
         [table],
         data=data,
     )
@@ -52,6 +54,7 @@ def run(cfg: Config) -> Section:
         return data.get(f"{title} | {interface} | {name}", {}).get("added", float("nan"))
 
     for interface in ("asgi", "wsgi"):
+        floor = added("Do-nothing middleware", interface, "floor: a class that calls the app")
         section.targets.append(
             Target(
                 f"Do-nothing middleware µs added ({interface.upper()})",
@@ -59,7 +62,8 @@ def run(cfg: Config) -> Section:
                 DO_NOTHING_LIMIT_US,
                 "<=",
                 " µs",
-                "a Core whose on_request returns None, over a bare app",
+                "a Core whose on_request returns None, over a bare app; "
+                f"floor (a class whose __call__ calls the app): {fmt(floor)} µs",
             )
         )
     for interface in ("asgi", "wsgi"):
@@ -80,31 +84,33 @@ def run(cfg: Config) -> Section:
             "us", float("nan")
         )
         starlette = added("GZip 1 KiB JSON", interface, "Starlette GZipMiddleware")
-        context = f"{fmt(ours)} µs vs zlib {fmt(raw)} µs"
+        context = f"GZip adds {fmt(ours)} µs, zlib alone takes {fmt(raw)} µs"
         if interface == "asgi":
-            context += f"; Starlette {fmt(starlette / raw)}x"
+            context += f"; Starlette {fmt(raw / starlette)}x"
         section.targets.append(
             Target(
-                f"GZip 1 KiB added ÷ raw zlib ({interface.upper()})",
-                ours / raw,
-                GZIP_LIMIT_X,
-                "<=",
+                f"GZip 1 KiB: raw zlib ÷ GZip's added ({interface.upper()})",
+                raw / ours,
+                GZIP_LIMIT,
+                ">=",
                 "x",
                 context,
             )
         )
     for interface in ("asgi", "wsgi"):
-        record = data.get(
-            f"AccessLog | {interface} | raw logging record (makeRecord + handle)", {}
-        ).get("us", float("nan"))
+        ours = added("AccessLog", interface, "AccessLog (formatted, to a sink)")
+        info = data.get(f"AccessLog | {interface} | raw logger.info of the same line", {}).get(
+            "us", float("nan")
+        )
         section.targets.append(
             Target(
-                f"AccessLog µs added ({interface.upper()})",
-                added("AccessLog", interface, "AccessLog (record built, NullHandler)"),
-                ACCESS_LOG_LIMIT_US,
+                f"AccessLog added ÷ bare logger.info ({interface.upper()})",
+                ours / info,
+                ACCESS_LOG_LIMIT_X,
                 "<=",
-                " µs",
-                f"a bare stdlib LogRecord made + handled: {fmt(record)} µs",
+                "x",
+                f"{fmt(ours)} µs vs logger.info of the finished line {fmt(info)} µs, "
+                "same logger and formatting handler",
             )
         )
     labels = [key for key in data if " raw " not in key and not key.endswith("bare app")]

@@ -3,8 +3,9 @@
     python -m benchmarks [--quick] [--only SCENARIO[,SCENARIO]] [--loadgen auto|wrk|python]
 
 Scenarios: inprocess, w2a (W->A over HTTP), a2w (A->W over HTTP), streaming, blocking,
-middleware, websocket. A full run writes ``benchmarks/results/``; ``--quick`` and ``--only`` runs
-write ``benchmarks/results/partial/`` (not committed) unless ``--out`` says otherwise.
+middleware, websocket, concurrency, bodysize, realistic. A full run writes
+``benchmarks/results/``; ``--quick`` and ``--only`` runs write
+``benchmarks/results/partial/`` (not committed) unless ``--out`` says otherwise.
 Prints the target summary and the path of ``RESULTS.md``.
 """
 
@@ -18,7 +19,16 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import _http, _inprocess, _middleware, _static, _websocket
+from benchmarks import (
+    _bodysize,
+    _concurrency,
+    _http,
+    _inprocess,
+    _middleware,
+    _realistic,
+    _static,
+    _websocket,
+)
 from benchmarks._config import Config
 from benchmarks._load import tool
 from benchmarks._report import RESULTS, Section, Table, load_average, machine, revision, write
@@ -32,6 +42,9 @@ SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "middleware": _middleware.run,
     "websocket": _websocket.run,
     "static": _static.run,
+    "concurrency": _concurrency.run,
+    "bodysize": _bodysize.run,
+    "realistic": _realistic.run,
 }
 
 
@@ -39,7 +52,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--quick", action="store_true", help="short points, few rounds (~3 min)")
+    parser.add_argument("--quick", action="store_true", help="short points, few rounds (~4 min)")
     parser.add_argument(
         "--only", default="", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}"
     )

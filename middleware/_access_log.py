@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection
 from typing import Any
 
 from middleware._headers import find
@@ -72,49 +72,65 @@ _PLAIN_ATOMS = frozenset(
 _ATOM = re.compile(r"%\(([^)]*)\)")
 _HEADER_ATOM = re.compile(r"\{([^}]+)\}([io])\Z")
 CLIENT_CLOSED_REQUEST = 499
-# Enum .value is a descriptor call; the hot path reads a dict.
-_OUTCOME_NAMES = {outcome: outcome.value for outcome in Outcome}
+_COMPLETED = Outcome.COMPLETED
+_DISCONNECTED = Outcome.CLIENT_DISCONNECTED
 
 
-class _Atoms(Mapping[str, object]):
-    """gunicorn's atoms for one request, computed only when the message is formatted."""
+def _outcome_name(outcome: Outcome) -> str:
+    # Identity tests: Enum's .value and its hash (a dict lookup) both run Python code.
+    if outcome is _COMPLETED:
+        return "completed"
+    return "client_disconnected" if outcome is _DISCONNECTED else "app_exception"
+
+
+class _Atoms(dict[str, object]):
+    """gunicorn's atoms for one request, computed only when the message is formatted.
+
+    A ``dict`` whose missing keys are computed on lookup: ``logging`` and ``%`` then see
+    a real mapping and find it non-empty in C, without calling back into Python for
+    ``len()`` or an ``isinstance(..., Mapping)`` walk.
+    """
 
     __slots__ = ("_h",)
+    _h: _AccessHandler
 
-    def __init__(self, handler: _AccessHandler) -> None:
-        self._h = handler
-
-    def __getitem__(self, key: str) -> object:
+    def __missing__(self, key: str) -> object:
         h = self._h
         head = h.head
+        # Request facts come from record.http's fields, read from the head once in emit.
+        fields = h.fields
         if key == "h":
             # X-Forwarded-For under proxy headers (uvicorn, gunicorn): client-chosen.
-            return _escape(str(head.client[0])) if head.client else "-"
+            client = fields["client"]
+            return _escape(str(client)) if client is not None else "-"
         if key == "l":
             return "-"
         if key == "u":
             return _escape(_basic_user(head.header(b"authorization")) or "-")
         if key == "t":
-            return time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(h.wall))
+            return _request_time(h.wall)
         if key == "r":
-            target = head.path + ("?" + head.query.decode("latin-1") if head.query else "")
-            return _escape(f"{head.method} {target} HTTP/{head.http_version}")
+            query = fields["query"]
+            target = fields["path"] + ("?" + query if query else "")
+            return _escape(f"{fields['method']} {target} HTTP/{fields['http_version']}")
         if key == "s":
             return h.status
         if key == "m":
-            return _escape(head.method)
+            return _escape(fields["method"])
         if key == "U":
-            return _escape(head.path)
+            return _escape(fields["path"])
         if key == "q":
-            return _escape(head.query.decode("latin-1"))
+            return _escape(fields["query"])
         if key == "H":
-            return _escape(f"HTTP/{head.http_version}")
+            return _escape(f"HTTP/{fields['http_version']}")
         if key in ("b", "B"):
             return h.sent
         if key == "f":
-            return _text(head.header(b"referer"))
+            referer = fields["referer"]
+            return "-" if referer is None else _escape(referer)
         if key == "a":
-            return _text(head.header(b"user-agent"))
+            agent = fields["user_agent"]
+            return "-" if agent is None else _escape(agent)
         micros = round(h.duration * 1_000_000)
         if key == "T":
             return micros // 1_000_000
@@ -134,11 +150,21 @@ class _Atoms(Mapping[str, object]):
             return _text(find(h.response_headers, name))
         return "-"
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(_PLAIN_ATOMS))
 
-    def __len__(self) -> int:
-        return len(_PLAIN_ATOMS)
+# The %(t)s text of the last second seen: requests in the same second share it, which
+# saves a localtime() and a strftime() per line. One entry, replaced as a whole.
+_last_time: tuple[int, str] = (-1, "")
+
+
+def _request_time(wall: float) -> str:
+    global _last_time
+    second = int(wall)
+    cached = _last_time
+    if cached[0] == second:
+        return cached[1]
+    text = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(second))
+    _last_time = (second, text)
+    return text
 
 
 def _text(value: bytes | None) -> str:
@@ -159,6 +185,7 @@ class _AccessHandler(Handler):
     __slots__ = (
         "core",
         "duration",
+        "fields",
         "head",
         "response_headers",
         "sent",
@@ -167,6 +194,8 @@ class _AccessHandler(Handler):
         "ttfb",
         "wall",
     )
+
+    fields: dict[str, Any]  # record.http, set in emit
 
     def __init__(self, core: _AccessLogCore, head: RequestHead) -> None:
         self.core = core
@@ -239,10 +268,13 @@ class _AccessLogCore(Core):
             "referer": None if referer is None else referer.decode("latin-1"),
             "http_version": head.http_version,
             "scheme": head.scheme,
-            "outcome": _OUTCOME_NAMES[outcome],
+            "outcome": _outcome_name(outcome),
             # What inner middleware handed the app (a request id...), via the public API.
             "state": dict(head.state),
         }
+        h.fields = fields
+        atoms = _Atoms(l="-")  # non-empty, so logging passes it as the mapping
+        atoms._h = h
         # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
         # (the costliest step, and the caller is always this module anyway).
         logger = self._logger
@@ -252,7 +284,7 @@ class _AccessLogCore(Core):
             __file__,
             0,
             self._format,
-            (_Atoms(h),),
+            (atoms,),
             None,
             "AccessLog",
             {"http": fields},

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -27,11 +28,11 @@ from middleware._conversation import (
     COMPLETE,
     HEAD_HELD,
     STREAMING,
+    BareConversation,
     Conversation,
-    head_only_start,
+    held_head_error,
 )
 from middleware._core import (
-    Core,
     Handler,
     Head,
     HeaderList,
@@ -152,6 +153,14 @@ class ScopeHead(RequestHead):
             else:
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
+
+class _NewScopeHead(ScopeHead):
+    """A :class:`ScopeHead` made without an ``__init__`` frame (the driver fills it in):
+    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
+
+    __slots__ = ()
+    __init__ = object.__init__
+
     def set_header(self, name: bytes, value: bytes) -> None:
         check_header(name, value)
         headers = [pair for pair in self._scope["headers"] if pair[0] != name]
@@ -224,7 +233,6 @@ def _reading(handler: Handler, receive: Receive) -> Receive:
 
 
 _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
-_new = object.__new__
 
 
 class _Exchange:
@@ -234,7 +242,10 @@ class _Exchange:
     __slots__ = ("_held", "_receive", "_send", "conversation", "disconnected", "send_failed")
 
     def __init__(self, handler: Handler, receive: Receive, send: Send) -> None:
-        self.conversation = Conversation(handler)
+        conversation: Conversation = BareConversation()  # Conversation(handler), inlined
+        conversation.handler = handler
+        conversation.phase = AWAITING_START
+        self.conversation = conversation
         self._receive = receive
         self._send = send
         self._held: Message | None = None  # the app's start message while the head is held
@@ -262,7 +273,10 @@ class _Exchange:
                 more = message.get("more_body", False)
                 head, out = self.conversation.body(chunk, more)
                 if head is not None:
-                    await self._send_head(head)
+                    start, self._held = self._held, None  # _send_head, inlined
+                    if start is None:  # pragma: no cover - only a held head is released
+                        raise ProtocolError("a head was released but none was held")
+                    await self._send({**start, "status": head[0], "headers": head[1]})
                 elif self.conversation.phase is HEAD_HELD:
                     return  # still buffering (the core must decide when more is False)
                 if more and not out:
@@ -272,8 +286,7 @@ class _Exchange:
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
             elif kind == "http.response.start" and phase is AWAITING_START:
-                raw = message.get("headers", ())
-                headers: HeaderList = [(name.lower(), value) for name, value in raw]
+                headers = _neutral_headers(message.get("headers", ()))
                 result = self.conversation.start(message["status"], headers)
                 if result is None:
                     self._held = message
@@ -335,39 +348,72 @@ class _Exchange:
             self.conversation.finish(outcome)
 
 
-class _HeadExchange:
-    """The exchange for a ``head_only`` handler: rewrite the start, forward the rest."""
+# Response header pairs repeat from response to response, and apps send them in lower
+# case as ASGI asks: one dict lookup per pair replaces a lower() and a new tuple.
+# Bounded in bytes (only short pairs are kept, the memo is cleared when full), since an
+# app may echo what a client sent.
+_LOWER: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_LOWER_CACHE_SIZE = 1024
+_MAX_CACHED_PAIR = 256
 
-    __slots__ = ("_send", "handler", "started")
 
-    def __init__(self, handler: Handler, send: Send) -> None:
-        self.handler = handler
-        self._send = send
-        self.started = False
+def _lower_pair(pair: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    name, value = pair
+    lowered = (name.lower(), value)
+    if len(name) + len(value) <= _MAX_CACHED_PAIR:
+        if len(_LOWER) >= _LOWER_CACHE_SIZE:
+            _LOWER.clear()
+        _LOWER[pair] = lowered
+    return lowered
 
-    async def send(self, message: Message) -> None:
-        if message["type"] == "http.response.start" and not self.started:
-            self.started = True
+
+def _neutral_headers(raw: Any) -> HeaderList:
+    """An app's response headers as neutral pairs (lower-case names, tuples)."""
+    if type(raw) is not list:
+        raw = list(raw)  # any iterable, once: the fallback below walks it again
+    try:
+        return [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
+    except TypeError:  # pairs given as lists (unhashable): convert each, keep nothing
+        return [(name.lower(), value) for name, value in raw]
+
+
+def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
+    """``send`` for a ``head_only`` handler, which rewrites the start message only, and
+    a flag set once the start went out.
+
+    A plain function returning the server's own awaitable: for a head-only middleware
+    such as CORS this is the whole per-request cost, and it adds no coroutine per message.
+    """
+    started = [False]
+
+    def send_through(message: Message) -> Awaitable[None]:
+        if not started[0] and message["type"] == "http.response.start":
+            started[0] = True
+            code = message["status"]
             raw = message.get("headers", ())
-            headers: HeaderList = [(name.lower(), value) for name, value in raw]
-            head = head_only_start(self.handler, message["status"], headers)
+            if type(raw) is not list:
+                raw = list(raw)  # any iterable, once: the fallback walks it again
+            try:  # _neutral_headers, inlined (it is the fallback)
+                headers = [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
+            except TypeError:
+                headers = _neutral_headers(raw)
+            head = handler.on_response_start(code, headers)
+            if head is None:
+                raise held_head_error(handler)
             message = {**message, "status": head[0], "headers": head[1]}
-        await self._send(message)
+        return send(message)
 
-    async def run(self, app: ASGIApp, scope: Scope, receive: Receive) -> None:
-        try:
-            await app(scope, receive, self.send)
-        except Exception:
-            if not self.started:
-                # As in _Exchange.run: the 500 goes through the core (CORS headers on it).
-                with contextlib.suppress(Exception):
-                    await self.send(
-                        {"type": "http.response.start", "status": 500, "headers": _ERROR_HEADERS}
-                    )
-                    await self._send(
-                        {"type": "http.response.body", "body": _ERROR_BODY, "more_body": False}
-                    )
-            raise
+    return send_through, started
+
+
+async def _head_error(send_through: Send, send: Send) -> None:
+    """The app raised before its response started: a 500, its head through the core
+    (CORS headers on it, as in :meth:`_Exchange.run`)."""
+    with contextlib.suppress(Exception):  # the app's error matters more
+        await send_through(
+            {"type": "http.response.start", "status": 500, "headers": list(_ERROR_HEADERS)}
+        )
+        await send({"type": "http.response.body", "body": _ERROR_BODY, "more_body": False})
 
 
 class ASGIDriver:
@@ -375,19 +421,17 @@ class ASGIDriver:
 
     __slots__ = ()
     app: Any
-    _core: Core
+    _on_request: Callable[[RequestHead], Handler | Response | None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # ScopeHead(scope), inlined: a Python __init__ frame is a fifth of what a
-        # do-nothing middleware costs.
-        head = _new(ScopeHead)
+        head = _NewScopeHead()
         head.method = scope["method"]
         head._scope = scope
         head._state = None
-        handler = self._core.on_request(head)
+        handler = self._on_request(head)
         state = head._state
         if handler is None and state is None:
             await self.app(scope, receive, send)  # the do-nothing path, kept shortest
@@ -402,7 +446,13 @@ class ASGIDriver:
                 if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
                     receive = _reading(handler, receive)
                 if handler.head_only:
-                    await _HeadExchange(handler, send).run(self.app, scope, receive)
+                    send_through, started = _head_send(handler, send)
+                    try:
+                        await self.app(scope, receive, send_through)
+                    except Exception:
+                        if not started[0]:
+                            await _head_error(send_through, send)
+                        raise
                 else:
                     await _Exchange(handler, receive, send).run(self.app, scope)
         finally:

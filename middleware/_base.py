@@ -10,11 +10,11 @@ answer both ways. So ``isinstance(m, X)`` holds, ``type(m)`` is ``X.WSGI`` or ``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from middleware._asgi_driver import ASGIDriver
-from middleware._core import Core, detect_interface
+from middleware._core import Core, Handler, RequestHead, Response, detect_interface
 from middleware._wsgi_driver import WSGIDriver
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class CoreMiddleware:
     interface: str
     """``"wsgi"`` or ``"asgi"``: the interface of the wrapped app, and of this middleware."""
     _core: Core
+    _on_request: Callable[[RequestHead], Handler | Response | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -70,6 +71,8 @@ class CoreMiddleware:
             raise TypeError(f"{type(self).__name__}: core must be a middleware.api.Core")
         self.app = app
         self._core = core
+        # Bound once: the drivers call it per request.
+        self._on_request = core.on_request
         self.interface = detect_interface(app, interface)
 
     def __repr__(self) -> str:

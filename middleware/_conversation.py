@@ -7,7 +7,7 @@ streamed, and whether a handler kept the rules of :mod:`middleware._core`, is de
 here, once; a broken rule raises :class:`ProtocolError` naming the handler and the rule
 (never an ``assert``, which ``python -O`` strips). No I/O here.
 
-Phases and the events allowed in each (``_ALLOWED``)::
+Phases and the events allowed in each::
 
     AWAITING_START --start--> HEAD_HELD (head held) | STREAMING (head released)
     HEAD_HELD      --body---> HEAD_HELD | STREAMING | COMPLETE (last chunk)
@@ -23,7 +23,7 @@ import enum
 
 from middleware._core import Handler, Head, HeaderList, Outcome, ProtocolError
 
-__all__ = ["Conversation", "Phase", "head_only_start"]
+__all__ = ["BareConversation", "Conversation", "Phase", "head_only_start", "held_head_error"]
 
 
 class Phase(enum.Enum):
@@ -42,12 +42,6 @@ STREAMING = Phase.STREAMING
 COMPLETE = Phase.COMPLETE
 FINISHED = Phase.FINISHED
 
-_ALLOWED: dict[str, frozenset[Phase]] = {
-    "start": frozenset({AWAITING_START, HEAD_HELD}),
-    "body": frozenset({HEAD_HELD, STREAMING}),
-    "opaque": frozenset({HEAD_HELD, STREAMING}),
-}
-
 
 def _name(handler: Handler) -> str:
     return type(handler).__name__
@@ -57,10 +51,16 @@ def head_only_start(handler: Handler, status: int, headers: HeaderList) -> Head:
     """``on_response_start`` of a ``head_only`` handler, which must never hold the head."""
     head = handler.on_response_start(status, headers)
     if head is None:
-        raise ProtocolError(
-            f"{_name(handler)} is head_only but held the head (on_response_start returned None)"
-        )
+        raise held_head_error(handler)
     return head
+
+
+def held_head_error(handler: Handler) -> ProtocolError:
+    """The error for a ``head_only`` handler whose ``on_response_start`` returned ``None``
+    (drivers that inline :func:`head_only_start` raise it themselves)."""
+    return ProtocolError(
+        f"{_name(handler)} is head_only but held the head (on_response_start returned None)"
+    )
 
 
 class Conversation:
@@ -72,26 +72,30 @@ class Conversation:
         self.handler = handler
         self.phase = AWAITING_START
 
-    def _check(self, event: str) -> None:
-        if self.phase not in _ALLOWED[event]:
-            # Drivers only send events their own state allows; reaching this is a bug
-            # in a driver, reported the same way as a handler's.
-            raise ProtocolError(f"{event} while the response is {self.phase.name}")
+    def _refuse(self, event: str) -> ProtocolError:
+        # Drivers only send events their own state allows; reaching this is a bug in a
+        # driver, reported the same way as a handler's.
+        return ProtocolError(f"{event} while the response is {self.phase.name}")
 
     def start(self, status: int, headers: HeaderList) -> Head | None:
         """The app's response head; returns the head to send now, or ``None`` (held)."""
-        self._check("start")
+        phase = self.phase
+        # Identity tests, not set membership: hashing an Enum member runs Python code.
+        if phase is not AWAITING_START and phase is not HEAD_HELD:
+            raise self._refuse("start")
         head = self.handler.on_response_start(status, headers)
         self.phase = HEAD_HELD if head is None else STREAMING
         return head
 
     def body(self, chunk: bytes, more: bool) -> tuple[Head | None, bytes]:
         """One body chunk: the head to send first (when released now) and the bytes."""
-        self._check("body")
+        phase = self.phase
+        if phase is not HEAD_HELD and phase is not STREAMING:
+            raise self._refuse("body")
         handler = self.handler
         out = handler.on_body(chunk, more)
         head = None
-        if self.phase is HEAD_HELD:
+        if phase is HEAD_HELD:
             head = handler.pending_head()
             if head is None:
                 if not more:
@@ -112,8 +116,10 @@ class Conversation:
 
     def opaque(self) -> Head | None:
         """The body will not pass through Python; returns the held head to send, if any."""
-        self._check("opaque")
-        holding = self.phase is HEAD_HELD
+        phase = self.phase
+        if phase is not HEAD_HELD and phase is not STREAMING:
+            raise self._refuse("opaque")
+        holding = phase is HEAD_HELD
         head = self.handler.on_opaque_body()
         if holding and head is None:
             raise ProtocolError(
@@ -142,3 +148,11 @@ class Conversation:
         """Tell the handler how the request ended, exactly once."""
         if self.end():
             self.handler.on_complete(outcome)
+
+
+class BareConversation(Conversation):
+    """A :class:`Conversation` made without an ``__init__`` frame, for the drivers' hot
+    paths: the maker sets ``handler`` and ``phase`` (``AWAITING_START``) itself."""
+
+    __slots__ = ()
+    __init__ = object.__init__

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from bridge._environ import environ_key
+from bridge._environ import _KEY_CACHE, environ_key
 from bridge._http import ClientDisconnected, status_line
 from bridge._request import (
     environ_client,
@@ -39,11 +39,11 @@ from middleware._conversation import (
     FINISHED,
     HEAD_HELD,
     STREAMING,
+    BareConversation,
     Conversation,
-    head_only_start,
+    held_head_error,
 )
 from middleware._core import (
-    Core,
     Handler,
     Head,
     HeaderList,
@@ -90,7 +90,7 @@ class EnvironHead(RequestHead):
         self._state = None
 
     def header(self, name: bytes) -> bytes | None:
-        value = self._environ.get(environ_key(name))
+        value = self._environ.get(_KEY_CACHE.get(name) or environ_key(name))
         return None if value is None else value.encode("latin-1")
 
     @property
@@ -172,6 +172,14 @@ class EnvironHead(RequestHead):
     def remove_header(self, name: bytes) -> None:
         check_header(name)
         self._environ.pop(_key(name), None)
+
+
+class _NewEnvironHead(EnvironHead):
+    """An :class:`EnvironHead` made without an ``__init__`` frame (the driver fills it in):
+    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
+
+    __slots__ = ()
+    __init__ = object.__init__
 
 
 class _Input:
@@ -271,39 +279,70 @@ def _respond(
 
 
 _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
+# Handler classes seen to be head_only with the default on_request_body: the driver
+# skips straight to the head-only path for them. Bounded by the classes a program has.
+_PLAIN_HEAD_ONLY: set[type[Handler]] = set()
 
 
-# Header names repeat from response to response; converting each once saves two method
-# calls per header per request. Bounded, since an app may invent names.
-_NAMES_IN: dict[str, bytes] = {}
-_NAMES_OUT: dict[bytes, str] = {}
-_NAME_CACHE_SIZE = 512
+# Whole header pairs repeat from response to response (Content-Type, Vary, the headers
+# a core adds): converting each pair once turns two method calls and a tuple per header
+# into one dict lookup. Bounded in bytes, since an app may invent pairs and echo what a
+# client sent: only short pairs are kept, in memos cleared when full.
+_PAIRS_IN: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_PAIRS_OUT: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+_PAIR_CACHE_SIZE = 1024
+_MAX_CACHED_PAIR = 256  # characters of name and value together: at most ~0.5 MiB per memo
 
 
-def _name_in(name: str) -> bytes:
-    if len(_NAMES_IN) >= _NAME_CACHE_SIZE:
-        _NAMES_IN.clear()
-    key = _NAMES_IN[name] = name.lower().encode("latin-1")
-    return key
+def _pair_in(pair: tuple[str, str]) -> tuple[bytes, bytes]:
+    name, value = pair
+    converted = (name.lower().encode("latin-1"), value.encode("latin-1"))
+    if len(name) + len(value) <= _MAX_CACHED_PAIR:
+        if len(_PAIRS_IN) >= _PAIR_CACHE_SIZE:
+            _PAIRS_IN.clear()
+        _PAIRS_IN[pair] = converted
+    return converted
 
 
-def _name_out(name: bytes) -> str:
-    if len(_NAMES_OUT) >= _NAME_CACHE_SIZE:
-        _NAMES_OUT.clear()
-    key = _NAMES_OUT[name] = name.decode("latin-1")
-    return key
+def _pair_out(pair: tuple[bytes, bytes]) -> tuple[str, str]:
+    name, value = pair
+    converted = (name.decode("latin-1"), value.decode("latin-1"))
+    if len(name) + len(value) <= _MAX_CACHED_PAIR:
+        if len(_PAIRS_OUT) >= _PAIR_CACHE_SIZE:
+            _PAIRS_OUT.clear()
+        _PAIRS_OUT[pair] = converted
+    return converted
+
+
+# Status lines repeat too ("200 OK"); a str key hashes once per string object.
+_CODES: dict[str, int] = {}
+
+
+def _code(status: str) -> int:
+    code = int(status[:3])
+    if len(status) <= _MAX_CACHED_PAIR:
+        if len(_CODES) >= _PAIR_CACHE_SIZE:
+            _CODES.clear()
+        _CODES[status] = code
+    return code
 
 
 def _to_neutral_headers(headers: Headers) -> HeaderList:
-    names = _NAMES_IN
-    return [(names.get(name) or _name_in(name), value.encode("latin-1")) for name, value in headers]
+    get = _PAIRS_IN.get
+    try:
+        return [get(pair) or _pair_in(pair) for pair in headers]
+    except TypeError:  # pairs given as lists (unhashable): convert each, keep nothing
+        return [
+            (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers
+        ]
 
 
 def _to_wsgi_headers(headers: HeaderList) -> Headers:
-    names = _NAMES_OUT
-    return [
-        (names.get(name) or _name_out(name), value.decode("latin-1")) for name, value in headers
-    ]
+    get = _PAIRS_OUT.get
+    try:
+        return [get(pair) or _pair_out(pair) for pair in headers]
+    except TypeError:  # a bytearray value (unhashable): convert each, keep nothing
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
 class _Exchange:
@@ -324,7 +363,10 @@ class _Exchange:
 
     def __init__(self, handler: Handler, start_response: StartResponse) -> None:
         self.handler = handler
-        self.conversation = Conversation(handler)
+        conversation: Conversation = BareConversation()
+        self.conversation = conversation
+        conversation.handler = handler
+        conversation.phase = AWAITING_START
         self._outer_start = start_response
         self._outer_write: Callable[[bytes], object] | None = None
         self._status = ""
@@ -344,8 +386,11 @@ class _Exchange:
                 raise exc_info[1].with_traceback(exc_info[2])
         elif phase is not AWAITING_START:
             raise RuntimeError("start_response() called twice without exc_info (PEP 3333)")
-        code = int(status[:3])
-        converted = _to_neutral_headers(headers)
+        code = _CODES.get(status) or _code(status)
+        try:  # _to_neutral_headers, inlined (it is the fallback)
+            converted = [_PAIRS_IN.get(pair) or _pair_in(pair) for pair in headers]
+        except TypeError:
+            converted = _to_neutral_headers(headers)
         self._status = status
         self._code = code
         self._app_headers = headers
@@ -363,7 +408,13 @@ class _Exchange:
         status = self._status if code == self._code else status_line(code)
         # The same list back means unchanged (a rule of _core): the app's own headers go
         # out as they were, names in the app's case, with no conversion.
-        wsgi_headers = self._app_headers if headers is self._neutral else _to_wsgi_headers(headers)
+        if headers is self._neutral:
+            wsgi_headers = self._app_headers
+        else:
+            try:  # _to_wsgi_headers, inlined (it is the fallback)
+                wsgi_headers = [_PAIRS_OUT.get(pair) or _pair_out(pair) for pair in headers]
+            except TypeError:
+                wsgi_headers = _to_wsgi_headers(headers)
         self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
@@ -516,6 +567,13 @@ _DEFAULT_ON_COMPLETE = Handler.on_complete
 
 
 def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
+    if len(result) == 1:
+        # The usual list: one chunk, the whole body (_Exchange.body, inlined).
+        head, data = exchange.conversation.body(result[0], False)
+        if head is not None:
+            exc_info, exchange._exc_info = exchange._exc_info, None
+            exchange._emit_head(head, exc_info)
+        return [data] if data else []
     out: list[bytes] = []
     last = len(result) - 1
     for index, chunk in enumerate(result):
@@ -532,33 +590,39 @@ def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
     return out
 
 
-class _HeadStart:
-    """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else."""
+def _head_start(handler: Handler, start_response: StartResponse) -> StartResponse:
+    """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else.
 
-    __slots__ = ("_outer_start", "handler")
+    A closure rather than an object: this is the whole per-request cost of a head-only
+    middleware such as CORS, and a closure is made without a Python ``__init__`` frame.
+    """
 
-    def __init__(self, handler: Handler, start_response: StartResponse) -> None:
-        self.handler = handler
-        self._outer_start = start_response
-
-    def start_response(
-        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    def start(
+        status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
-        code = int(status[:3])
-        # The conversions of _to_neutral_headers/_to_wsgi_headers, inlined: this is the
-        # whole per-request cost of a head-only middleware such as CORS.
-        names_in = _NAMES_IN
-        head = head_only_start(
-            self.handler,
-            code,
-            [(names_in.get(n) or _name_in(n), v.encode("latin-1")) for n, v in headers],
-        )
-        if head[0] != code:
-            status = status_line(head[0])
-        names_out = _NAMES_OUT
-        converted = [(names_out.get(n) or _name_out(n), v.decode("latin-1")) for n, v in head[1]]
+        code = _CODES.get(status) or _code(status)
+        # _to_neutral_headers and _to_wsgi_headers inlined (they fall back to them).
+        try:
+            neutral = [_PAIRS_IN.get(pair) or _pair_in(pair) for pair in headers]
+        except TypeError:
+            neutral = _to_neutral_headers(headers)
+        head = handler.on_response_start(code, neutral)
+        if head is None:
+            raise held_head_error(handler)
+        out_code, out = head
+        if out is neutral:
+            converted = headers  # unchanged (a rule of _core): the app's own list
+        else:
+            try:
+                converted = [_PAIRS_OUT.get(pair) or _pair_out(pair) for pair in out]
+            except TypeError:
+                converted = _to_wsgi_headers(out)
+        if out_code != code:
+            status = status_line(out_code)
         # exc_info rules (re-raise once the head is out) are the server's to apply.
-        return self._outer_start(status, converted, exc_info)
+        return start_response(status, converted, exc_info)
+
+    return start
 
 
 class WSGIDriver:
@@ -566,16 +630,28 @@ class WSGIDriver:
 
     __slots__ = ()
     app: Any
-    _core: Core
+    _on_request: Callable[[RequestHead], Handler | Response | None]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        head = EnvironHead(environ)
-        handler = self._core.on_request(head)
+        head = _NewEnvironHead()
+        head.method = environ["REQUEST_METHOD"]
+        head._environ = environ
+        head._state = None
+        handler = self._on_request(head)
         state = head._state
         if state is None:
             if handler is None:
                 result: Iterable[bytes] = self.app(environ, start_response)
                 return result  # the do-nothing path, kept shortest
+            if (
+                type(handler) in _PLAIN_HEAD_ONLY
+                and not isinstance(handler, Response)  # never in the set; narrows the type
+                and handler.head_only
+            ):
+                # CORS and the like, inlined: the body, write() and close() stay the
+                # app's own, only start_response is wrapped.
+                result = self.app(environ, _head_start(handler, start_response))
+                return result  # noqa: RET504 - typed for mypy
             return self._dispatch(handler, environ, start_response)
         token = request_state.set(state)
         try:
@@ -598,11 +674,11 @@ class WSGIDriver:
             environ["wsgi.input"] = _Input(
                 environ["wsgi.input"], handler.on_request_body, environ.get("CONTENT_LENGTH")
             )
+        elif type(handler).head_only:
+            _PLAIN_HEAD_ONLY.add(type(handler))
         if handler.head_only:
             # The body, write() and close() stay the app's own: nothing to wrap.
-            head_result: Iterable[bytes] = self.app(
-                environ, _HeadStart(handler, start_response).start_response
-            )
+            head_result: Iterable[bytes] = self.app(environ, _head_start(handler, start_response))
             return head_result
         exchange = _Exchange(handler, start_response)
         try:
