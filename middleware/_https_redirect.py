@@ -1,0 +1,79 @@
+"""HTTPSRedirect: answer every plain-HTTP request with a 308 to its ``https`` URL.
+
+Starlette's ``HTTPSRedirectMiddleware`` behaviour, with 308 (the method and body are
+kept, and the redirect may be cached) instead of its 307. The URL is rebuilt from the
+request as the app would see it: ``Host`` (else the server address), root path, path
+and query; the port is dropped when it is 80 or 443 and kept otherwise.
+
+Behind a proxy that terminates TLS the request reaches us as ``http``; put
+:class:`ProxyHeaders` outside this middleware so ``X-Forwarded-Proto: https`` from the
+proxy makes the request ``https`` before it is checked (else every request would be
+redirected, forever). A ``Host`` that is not a well-formed host is answered 400 rather
+than echoed into ``Location``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from middleware.api import Core, CoreMiddleware, RequestHead, Response
+
+__all__ = ["HTTPSRedirect"]
+
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]+)(?::[0-9]{1,5})?")
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
+_QUERY_SAFE = "/?!$&'()*+,;=:@-._~%[]"
+_BODY = b"Invalid host header"
+_BAD_HOST = Response(
+    400,
+    [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_BODY)).encode()),
+    ],
+    _BODY,
+)
+
+
+def _authority(head: RequestHead) -> str | None:
+    """``host[:port]`` for the https URL, the default ports dropped; ``None`` if malformed."""
+    raw = head.header(b"host")
+    if raw is not None:
+        host = raw.decode("latin-1")
+    else:
+        server = head.server
+        if server is None:
+            return None
+        name = f"[{server[0]}]" if ":" in server[0] else server[0]
+        host = name if server[1] is None else f"{name}:{server[1]}"
+    if _HOST.fullmatch(host) is None:
+        return None
+    end = host.rfind("]")
+    colon = host.rfind(":")
+    if colon > end and host[colon + 1 :] in ("80", "443"):
+        host = host[:colon]
+    return host
+
+
+class _HTTPSRedirectCore(Core):
+    __slots__ = ()
+
+    def on_request(self, head: RequestHead) -> Response | None:
+        if head.scheme == "https":
+            return None
+        authority = _authority(head)
+        if authority is None:
+            return _BAD_HOST
+        target = quote(head.path, safe=_PATH_SAFE)
+        if head.query:
+            target += "?" + quote(head.query.decode("latin-1"), safe=_QUERY_SAFE)
+        location = f"https://{authority}{target}".encode("latin-1")
+        return Response(308, [(b"location", location), (b"content-length", b"0")])
+
+
+class HTTPSRedirect(CoreMiddleware):
+    """Redirect (308) every ``http`` request to the same URL on ``https``."""
+
+    def __init__(self, app: Any, *, interface: str | None = None) -> None:
+        super().__init__(app, _HTTPSRedirectCore(), interface=interface)

@@ -1,0 +1,206 @@
+"""ProxyHeaders: a behaviour table run through all four ways (WSGI, ASGI, both adapters)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from middleware import ProxyHeaders
+from middleware.testing import PlainHead, PlainRequest, Seen, run
+
+PROXY = ("127.0.0.1", 50000)
+STRANGER = ("203.0.113.9", 50000)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    headers: tuple[tuple[bytes, bytes], ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    peer: tuple[str, int] = PROXY
+    # What the app must see: client host (and port when given), scheme, host header,
+    # server, (root_path, path).
+    client: tuple[str, int | None] = PROXY
+    scheme: str = "http"
+    host: bytes = b"testserver"
+    server: tuple[str, int | None] = ("testserver", 80)
+    paths: tuple[str, str] = ("", "/items")
+
+
+XFF = b"x-forwarded-for"
+XFP = b"x-forwarded-proto"
+XFH = b"x-forwarded-host"
+
+CASES = [
+    Case("no proxy headers: nothing changes", ()),
+    Case(
+        "the proxy's client and scheme are taken",
+        ((XFF, b"198.51.100.7"), (XFP, b"https")),
+        client=("198.51.100.7", None),
+        scheme="https",
+    ),
+    Case(
+        "an untrusted peer cannot set anything",
+        ((XFF, b"198.51.100.7"), (XFP, b"https"), (XFH, b"evil.example")),
+        options={"x_host": 1},
+        peer=STRANGER,
+        client=STRANGER,
+    ),
+    Case(
+        "values a client prepends are not taken (x_for=1: the proxy's own entry)",
+        ((XFF, b"6.6.6.6, 198.51.100.7"),),
+        client=("198.51.100.7", None),
+    ),
+    Case(
+        "the same over repeated header lines",
+        ((XFF, b"6.6.6.6"), (XFF, b"198.51.100.7")),
+        client=("198.51.100.7", None),
+    ),
+    Case(
+        "the walk goes through trusted proxies and stops at the first untrusted hop",
+        ((XFF, b"6.6.6.6, 198.51.100.7, 10.1.2.3"),),
+        options={"trusted_hosts": ["127.0.0.1", "10.0.0.0/8"], "x_for": 3},
+        client=("198.51.100.7", None),
+    ),
+    Case(
+        "'*' trusts every peer, and still takes only x_for entries",
+        ((XFF, b"6.6.6.6, 198.51.100.7"),),
+        options={"trusted_hosts": "*"},
+        peer=STRANGER,
+        client=("198.51.100.7", None),
+    ),
+    Case(
+        "a chain shorter than x_for is ignored (some proxy did not append)",
+        ((XFF, b"198.51.100.7"),),
+        options={"x_for": 2},
+    ),
+    Case(
+        "a port in X-Forwarded-For is the client's port",
+        ((XFF, b"198.51.100.7:4711"),),
+        client=("198.51.100.7", 4711),
+    ),
+    Case(
+        "IPv6 entries, bracketed with a port",
+        ((XFF, b"[2001:db8::7]:4711"),),
+        client=("2001:db8::7", 4711),
+    ),
+    Case(
+        "a client entry that is not an address leaves the client alone",
+        ((XFF, b"<script>"),),
+    ),
+    Case(
+        "an unknown scheme is ignored",
+        ((XFP, b"javascript"),),
+    ),
+    Case("wss counts as https", ((XFP, b"wss"),), scheme="https", server=("testserver", 80)),
+    Case(
+        "X-Forwarded-Host is ignored unless x_host is set",
+        ((XFH, b"public.example"),),
+    ),
+    Case(
+        "X-Forwarded-Host with x_host=1",
+        ((XFH, b"public.example"), (XFP, b"https")),
+        options={"x_host": 1},
+        scheme="https",
+        host=b"public.example",
+        server=("public.example", 443),
+    ),
+    Case(
+        "a malformed forwarded host is ignored",
+        ((XFH, b"evil.example/path"),),
+        options={"x_host": 1},
+    ),
+    Case(
+        "X-Forwarded-Port with x_port=1 goes on the host",
+        ((XFH, b"public.example"), (b"x-forwarded-port", b"8443")),
+        options={"x_host": 1, "x_port": 1},
+        host=b"public.example:8443",
+        server=("public.example", 8443),
+    ),
+    Case(
+        "X-Forwarded-Prefix with x_prefix=1 becomes the root path",
+        ((b"x-forwarded-prefix", b"/api/"),),
+        options={"x_prefix": 1},
+        paths=("/api", "/api/items"),
+    ),
+    Case(
+        "a prefix that is not an absolute path is ignored",
+        ((b"x-forwarded-prefix", b"https://evil.example"),),
+        options={"x_prefix": 1},
+    ),
+    Case(
+        "Forwarded (RFC 7239) when asked for",
+        ((b"forwarded", b'for="[2001:db8::1]:4711";proto=https;host=public.example'),),
+        options={"forwarded": True, "x_host": 1},
+        client=("2001:db8::1", 4711),
+        scheme="https",
+        host=b"public.example",
+        server=("public.example", 443),
+    ),
+    Case(
+        "Forwarded: the element of our proxy, not the client's own",
+        ((b"forwarded", b"for=6.6.6.6;proto=https, for=198.51.100.7;proto=http"),),
+        options={"forwarded": True},
+        client=("198.51.100.7", None),
+    ),
+    Case(
+        "Forwarded: an obfuscated or unknown client leaves the client alone",
+        ((b"forwarded", b"for=unknown;proto=https"),),
+        options={"forwarded": True},
+        scheme="https",
+    ),
+    Case(
+        "X-Forwarded-* are ignored in Forwarded mode",
+        ((XFF, b"198.51.100.7"), (XFP, b"https")),
+        options={"forwarded": True},
+    ),
+]
+
+
+def _check(case: Case, way: str, seen: Seen | None) -> None:
+    assert seen is not None, way
+    assert seen.client is not None, way
+    if case.client[1] is None:  # no port from the proxy: an adapter may report 0 or None
+        assert seen.client[0] == case.client[0], way
+        assert case.client == case.peer or seen.client[1] in (None, 0), way
+    else:
+        assert seen.client == case.client, way
+    assert seen.scheme == case.scheme, way
+    assert seen.header(b"host") == case.host, way
+    assert seen.server == case.server, way
+    assert (seen.root_path, seen.path) == case.paths, way
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_behaviour_table(case: Case) -> None:
+    request = PlainRequest(path="/items", headers=case.headers, client=case.peer)
+    results = run(lambda app: ProxyHeaders(app, **case.options), request)
+    for way, result in results.items():
+        assert (result.status, result.body) == (200, b"hello"), way
+        _check(case, way, result.seen)
+
+
+def test_the_response_is_left_alone() -> None:
+    request = PlainRequest(headers=[(XFF, b"198.51.100.7")])
+    for way, result in run(ProxyHeaders, request, headers=[(b"x-app", b"1")]).items():
+        assert result.headers == [(b"x-app", b"1")], way
+
+
+def test_a_long_chain_is_walked_in_linear_time_and_bounded_memory() -> None:
+    core = ProxyHeaders(lambda e, s: [], trusted_hosts="*", x_for=100_000)._core
+    chain = ", ".join(f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}" for i in range(100_000))
+    head = PlainHead("GET", "/", headers=[(XFF, chain.encode())], client=PROXY)
+    core.on_request(head)
+    assert head.client == ("10.0.0.0", None)  # everybody trusted: the x_for-th from the right
+    assert len(core._trust._cache) <= 4096
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"x_for": -1}, {"x_host": True}, {"x_prefix": "1"}, {"trusted_hosts": ["127.0.0.1", ""]}],
+)
+def test_bad_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"hop count|empty"):
+        ProxyHeaders(lambda e, s: [], **options)
