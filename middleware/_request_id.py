@@ -25,6 +25,9 @@ __all__ = ["RequestID"]
 
 STATE_KEY = "request_id"
 _SAFE = re.compile(r"[A-Za-z0-9._-]+")
+# What any id must be, whoever made it: visible ASCII, no quote or backslash (the
+# delimiters of log fields), so it is safe in a header and in a log line.
+_VISIBLE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -71,7 +74,7 @@ class _RequestIDCore(Core):
             return False
         if self._validator is None:
             return _SAFE.fullmatch(value) is not None
-        return self._validator(value) and value.isascii() and value.isprintable()
+        return self._validator(value) and _VISIBLE.fullmatch(value) is not None
 
     def on_request(self, head: RequestHead) -> Handler | None:
         given = head.header(self._name) if self._trust else None
@@ -82,7 +85,7 @@ class _RequestIDCore(Core):
                 request_id = text
         if request_id is None:
             request_id = self._generator()
-            if not self._valid(request_id):
+            if not isinstance(request_id, str) or _VISIBLE.fullmatch(request_id) is None:
                 raise ValueError(f"RequestID: the generator made an invalid id {request_id!r}")
             head.set_header(self._name, request_id.encode("ascii"))
         head.state[STATE_KEY] = request_id
@@ -94,8 +97,9 @@ class RequestID(CoreMiddleware):
 
     ``generator``: makes a new id (default: ``uuid4().hex``). Incoming ids are kept when
     at most ``max_length`` characters from ``A-Za-z0-9._-``, or when ``validator(id)``
-    says so (printable ASCII is still required); ``trust_incoming=False`` always makes
-    a fresh one. ``echo=False`` leaves the response alone.
+    says so (visible ASCII without quotes or backslashes is still required);
+    ``trust_incoming=False`` always makes a fresh one. ``echo=False`` leaves the
+    response alone.
     """
 
     def __init__(

@@ -100,6 +100,8 @@ class TrustedHost(CoreMiddleware):
             if not isinstance(pattern, str) or not pattern:
                 raise ValueError(f"allowed_hosts holds an empty or non-string entry: {pattern!r}")
             lowered = pattern.lower()
+            if lowered.startswith("[") and lowered.endswith("]"):
+                lowered = lowered[1:-1]  # an IPv6 literal compares without brackets
             if lowered.startswith("*."):
                 suffixes.append(lowered[1:])
             elif "*" in lowered and lowered != "*":

@@ -1,0 +1,55 @@
+"""HTTPSRedirect: a behaviour table run through all four ways (WSGI, ASGI, both adapters)."""
+
+from __future__ import annotations
+
+import pytest
+
+from middleware import HTTPSRedirect, Middleware, ProxyHeaders, Stack
+from middleware.testing import PlainRequest, run
+
+# (scheme, host, method, path, query, expected status, expected Location)
+CASES: list[tuple[str, str, str, str, bytes, int, bytes | None]] = [
+    ("https", "example.com", "GET", "/a", b"", 200, None),
+    ("http", "example.com", "GET", "/a", b"", 308, b"https://example.com/a"),
+    ("http", "example.com", "POST", "/a", b"", 308, b"https://example.com/a"),
+    ("http", "example.com:80", "GET", "/", b"x=1&y=%2F", 308, b"https://example.com/?x=1&y=%2F"),
+    ("http", "example.com:8080", "GET", "/", b"", 308, b"https://example.com:8080/"),
+    ("http", "[::1]:80", "GET", "/", b"", 308, b"https://[::1]/"),
+    ("http", "example.com", "GET", "/caf\u00e9 x", b"", 308, b"https://example.com/caf%C3%A9%20x"),
+    ("http", "example.com", "GET", "//evil.com/x", b"", 308, b"https://example.com//evil.com/x"),
+    ("http", "evil.com/x?", "GET", "/", b"", 400, None),  # not a host: never echoed
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_behaviour_table(case: tuple[str, str, str, str, bytes, int, bytes | None]) -> None:
+    scheme, host, method, path, query, status, location = case
+    request = PlainRequest(method=method, path=path, query=query, scheme=scheme, server=(host, 80))
+    for way, result in run(HTTPSRedirect, request).items():
+        assert result.status == status, way
+        assert result.header(b"location") == location, way
+        if status == 200:
+            assert result.body == b"hello", way
+        else:
+            assert result.seen is None, way  # answered before the app runs
+
+
+def test_the_root_path_is_kept() -> None:
+    request = PlainRequest(path="/x", root_path="/app", server=("example.com", 80))
+    for way, result in run(HTTPSRedirect, request).items():
+        assert result.header(b"location") == b"https://example.com/app/x", way
+
+
+def test_behind_proxy_headers_the_forwarded_scheme_and_host_count() -> None:
+    stack = Stack([Middleware(ProxyHeaders, x_host=1), Middleware(HTTPSRedirect)])
+    via_tls = PlainRequest(headers=[(b"x-forwarded-proto", b"https")])
+    plain = PlainRequest(
+        headers=[(b"x-forwarded-proto", b"http"), (b"x-forwarded-host", b"public.example")]
+    )
+    spoofed = PlainRequest(headers=[(b"x-forwarded-proto", b"https")], client=("203.0.113.9", 1))
+    for way, result in run(stack, via_tls).items():
+        assert result.status == 200, way  # no redirect loop behind a TLS proxy
+    for way, result in run(stack, plain).items():
+        assert result.header(b"location") == b"https://public.example/", way
+    for way, result in run(stack, spoofed).items():
+        assert result.status == 308, way  # only a trusted proxy can say "https"
