@@ -89,10 +89,9 @@ class _Trust:
     def check(self, host: str) -> bool | None:
         """True: a trusted proxy; False: an IP address we do not trust; None: not an IP
         address (and not a trusted literal)."""
-        try:
-            return self._cache[host]
-        except KeyError:  # rare: the cache holds every address seen lately
-            pass
+        cache = self._cache
+        if host in cache:
+            return cache[host]
         if host in self._literals:
             return True
         if len(host) > _MAX_ADDRESS:
@@ -107,13 +106,14 @@ class _Trust:
                 or ip in self._addresses
                 or any(ip in network for network in self._networks)
             )
-        if len(self._cache) >= _CACHE_SIZE:
-            self._cache.clear()  # bounded; refilled by the addresses actually seen
-        self._cache[host] = verdict
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()  # bounded; refilled by the addresses actually seen
+        cache[host] = verdict
         return verdict
 
-    def peer(self, host: str) -> bool:
-        return self._everybody or self.check(host) is True
+    @property
+    def everybody(self) -> bool:
+        return self._everybody
 
 
 def _values(raw: bytes) -> list[bytes]:
@@ -140,7 +140,17 @@ def _forwarded_elements(raw: bytes) -> list[dict[bytes, bytes]]:
 
 
 class _ProxyHeadersCore(Core):
-    __slots__ = ("_forwarded", "_trust", "_x_for", "_x_host", "_x_port", "_x_prefix", "_x_proto")
+    __slots__ = (
+        "_check",
+        "_everybody",
+        "_forwarded",
+        "_trust",
+        "_x_for",
+        "_x_host",
+        "_x_port",
+        "_x_prefix",
+        "_x_proto",
+    )
 
     def __init__(
         self,
@@ -154,6 +164,8 @@ class _ProxyHeadersCore(Core):
         forwarded: bool,
     ) -> None:
         self._trust = trust
+        self._check = trust.check
+        self._everybody = trust.everybody
         self._x_for = x_for
         self._x_proto = x_proto
         self._x_host = x_host
@@ -163,7 +175,7 @@ class _ProxyHeadersCore(Core):
 
     def on_request(self, head: RequestHead) -> None:
         client = head.client
-        if client is None or not self._trust.peer(client[0]):
+        if client is None or (not self._everybody and self._check(client[0]) is not True):
             return  # only what a trusted proxy says counts
         if self._forwarded:
             self._apply_forwarded(head)
@@ -186,7 +198,7 @@ class _ProxyHeadersCore(Core):
         depth = self._x_for
         if depth == 0 or len(addresses) < depth:
             return None
-        check = self._trust.check
+        check = self._check
         for index in range(1, depth + 1):
             candidate = addresses[-index]
             if check(_split_address(candidate)[0]) is not True:
@@ -194,22 +206,34 @@ class _ProxyHeadersCore(Core):
         return addresses[-depth]
 
     def _set_client(self, head: RequestHead, value: str) -> None:
-        host, port = _split_address(value)
-        if self._trust.check(host) is not None:  # an IP address (or a trusted literal)
+        host, port = (value, None) if ":" not in value else _split_address(value)
+        if self._check(host) is not None:  # an IP address (or a trusted literal)
             head.set_client(host, port)
 
     def _apply_x_forwarded(self, head: RequestHead) -> None:
-        raw = head.header(b"x-forwarded-for")
-        if raw is not None:
-            client = self._walk(raw.decode("latin-1").replace(" ", "").split(","))
-            if client is not None:
-                self._set_client(head, client)
-        if self._x_proto:
+        # x_for/x_proto = 1 (one proxy, the usual case) take the last value directly:
+        # the walk over one entry ends there whether or not it is trusted.
+        x_for = self._x_for
+        if x_for:
+            raw = head.header(b"x-forwarded-for")
+            if raw is not None:
+                if x_for == 1:
+                    client: str | None = raw[raw.rfind(b",") + 1 :].strip().decode("latin-1")
+                else:
+                    client = self._walk(raw.decode("latin-1").replace(" ", "").split(","))
+                if client:
+                    self._set_client(head, client)
+        x_proto = self._x_proto
+        if x_proto:
             raw = head.header(b"x-forwarded-proto")
             if raw is not None:
-                values = _values(raw)
-                if len(values) >= self._x_proto:
-                    scheme = _SCHEMES.get(values[-self._x_proto].lower())
+                if x_proto == 1:
+                    value: bytes | None = raw[raw.rfind(b",") + 1 :].strip()
+                else:
+                    values = _values(raw)
+                    value = values[-x_proto] if len(values) >= x_proto else None
+                if value is not None:
+                    scheme = _SCHEMES.get(value) or _SCHEMES.get(value.lower())
                     if scheme is not None:
                         head.set_scheme(scheme)
         if self._x_host:

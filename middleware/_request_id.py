@@ -2,8 +2,8 @@
 
 The id the request carries in ``header`` (default ``X-Request-ID``) is kept when it is
 1 to ``max_length`` characters from ``A-Z a-z 0-9 . _ -`` (or passes ``validator``);
-otherwise, or when ``trust_incoming`` is off, ``generator()`` makes one (32 hex digits
-of a random UUID). The check is what keeps a client from injecting into log lines and
+otherwise, or when ``trust_incoming`` is off, ``generator()`` makes one (32 random hex
+digits). The check is what keeps a client from injecting into log lines and
 response headers through the id (CWE-117).
 
 The app finds the id under ``"request_id"`` in ``request.state`` (Starlette, FastAPI),
@@ -14,8 +14,8 @@ middleware) has it in ``record.http["state"]`` and the ``%(request_id)s`` atom.
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,15 +24,17 @@ from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, Requ
 __all__ = ["RequestID"]
 
 STATE_KEY = "request_id"
-_SAFE = re.compile(r"[A-Za-z0-9._-]+")
 # What any id must be, whoever made it: visible ASCII, no quote or backslash (the
 # delimiters of log fields), so it is safe in a header and in a log line.
 _VISIBLE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def _uuid_hex() -> str:
-    return uuid.uuid4().hex
+def _random_hex() -> str:
+    # 128 random bits (a UUID4 has 122) without a system call per request: an id
+    # correlates log lines, it is no secret (it is echoed to the client). random
+    # reseeds in each forked worker, so workers do not repeat each other's ids.
+    return f"{random.getrandbits(128):032x}"
 
 
 class _Echo(Handler):
@@ -50,7 +52,7 @@ class _Echo(Handler):
 
 
 class _RequestIDCore(Core):
-    __slots__ = ("_echo", "_generator", "_max", "_name", "_trust", "_validator")
+    __slots__ = ("_echo", "_generator", "_max", "_name", "_safe", "_trust", "_validator")
 
     def __init__(
         self,
@@ -65,37 +67,38 @@ class _RequestIDCore(Core):
         self._name = name
         self._generator = generator
         self._max = max_length
+        # The default check in one C call: the characters and the length.
+        self._safe = re.compile(rb"[A-Za-z0-9._-]{1,%d}" % max_length)
         self._validator = validator
         self._trust = trust_incoming
         self._echo = echo
 
-    def _valid(self, value: str) -> bool:
-        if not 0 < len(value) <= self._max:
-            return False
+    def _valid(self, given: bytes) -> bool:
         if self._validator is None:
-            return _SAFE.fullmatch(value) is not None
-        return self._validator(value) and _VISIBLE.fullmatch(value) is not None
+            return self._safe.fullmatch(given) is not None
+        text = given.decode("latin-1")
+        return (
+            0 < len(text) <= self._max
+            and self._validator(text)
+            and _VISIBLE.fullmatch(text) is not None
+        )
 
     def on_request(self, head: RequestHead) -> Handler | None:
-        given = head.header(self._name) if self._trust else None
-        request_id = None
-        if given is not None:
-            text = given.decode("latin-1")
-            if self._valid(text):
-                request_id = text
-        if request_id is None:
-            request_id = self._generator()
-            if not isinstance(request_id, str) or _VISIBLE.fullmatch(request_id) is None:
-                raise ValueError(f"RequestID: the generator made an invalid id {request_id!r}")
-            head.set_header(self._name, request_id.encode("ascii"))
-        head.state[STATE_KEY] = request_id
-        return _Echo((self._name, request_id.encode("ascii"))) if self._echo else None
+        raw = head.header(self._name) if self._trust else None
+        if raw is None or not self._valid(raw):
+            made = self._generator()
+            if not isinstance(made, str) or _VISIBLE.fullmatch(made) is None:
+                raise ValueError(f"RequestID: the generator made an invalid id {made!r}")
+            raw = made.encode("ascii")
+            head.set_header(self._name, raw)  # the app reads the id in use
+        head.state[STATE_KEY] = raw.decode("ascii")
+        return _Echo((self._name, raw)) if self._echo else None
 
 
 class RequestID(CoreMiddleware):
     """Read or make a request id (``header``), hand it to the app, echo it back.
 
-    ``generator``: makes a new id (default: ``uuid4().hex``). Incoming ids are kept when
+    ``generator``: makes a new id (default: 32 random hex digits). Incoming ids are kept when
     at most ``max_length`` characters from ``A-Za-z0-9._-``, or when ``validator(id)``
     says so (visible ASCII without quotes or backslashes is still required);
     ``trust_incoming=False`` always makes a fresh one. ``echo=False`` leaves the
@@ -107,7 +110,7 @@ class RequestID(CoreMiddleware):
         app: Any,
         header: str = "X-Request-ID",
         *,
-        generator: Callable[[], str] = _uuid_hex,
+        generator: Callable[[], str] = _random_hex,
         max_length: int = 128,
         validator: Callable[[str], bool] | None = None,
         trust_incoming: bool = True,

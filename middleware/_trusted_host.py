@@ -45,34 +45,51 @@ def _hostname(host: str) -> str:
     return host.partition(":")[0]
 
 
+_ALLOW, _REFUSE, _WWW = 0, 1, 2
+# Verdicts are remembered per raw Host value; the client chooses that value, so the
+# memory is bounded in entries and in key length.
+_CACHE_SIZE = 1024
+_MAX_CACHED_HOST = 255
+
+
 class _TrustedHostCore(Core):
-    __slots__ = ("_exact", "_suffixes", "_www")
+    __slots__ = ("_exact", "_suffixes", "_verdicts", "_www")
 
     def __init__(self, exact: frozenset[str], suffixes: tuple[str, ...], www: bool) -> None:
         self._exact = exact
         self._suffixes = suffixes
         self._www = www
+        self._verdicts: dict[bytes | None, int] = {}
 
-    def _allowed(self, name: str) -> bool:
-        if name in self._exact:
-            return True
-        return any(name.endswith(suffix) for suffix in self._suffixes)
+    def _decide(self, raw: bytes | None) -> int:
+        host = "" if raw is None else raw.decode("latin-1").lower()
+        if _HOST.fullmatch(host) is None:
+            return _REFUSE
+        name = _hostname(host)
+        if name in self._exact or any(name.endswith(suffix) for suffix in self._suffixes):
+            return _ALLOW
+        return _WWW if self._www and ("www." + name) in self._exact else _REFUSE
 
     def on_request(self, head: RequestHead) -> Response | None:
         raw = head.header(b"host")
-        host = "" if raw is None else raw.decode("latin-1").lower()
-        if _HOST.fullmatch(host) is None:
-            return _REFUSED
-        name = _hostname(host)
-        if self._allowed(name):
+        verdicts = self._verdicts
+        verdict = verdicts.get(raw)
+        if verdict is None:
+            verdict = self._decide(raw)
+            if raw is None or len(raw) <= _MAX_CACHED_HOST:
+                if len(verdicts) >= _CACHE_SIZE:
+                    verdicts.clear()
+                verdicts[raw] = verdict
+        if verdict == _ALLOW:
             return None
-        if self._www and ("www." + name) in self._exact:
-            target = quote(head.path, safe=_PATH_SAFE)
-            if head.query:
-                target += "?" + quote(head.query.decode("latin-1"), safe=_QUERY_SAFE)
-            location = f"{head.scheme}://www.{host}{target}".encode("latin-1")
-            return Response(307, [(b"location", location), (b"content-length", b"0")])
-        return _REFUSED
+        if verdict == _REFUSE or raw is None:
+            return _REFUSED
+        target = quote(head.path, safe=_PATH_SAFE)
+        if head.query:
+            target += "?" + quote(head.query.decode("latin-1"), safe=_QUERY_SAFE)
+        host = raw.decode("latin-1").lower()
+        location = f"{head.scheme}://www.{host}{target}".encode("latin-1")
+        return Response(307, [(b"location", location), (b"content-length", b"0")])
 
 
 class TrustedHost(CoreMiddleware):

@@ -8,7 +8,7 @@ import pytest
 
 from middleware import Middleware as M
 from middleware import ProxyHeaders, Stack, TrustedHost
-from middleware.testing import PlainRequest, run
+from middleware.testing import PlainHead, PlainRequest, run
 
 ALLOWED = ["example.com", "*.example.org", "www.shop.example", "[::1]"]
 
@@ -92,3 +92,13 @@ def test_the_forwarded_host_is_checked_behind_proxy_headers() -> None:
 def test_bad_patterns_are_refused(hosts: Any) -> None:
     with pytest.raises((ValueError, TypeError), match=r"allowed_hosts"):
         TrustedHost(lambda e, s: [], allowed_hosts=hosts)
+
+
+def test_memory_for_client_chosen_hosts_is_bounded() -> None:
+    core = TrustedHost(lambda e, s: [], ALLOWED)._core
+    for i in range(5000):
+        head = PlainHead("GET", "/", headers=[(b"host", f"h{i}.test".encode())])
+        assert core.on_request(head) is not None
+    head = PlainHead("GET", "/", headers=[(b"host", b"x" * 10_000)])
+    assert core.on_request(head) is not None
+    assert len(core._verdicts) <= 1024
