@@ -18,6 +18,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from middleware._handshake import websocket_aware
 from middleware.api import Core, CoreMiddleware, RequestHead, Response
 
 __all__ = ["HTTPSRedirect"]
@@ -76,4 +77,9 @@ class HTTPSRedirect(CoreMiddleware):
     """Redirect (308) every ``http`` request to the same URL on ``https``."""
 
     def __init__(self, app: Any, *, interface: str | None = None) -> None:
-        super().__init__(app, _HTTPSRedirectCore(), interface=interface)
+        core = _HTTPSRedirectCore()
+        self._handshake = core
+        super().__init__(app, core, interface=interface)
+
+
+websocket_aware(HTTPSRedirect)  # ws -> wss

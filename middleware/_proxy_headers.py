@@ -30,6 +30,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote
 
+from middleware._handshake import websocket_aware
 from middleware.api import Core, CoreMiddleware, RequestHead
 
 __all__ = ["ProxyHeaders"]
@@ -208,7 +209,9 @@ class _ProxyHeadersCore(Core):
     def _set_client(self, head: RequestHead, value: str) -> None:
         host, port = (value, None) if ":" not in value else _split_address(value)
         if self._check(host) is not None:  # an IP address (or a trusted literal)
-            head.set_client(host, port)
+            # ASGI's client port is an int (uvicorn formats it with %d): 0 when unknown,
+            # as uvicorn's own proxy-headers middleware does.
+            head.set_client(host, 0 if port is None else port)
 
     def _apply_x_forwarded(self, head: RequestHead) -> None:
         # x_for/x_proto = 1 (one proxy, the usual case) take the last value directly:
@@ -330,4 +333,8 @@ class ProxyHeaders(CoreMiddleware):
             x_prefix=_hops("x_prefix", x_prefix),
             forwarded=bool(forwarded),
         )
+        self._handshake = core
         super().__init__(app, core, interface=interface)
+
+
+websocket_aware(ProxyHeaders)  # WebSocket handshakes come through the proxy too

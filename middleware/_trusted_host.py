@@ -20,6 +20,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
+from middleware._handshake import websocket_aware
 from middleware.api import Core, CoreMiddleware, RequestHead, Response
 
 __all__ = ["TrustedHost"]
@@ -133,7 +134,11 @@ class TrustedHost(CoreMiddleware):
             if self.allow_any
             else _TrustedHostCore(frozenset(exact), tuple(suffixes), bool(www_redirect))
         )
+        self._handshake = core
         super().__init__(app, core, interface=interface)
+
+
+websocket_aware(TrustedHost)  # a handshake names a host like any request
 
 
 class _AllowAll(Core):

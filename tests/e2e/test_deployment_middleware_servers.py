@@ -22,7 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request  # at module level: FastAPI resolves annotations here
+from fastapi import FastAPI, Request, WebSocket  # module level: FastAPI resolves annotations here
+from websockets.sync.client import connect
 
 from middleware import (
     AccessLog,
@@ -105,6 +106,13 @@ def make_fastapi_app() -> Any:
             "request_id": request.state.request_id,
         }
 
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        client = websocket.client.host if websocket.client else None
+        await websocket.send_text(f"{client} {websocket.url}")
+        await websocket.close()
+
     for entry in reversed(_stack()):  # add_middleware: the last added is outermost
         app.add_middleware(entry.cls, **entry.options)
     return app
@@ -126,7 +134,8 @@ def _argv(server: str, port: int) -> list[str]:
         "--port",
         str(port),
         "--no-proxy-headers",  # the app must see our ProxyHeaders' work, not uvicorn's
-        "--no-access-log",
+        # uvicorn's access log stays on: it formats scope["client"] with %d, so a
+        # forwarded client without a port must still carry an int.
     ]
 
 
@@ -150,6 +159,11 @@ def behind_proxy(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ser
 def stranger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
     """The test client is not a trusted proxy."""
     yield from _start(request.param, "192.0.2.1", tmp_path)
+
+
+@pytest.fixture
+def uvicorn_behind_proxy(tmp_path: Path) -> Iterator[Server]:
+    yield from _start("uvicorn", "127.0.0.1", tmp_path)
 
 
 def _wait_for(log: Path, pattern: re.Pattern[str]) -> str:
@@ -234,3 +248,28 @@ def test_a_stranger_s_forwarded_headers_count_for_nothing(stranger: Server) -> N
     # A Host naming us is fine; one naming somebody else is refused all the same.
     evil = httpx.get(url + "/items/7", headers={"Host": "evil.example"}, timeout=10)
     assert evil.status_code == 400
+
+
+def test_websocket_handshakes_go_through_the_same_defences(uvicorn_behind_proxy: Server) -> None:
+    url, _ = uvicorn_behind_proxy
+    ws_url = url.replace("http://", "ws://") + "/ws"
+    headers = {k: v for k, v in FORWARDED.items() if k != "X-Forwarded-Prefix"}
+    with connect(ws_url, additional_headers=headers, open_timeout=10) as socket:
+        assert socket.recv(timeout=10) == "198.51.100.7 wss://public.example/ws"
+    # The refusals, read as plain HTTP (a WebSocket client would follow the redirect).
+    upgrade = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+    }
+    # Plain ws is sent to wss (308, through uvicorn's websocket.http.response).
+    redirected = httpx.get(url + "/ws", headers=upgrade, timeout=10)
+    port = url.rsplit(":", 1)[1]
+    assert redirected.status_code == 308
+    assert redirected.headers["location"] == f"wss://127.0.0.1:{port}/ws"
+    # A foreign host is refused before the app.
+    foreign = {**headers, **upgrade, "X-Forwarded-Host": "evil.example"}
+    refused = httpx.get(url + "/ws", headers=foreign, timeout=10)
+    assert refused.status_code == 400
+    assert refused.content == b"Invalid host header"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from middleware import HTTPSRedirect, Middleware, ProxyHeaders, Stack
@@ -53,3 +55,25 @@ def test_behind_proxy_headers_the_forwarded_scheme_and_host_count() -> None:
         assert result.header(b"location") == b"https://public.example/", way
     for way, result in run(stack, spoofed).items():
         assert result.status == 308, way  # only a trusted proxy can say "https"
+
+
+def test_a_ws_handshake_is_redirected_to_wss_and_wss_passes() -> None:
+    from tests.middleware.test_proxy_headers import _handshake
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+
+    sent = _handshake(HTTPSRedirect(app), [])
+    assert sent[0] == {
+        "type": "websocket.http.response.start",
+        "status": 308,
+        "headers": [(b"location", b"wss://testserver/ws"), (b"content-length", b"0")],
+    }
+    assert sent[1] == {"type": "websocket.http.response.body", "body": b""}
+    passed = _handshake(HTTPSRedirect(app), [], scheme="wss")
+    assert passed == [{"type": "websocket.accept"}]
+    behind_tls = _handshake(
+        Stack([Middleware(ProxyHeaders), Middleware(HTTPSRedirect)])(app),
+        [(b"x-forwarded-proto", b"https")],
+    )
+    assert behind_tls == [{"type": "websocket.accept"}]

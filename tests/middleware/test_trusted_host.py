@@ -102,3 +102,28 @@ def test_memory_for_client_chosen_hosts_is_bounded() -> None:
     head = PlainHead("GET", "/", headers=[(b"host", b"x" * 10_000)])
     assert core.on_request(head) is not None
     assert len(core._verdicts) <= 1024
+
+
+@pytest.mark.parametrize("extension", [True, False])
+def test_a_websocket_handshake_for_a_foreign_host_is_refused(extension: bool) -> None:
+    from tests.middleware.test_proxy_headers import _handshake
+
+    called: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope)
+        await send({"type": "websocket.accept"})
+
+    sent = _handshake(TrustedHost(app, ["example.com"]), [], extension=extension)
+    assert called == []
+    if extension:  # the client gets the 400 itself
+        assert [m["type"] for m in sent] == [
+            "websocket.http.response.start",
+            "websocket.http.response.body",
+        ]
+        assert sent[0]["status"] == 400
+        assert sent[1]["body"] == b"Invalid host header"
+    else:  # refused before accept: the server answers 403
+        assert sent == [{"type": "websocket.close", "code": 1008}]
+    allowed = _handshake(TrustedHost(app, ["testserver"]), [])
+    assert allowed == [{"type": "websocket.accept"}]
