@@ -145,6 +145,7 @@ class _ProxyHeadersCore(Core):
         "_check",
         "_everybody",
         "_forwarded",
+        "_simple",
         "_trust",
         "_x_for",
         "_x_host",
@@ -173,11 +174,31 @@ class _ProxyHeadersCore(Core):
         self._x_port = x_port
         self._x_prefix = x_prefix
         self._forwarded = forwarded
+        # uvicorn's and ProxyFix's defaults (one proxy, client and scheme): inlined below.
+        self._simple = (
+            not forwarded and x_for <= 1 and x_proto <= 1 and not (x_host or x_port or x_prefix)
+        )
 
     def on_request(self, head: RequestHead) -> None:
         client = head.client
-        if client is None or (not self._everybody and self._check(client[0]) is not True):
+        check = self._check
+        if client is None or (not self._everybody and check(client[0]) is not True):
             return  # only what a trusted proxy says counts
+        if self._simple:
+            # One proxy: its own entry is the last one, whether or not it is trusted.
+            raw = head.header(b"x-forwarded-for") if self._x_for else None
+            if raw is not None:
+                value = raw[raw.rfind(b",") + 1 :].strip().decode("latin-1")
+                host, port = (value, 0) if ":" not in value else _split_address(value)
+                if check(host) is not None:  # an IP address (or a trusted literal)
+                    head.set_client(host, port or 0)
+            raw = head.header(b"x-forwarded-proto") if self._x_proto else None
+            if raw is not None:
+                value_bytes = raw[raw.rfind(b",") + 1 :].strip()
+                scheme = _SCHEMES.get(value_bytes) or _SCHEMES.get(value_bytes.lower())
+                if scheme is not None:
+                    head.set_scheme(scheme)
+            return
         if self._forwarded:
             self._apply_forwarded(head)
         else:

@@ -24,6 +24,7 @@ from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, Requ
 __all__ = ["RequestID"]
 
 STATE_KEY = "request_id"
+_new = object.__new__
 # What any id must be, whoever made it: visible ASCII, no quote or backslash (the
 # delimiters of log fields), so it is safe in a header and in a log line.
 _VISIBLE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -48,7 +49,9 @@ class _Echo(Handler):
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head:
         name = self._pair[0]
-        return status, [*(pair for pair in headers if pair[0] != name), self._pair]
+        out = [pair for pair in headers if pair[0] != name]
+        out.append(self._pair)
+        return status, out
 
 
 class _RequestIDCore(Core):
@@ -92,7 +95,11 @@ class _RequestIDCore(Core):
             raw = made.encode("ascii")
             head.set_header(self._name, raw)  # the app reads the id in use
         head.state[STATE_KEY] = raw.decode("ascii")
-        return _Echo((self._name, raw)) if self._echo else None
+        if not self._echo:
+            return None
+        echo = _new(_Echo)  # _Echo((name, raw)) without an __init__ frame, once per request
+        echo._pair = (self._name, raw)
+        return echo
 
 
 class RequestID(CoreMiddleware):
