@@ -17,7 +17,8 @@ Decisions:
   entries left of where the walk stops.
 * A header with fewer values than its hop count is ignored (werkzeug's rule): some
   proxy in the chain did not set it, so the value that is there may be the client's.
-* Values go to the app only when well-formed: the client must be an IP address, the
+* Values go to the app only when well-formed: the client must be an IP address (its
+  port 0 when the proxy gave none: ASGI servers format the port as an int), the
   scheme ``http``/``https``, the host a host name or IP with an optional port, the port
   digits, the prefix an absolute path. A malformed value leaves that part alone.
 """

@@ -128,10 +128,9 @@ class TrustedHost(CoreMiddleware):
                 )
             else:
                 exact.add(lowered)
-        self.allow_any = "*" in exact
         core: Core = (
             _AllowAll()
-            if self.allow_any
+            if "*" in exact
             else _TrustedHostCore(frozenset(exact), tuple(suffixes), bool(www_redirect))
         )
         self._handshake = core
