@@ -69,11 +69,11 @@ class _Trust:
     __slots__ = ("_addresses", "_cache", "_everybody", "_literals", "_networks")
 
     def __init__(self, trusted: str | Collection[str]) -> None:
-        items = trusted.split(",") if isinstance(trusted, str) else list(trusted)
-        items = [item.strip() for item in items]
-        for item in items:
-            if not isinstance(item, str) or not item:
+        raw = trusted.split(",") if isinstance(trusted, str) else list(trusted)
+        for item in raw:
+            if not isinstance(item, str) or not item.strip():
                 raise ValueError(f"trusted_hosts holds an empty or non-string entry: {item!r}")
+        items = [item.strip() for item in raw]
         self._everybody = "*" in items
         self._addresses: set[_IPAddress] = set()
         self._networks: list[_IPNetwork] = []

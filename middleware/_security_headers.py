@@ -93,7 +93,9 @@ class SecurityHeaders(CoreMiddleware):
         overwrite: bool = False,
         interface: str | None = None,
     ) -> None:
-        if frame_options is not None and frame_options.upper() not in _FRAME_ANCESTORS:
+        if frame_options is not None and (
+            not isinstance(frame_options, str) or frame_options.upper() not in _FRAME_ANCESTORS
+        ):
             raise ValueError(f"frame_options: 'DENY', 'SAMEORIGIN' or None, not {frame_options!r}")
         policy = content_security_policy
         if frame_options is not None:

@@ -196,7 +196,13 @@ def test_a_long_chain_is_walked_in_linear_time_and_bounded_memory() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"x_for": -1}, {"x_host": True}, {"x_prefix": "1"}, {"trusted_hosts": ["127.0.0.1", ""]}],
+    [
+        {"x_for": -1},
+        {"x_host": True},
+        {"x_prefix": "1"},
+        {"trusted_hosts": ["127.0.0.1", ""]},
+        {"trusted_hosts": [1]},
+    ],
 )
 def test_bad_options_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"hop count|empty"):

@@ -98,7 +98,12 @@ def test_everything_off_leaves_the_response_alone() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"frame_options": "ALLOW-FROM x"}, {"hsts": "max-age=1\r\nx: y"}, {"referrer_policy": 1}],
+    [
+        {"frame_options": "ALLOW-FROM x"},
+        {"frame_options": 1},
+        {"hsts": "max-age=1\r\nx: y"},
+        {"referrer_policy": 1},
+    ],
 )
 def test_bad_options_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"frame_options|hsts|referrer_policy"):
