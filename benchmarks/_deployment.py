@@ -22,11 +22,55 @@ from benchmarks import bench_middleware as bench
 from benchmarks._config import Config
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 from middleware import HTTPSRedirect, ProxyHeaders, RequestID, SecurityHeaders, TrustedHost
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead
 
 _FORWARDED = [(b"x-forwarded-for", b"198.51.100.7"), (b"x-forwarded-proto", b"https")]
 _WITH_ID = [*_FORWARDED, (b"x-request-id", b"req-0123456789")]
 
 Make = Callable[[Any], Any]
+
+
+class _Unchanged(Handler):
+    __slots__ = ()
+    head_only = True
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head:
+        return status, headers
+
+
+class _HeadOnlyFloor(Core):
+    """What any head-editing middleware pays the driver: a shared head-only handler
+    that changes nothing (SecurityHeaders' and RequestID's echo path, minus their work)."""
+
+    __slots__ = ("_handler",)
+
+    def __init__(self) -> None:
+        self._handler = _Unchanged()
+
+    def on_request(self, head: RequestHead) -> Handler:
+        return self._handler
+
+
+class _StateFloor(Core):
+    """What handing the app one value costs (``scope["state"]`` and the contextvar)."""
+
+    __slots__ = ()
+
+    def on_request(self, head: RequestHead) -> Handler:
+        head.state["request_id"] = "x"
+        return _UNCHANGED
+
+
+_UNCHANGED = _Unchanged()
+
+
+def _floor(core: Core) -> Make:
+    class Floor(CoreMiddleware):
+        def __init__(self, app: Any) -> None:
+            super().__init__(app, core)
+
+    return Floor
+
 
 OURS: dict[str, Make] = {
     "ProxyHeaders": ProxyHeaders,
@@ -79,6 +123,9 @@ def _variants(interface: str) -> dict[str, Callable[[], None]]:
     for name, make in {**theirs, **OURS}.items():
         variants[name] = call(make(app), _FORWARDED)
     variants["RequestID (id given)"] = call(RequestID(app), _WITH_ID)
+    # Floors: the driver's share of the two head-editing middleware above.
+    variants["floor: head-only handler"] = call(_floor(_HeadOnlyFloor())(app), _FORWARDED)
+    variants["floor: head-only handler + state"] = call(_floor(_StateFloor())(app), _FORWARDED)
     return variants
 
 
@@ -102,7 +149,10 @@ def run(cfg: Config) -> Section:
         "ProxyHeaders, TrustedHost, HTTPSRedirect, RequestID and SecurityHeaders around a "
         "bare app (64 B JSON), beside uvicorn's ProxyHeadersMiddleware (ASGI) and werkzeug's "
         "ProxyFix (WSGI); one https GET from a trusted proxy with X-Forwarded-For and "
-        f"-Proto; {rounds} interleaved rounds, medians. *added* = wrapped minus bare app.",
+        f"-Proto; {rounds} interleaved rounds, medians. *added* = wrapped minus bare app. "
+        "The floor rows are public-API middleware that do nothing but return a head-only "
+        "handler (and hand the app one state value): the driver's share of SecurityHeaders "
+        "and RequestID.",
         [table],
         data=data,
     )
