@@ -255,3 +255,23 @@ def test_a_websocket_handshake_gets_the_forwarded_client_and_scheme() -> None:
     assert scope["scheme"] == "wss"
     assert scope["server"] == ("public.example", 443)
     assert (b"host", b"public.example") in scope["headers"]
+
+
+@pytest.mark.parametrize("proxy_outside", [True, False])
+def test_access_log_records_the_forwarded_client_in_either_order(
+    proxy_outside: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from middleware import AccessLog, Middleware, Stack
+
+    log = Middleware(AccessLog, format="%(h)s %(r)s")
+    proxy = Middleware(ProxyHeaders)
+    stack = Stack([proxy, log] if proxy_outside else [log, proxy])
+    request = PlainRequest(headers=[(XFF, b"6.6.6.6, 198.51.100.7"), (XFP, b"https")])
+    with caplog.at_level(logging.INFO, logger="middleware.access"):
+        results = run(stack, request)
+    records = [r for r in caplog.records if r.name == "middleware.access"]
+    assert [r.getMessage() for r in records] == ["198.51.100.7 GET / HTTP/1.1"] * len(results)
+    assert {r.http["client"] for r in records} == {"198.51.100.7"}  # type: ignore[attr-defined]
+    assert {r.http["scheme"] for r in records} == {"https"}  # type: ignore[attr-defined]
