@@ -8,7 +8,8 @@ and query; the port is dropped when it is 80 or 443 and kept otherwise.
 Behind a proxy that terminates TLS the request reaches us as ``http``; put
 :class:`ProxyHeaders` outside this middleware so ``X-Forwarded-Proto: https`` from the
 proxy makes the request ``https`` before it is checked (else every request would be
-redirected, forever). A ``Host`` that is not a well-formed host is answered 400 rather
+redirected, forever). WebSocket handshakes (``Upgrade: websocket``) are sent to
+``wss``. A ``Host`` that is not a well-formed host is answered 400 rather
 than echoed into ``Location``.
 """
 
@@ -69,7 +70,10 @@ class _HTTPSRedirectCore(Core):
         target = quote(head.path, safe=_PATH_SAFE)
         if head.query:
             target += "?" + quote(head.query.decode("latin-1"), safe=_QUERY_SAFE)
-        location = f"https://{authority}{target}".encode("latin-1")
+        # A WebSocket handshake goes to wss (a WSGI app under WSGIToASGI sees one as a GET).
+        upgrade = head.header(b"upgrade")
+        scheme = "wss" if upgrade is not None and b"websocket" in upgrade.lower() else "https"
+        location = f"{scheme}://{authority}{target}".encode("latin-1")
         return Response(308, [(b"location", location), (b"content-length", b"0")])
 
 

@@ -77,3 +77,13 @@ def test_a_ws_handshake_is_redirected_to_wss_and_wss_passes() -> None:
         [(b"x-forwarded-proto", b"https")],
     )
     assert behind_tls == [{"type": "websocket.accept"}]
+
+
+def test_a_websocket_upgrade_seen_as_http_is_sent_to_wss() -> None:
+    # How a WSGI app under WSGIToASGI (and any driver) sees a handshake: a GET with Upgrade.
+    request = PlainRequest(
+        path="/ws", headers=[(b"connection", b"Upgrade"), (b"upgrade", b"WebSocket")]
+    )
+    for way, result in run(HTTPSRedirect, request).items():
+        assert result.status == 308, way
+        assert result.header(b"location") == b"wss://testserver/ws", way
