@@ -3,7 +3,8 @@
 The drivers run cores on HTTP requests only and pass ``websocket`` scopes through, yet
 a handshake comes through the same proxy and names the same host as any request:
 ProxyHeaders must rewrite it, TrustedHost refuse it, HTTPSRedirect send ``ws`` to
-``wss``. :func:`websocket_aware` gives such a middleware's ASGI variant a ``__call__``
+``wss``. :class:`HandshakeAware` (through :func:`websocket_aware`) gives such a
+middleware's ASGI variant, and its subclasses', a ``__call__``
 that runs the core on a :class:`HandshakeHead` (the scope read as a ``GET`` with scheme
 ``http``/``https``, changes written back as ``ws``/``wss``); HTTP goes on to the driver.
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from middleware.api import Core, RequestHead, Response
+from middleware.api import Core, CoreMiddleware, RequestHead, Response
 
-__all__ = ["HandshakeHead", "websocket_aware"]
+__all__ = ["HandshakeAware", "HandshakeHead", "websocket_aware"]
 
 _TO_HTTP = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 _TO_WS = {"http": "ws", "https": "wss"}
@@ -168,3 +169,15 @@ def websocket_aware(cls: Any) -> None:
 
     __call__.__qualname__ = f"{cls.ASGI.__qualname__}.__call__"
     cls.ASGI.__call__ = __call__
+
+
+class HandshakeAware(CoreMiddleware):
+    """A :class:`CoreMiddleware` whose ASGI variant runs ``self._handshake`` (a core the
+    subclass sets in ``__init__``) on WebSocket handshakes; subclasses keep it."""
+
+    _handshake: Core
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "ASGI" in cls.__dict__:  # a middleware class, not one of its variants
+            websocket_aware(cls)

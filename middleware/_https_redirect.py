@@ -19,8 +19,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from middleware._handshake import websocket_aware
-from middleware.api import Core, CoreMiddleware, RequestHead, Response
+from middleware._handshake import HandshakeAware
+from middleware.api import Core, RequestHead, Response
 
 __all__ = ["HTTPSRedirect"]
 
@@ -77,13 +77,10 @@ class _HTTPSRedirectCore(Core):
         return Response(308, [(b"location", location), (b"content-length", b"0")])
 
 
-class HTTPSRedirect(CoreMiddleware):
+class HTTPSRedirect(HandshakeAware):
     """Redirect (308) every ``http`` request to the same URL on ``https``."""
 
     def __init__(self, app: Any, *, interface: str | None = None) -> None:
         core = _HTTPSRedirectCore()
         self._handshake = core
         super().__init__(app, core, interface=interface)
-
-
-websocket_aware(HTTPSRedirect)  # ws -> wss

@@ -31,8 +31,8 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote
 
-from middleware._handshake import websocket_aware
-from middleware.api import Core, CoreMiddleware, RequestHead
+from middleware._handshake import HandshakeAware
+from middleware.api import Core, RequestHead
 
 __all__ = ["ProxyHeaders"]
 
@@ -322,7 +322,7 @@ def _hops(name: str, value: Any) -> int:
     return value
 
 
-class ProxyHeaders(CoreMiddleware):
+class ProxyHeaders(HandshakeAware):
     """The client address, scheme, host, port and root path as trusted proxies saw them.
 
     ``trusted_hosts``: the proxies whose headers count (IP addresses, CIDR networks,
@@ -357,6 +357,3 @@ class ProxyHeaders(CoreMiddleware):
         )
         self._handshake = core
         super().__init__(app, core, interface=interface)
-
-
-websocket_aware(ProxyHeaders)  # WebSocket handshakes come through the proxy too

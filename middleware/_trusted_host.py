@@ -20,8 +20,8 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
-from middleware._handshake import websocket_aware
-from middleware.api import Core, CoreMiddleware, RequestHead, Response
+from middleware._handshake import HandshakeAware
+from middleware.api import Core, RequestHead, Response
 
 __all__ = ["TrustedHost"]
 
@@ -93,7 +93,7 @@ class _TrustedHostCore(Core):
         return Response(307, [(b"location", location), (b"content-length", b"0")])
 
 
-class TrustedHost(CoreMiddleware):
+class TrustedHost(HandshakeAware):
     """400 for a request whose ``Host`` is not in ``allowed_hosts`` (Starlette's options).
 
     ``allowed_hosts``: names, ``*.example.com`` wildcards, or ``"*"`` for any host
@@ -135,9 +135,6 @@ class TrustedHost(CoreMiddleware):
         )
         self._handshake = core
         super().__init__(app, core, interface=interface)
-
-
-websocket_aware(TrustedHost)  # a handshake names a host like any request
 
 
 class _AllowAll(Core):

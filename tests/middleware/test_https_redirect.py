@@ -87,3 +87,19 @@ def test_a_websocket_upgrade_seen_as_http_is_sent_to_wss() -> None:
     for way, result in run(HTTPSRedirect, request).items():
         assert result.status == 308, way
         assert result.header(b"location") == b"wss://testserver/ws", way
+
+
+def test_a_subclass_keeps_the_websocket_handshake_path() -> None:
+    from tests.middleware.test_proxy_headers import _handshake
+
+    class Mine(HTTPSRedirect):
+        pass
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+
+    wrapped = Mine(app)
+    assert isinstance(wrapped, HTTPSRedirect)
+    assert type(wrapped) is Mine.ASGI
+    sent = _handshake(wrapped, [])
+    assert sent[0]["status"] == 308
