@@ -66,7 +66,7 @@ def _split_address(value: str) -> tuple[str, int | None]:
 class _Trust:
     """Who counts as one of our proxies: addresses, networks, literals or everybody."""
 
-    __slots__ = ("_addresses", "_cache", "_everybody", "_literals", "_networks")
+    __slots__ = ("_addresses", "_cache", "_everybody", "_literals", "_networks", "exact")
 
     def __init__(self, trusted: str | Collection[str]) -> None:
         raw = trusted.split(",") if isinstance(trusted, str) else list(trusted)
@@ -75,6 +75,7 @@ class _Trust:
                 raise ValueError(f"trusted_hosts holds an empty or non-string entry: {item!r}")
         items = [item.strip() for item in raw]
         self._everybody = "*" in items
+        self.exact = frozenset(items)  # entries as written: the usual peer, one set lookup
         self._addresses: set[_IPAddress] = set()
         self._networks: list[_IPNetwork] = []
         self._literals: set[str] = set()
@@ -145,6 +146,7 @@ class _ProxyHeadersCore(Core):
     __slots__ = (
         "_check",
         "_everybody",
+        "_exact",
         "_forwarded",
         "_simple",
         "_trust",
@@ -169,6 +171,7 @@ class _ProxyHeadersCore(Core):
         self._trust = trust
         self._check = trust.check
         self._everybody = trust.everybody
+        self._exact = trust.exact
         self._x_for = x_for
         self._x_proto = x_proto
         self._x_host = x_host
@@ -183,7 +186,10 @@ class _ProxyHeadersCore(Core):
     def on_request(self, head: RequestHead) -> None:
         client = head.client
         check = self._check
-        if client is None or (not self._everybody and check(client[0]) is not True):
+        if client is None:
+            return
+        peer = client[0]
+        if peer not in self._exact and not self._everybody and check(peer) is not True:
             return  # only what a trusted proxy says counts
         if self._simple:
             # One proxy: its own entry is the last one, whether or not it is trusted.
