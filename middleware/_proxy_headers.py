@@ -220,7 +220,6 @@ class _ProxyHeadersCore(Core):
                     prefix = values[-self._x_prefix]
                     if _PREFIX.fullmatch(prefix):
                         head.set_root_path(unquote(prefix.decode("ascii")).rstrip("/"))
-        return
 
     def _walk(self, addresses: list[str]) -> str | None:
         """The client in a right-appended address chain (see the module docstring)."""
