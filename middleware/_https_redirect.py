@@ -5,12 +5,13 @@ kept, and the redirect may be cached) instead of its 307. The URL is rebuilt fro
 request as the app would see it: ``Host`` (else the server address), root path, path
 and query; the port is dropped when it is 80 or 443 and kept otherwise.
 
-Behind a proxy that terminates TLS the request reaches us as ``http``; put
-:class:`ProxyHeaders` outside this middleware so ``X-Forwarded-Proto: https`` from the
+Behind a proxy that terminates TLS the request reaches us as ``http``; with
+:class:`ProxyHeaders` outside this middleware, ``X-Forwarded-Proto: https`` from the
 proxy makes the request ``https`` before it is checked (else every request would be
-redirected, forever). WebSocket handshakes (``Upgrade: websocket``) are sent to
-``wss``. A ``Host`` that is not a well-formed host is answered 400 rather
-than echoed into ``Location``.
+redirected, forever). With ProxyHeaders inside (found by following ``.app`` from the
+wrapped app), it is applied here first, so the order does not matter. WebSocket
+handshakes (``Upgrade: websocket``) are sent to ``wss``. A ``Host`` that is not a
+well-formed host is answered 400 rather than echoed into ``Location``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from typing import Any
 from urllib.parse import quote
 
 from middleware._handshake import HandshakeAware
+from middleware._proxy_headers import ProxyHeaders
 from middleware.api import Core, RequestHead, Response
 
 __all__ = ["HTTPSRedirect"]
 
 _HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+;=%-]+)(?::[0-9]{1,5})?")
+_MAX_DEPTH = 32  # how far down a middleware chain to look for ProxyHeaders
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
 _QUERY_SAFE = "/?!$&'()*+,;=:@-._~%[]"
 _BODY = b"Invalid host header"
@@ -59,11 +62,20 @@ def _authority(head: RequestHead) -> str | None:
 
 
 class _HTTPSRedirectCore(Core):
-    __slots__ = ()
+    __slots__ = ("_proxy",)
+
+    def __init__(self, proxy: Core | None) -> None:
+        self._proxy = proxy
 
     def on_request(self, head: RequestHead) -> Response | None:
         if head.scheme == "https":
             return None
+        if self._proxy is not None:
+            # ProxyHeaders sits inside us: apply it now (it reads only the headers and
+            # the peer, so its own later run changes nothing) and decide on its result.
+            self._proxy.on_request(head)
+            if head.scheme == "https":
+                return None
         authority = _authority(head)
         if authority is None:
             return _BAD_HOST
@@ -77,10 +89,27 @@ class _HTTPSRedirectCore(Core):
         return Response(308, [(b"location", location), (b"content-length", b"0")])
 
 
+def _inner_proxy_headers(app: Any) -> Core | None:
+    """The core of a ProxyHeaders among the middleware ``app`` wraps (``.app`` chains:
+    ours, Starlette's, most others), if any."""
+    for _ in range(_MAX_DEPTH):
+        if isinstance(app, ProxyHeaders):
+            core: Core = app._handshake
+            return core
+        app = getattr(app, "app", None)
+        if app is None:
+            return None
+    return None
+
+
 class HTTPSRedirect(HandshakeAware):
-    """Redirect (308) every ``http`` request to the same URL on ``https``."""
+    """Redirect (308) every ``http`` request to the same URL on ``https``.
+
+    A :class:`ProxyHeaders` among the middleware it wraps is applied first, so either
+    order works behind a TLS-terminating proxy (``add_middleware`` order is easy to get
+    backwards)."""
 
     def __init__(self, app: Any, *, interface: str | None = None) -> None:
-        core = _HTTPSRedirectCore()
+        core = _HTTPSRedirectCore(_inner_proxy_headers(app))
         self._handshake = core
         super().__init__(app, core, interface=interface)

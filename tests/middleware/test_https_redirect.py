@@ -103,3 +103,43 @@ def test_a_subclass_keeps_the_websocket_handshake_path() -> None:
     assert type(wrapped) is Mine.ASGI
     sent = _handshake(wrapped, [])
     assert sent[0]["status"] == 308
+
+
+def test_proxy_headers_inside_is_applied_first_so_either_order_works() -> None:
+    stack = Stack([Middleware(HTTPSRedirect), Middleware(ProxyHeaders, x_host=1)])
+    via_tls = PlainRequest(
+        path="/x", headers=[(b"x-forwarded-proto", b"https"), (b"x-forwarded-for", b"1.2.3.4")]
+    )
+    for way, result in run(stack, via_tls).items():
+        assert result.status == 200, way
+        assert result.seen is not None, way
+        assert result.seen.client == ("1.2.3.4", 0), way  # applied once, not undone
+        assert result.seen.scheme == "https", way
+    plain = PlainRequest(headers=[(b"x-forwarded-host", b"public.example")])
+    for way, result in run(stack, plain).items():
+        assert result.header(b"location") == b"https://public.example/", way
+    spoofed = PlainRequest(headers=[(b"x-forwarded-proto", b"https")], client=("203.0.113.9", 1))
+    for way, result in run(stack, spoofed).items():
+        assert result.status == 308, way
+
+
+def test_proxy_headers_inside_a_fastapi_stack_is_found() -> None:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.add_middleware(ProxyHeaders)
+    app.add_middleware(HTTPSRedirect)  # outermost: the order users often write
+
+    seen: list[str] = []
+
+    @app.get("/")
+    def index() -> dict[str, str]:
+        seen.append("called")
+        return {}
+
+    from middleware.testing import call_asgi
+
+    request = PlainRequest(headers=[(b"x-forwarded-proto", b"https")])
+    result = call_asgi(app, request)
+    assert result.status == 200
+    assert seen == ["called"]
