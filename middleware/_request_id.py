@@ -87,14 +87,25 @@ class _RequestIDCore(Core):
         )
 
     def on_request(self, head: RequestHead) -> Handler | None:
-        raw = head.header(self._name) if self._trust else None
-        if raw is None or not self._valid(raw):
-            made = self._generator()
-            if not isinstance(made, str) or _VISIBLE.fullmatch(made) is None:
+        name = self._name
+        given = head.header(name) if self._trust else None
+        if given is not None and self._valid(given):
+            raw = given
+            head.state[STATE_KEY] = given.decode("ascii")
+        else:
+            generator = self._generator
+            made = generator()
+            if generator is not _random_hex and (
+                not isinstance(made, str) or _VISIBLE.fullmatch(made) is None
+            ):
                 raise ValueError(f"RequestID: the generator made an invalid id {made!r}")
             raw = made.encode("ascii")
-            head.set_header(self._name, raw)  # the app reads the id in use
-        head.state[STATE_KEY] = raw.decode("ascii")
+            # The app reads the id in use (adding is cheaper than replacing: none there).
+            if given is None and self._trust:
+                head.add_header(name, raw)
+            else:
+                head.set_header(name, raw)
+            head.state[STATE_KEY] = made
         if not self._echo:
             return None
         echo = _new(_Echo)  # _Echo((name, raw)) without an __init__ frame, once per request

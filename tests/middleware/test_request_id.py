@@ -78,6 +78,8 @@ def test_untrusted_incoming_ids_and_no_echo() -> None:
         assert result.header(b"x-request-id") == b"app's", way  # untouched without echo
         assert result.seen is not None, way
         assert HEX32.fullmatch(result.seen.state["request_id"].encode()), way
+        # The app's request header is the id in use, the client's one replaced.
+        assert result.seen.header(b"x-request-id") == result.seen.state["request_id"].encode()
 
 
 def test_the_id_replaces_one_the_app_set() -> None:
