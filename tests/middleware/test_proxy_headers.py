@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from middleware import ProxyHeaders
 from middleware.testing import PlainHead, PlainRequest, Seen, run
@@ -275,3 +277,43 @@ def test_access_log_records_the_forwarded_client_in_either_order(
     assert [r.getMessage() for r in records] == ["198.51.100.7 GET / HTTP/1.1"] * len(results)
     assert {r.http["client"] for r in records} == {"198.51.100.7"}  # type: ignore[attr-defined]
     assert {r.http["scheme"] for r in records} == {"https"}  # type: ignore[attr-defined]
+
+
+_TRUSTED_NET = "10.0.0.0/8"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prepended=st.lists(st.sampled_from(["6.6.6.6", "10.9.9.9", "junk", "", "[::1]:1"]), max_size=4),
+    chain=st.lists(
+        st.sampled_from(["10.1.1.1", "10.2.2.2", "198.51.100.7", "203.0.113.5"]), max_size=4
+    ),
+    x_for=st.integers(min_value=1, max_value=6),
+)
+def test_the_client_is_never_taken_from_left_of_the_first_untrusted_hop(
+    prepended: list[str], chain: list[str], x_for: int
+) -> None:
+    """Whatever a client prepends, the address chosen is the first untrusted entry from
+    the right within x_for entries (else the x_for-th), as a plain model computes it."""
+    entries = prepended + chain
+    core = ProxyHeaders(lambda e, s: [], trusted_hosts=["127.0.0.1", _TRUSTED_NET], x_for=x_for)
+    head = PlainHead("GET", "/", headers=[(XFF, ", ".join(entries).encode())], client=PROXY)
+    core._core.on_request(head)
+
+    def trusted(entry: str) -> bool:
+        return entry.startswith("10.")
+
+    expected = None
+    if entries and len(entries) >= x_for:
+        window = entries[::-1][:x_for]
+        expected = next((e for e in window if not trusted(e)), window[-1])
+    if expected in (None, "", "junk"):
+        assert head.client == PROXY
+    elif expected == "[::1]:1":
+        assert head.client == ("::1", 1)
+    else:
+        assert head.client == (expected, 0)
+    # Entries the client prepended count only where a trusted chain leads to them.
+    if head.client != PROXY and head.client[0] in ("6.6.6.6",):
+        assert all(trusted(e) for e in chain)
+        assert len(chain) < x_for
