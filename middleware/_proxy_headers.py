@@ -66,7 +66,7 @@ def _split_address(value: str) -> tuple[str, int | None]:
 class _Trust:
     """Who counts as one of our proxies: addresses, networks, literals or everybody."""
 
-    __slots__ = ("_addresses", "_cache", "_everybody", "_literals", "_networks", "exact")
+    __slots__ = ("_addresses", "_everybody", "_literals", "_networks", "cache", "exact")
 
     def __init__(self, trusted: str | Collection[str]) -> None:
         raw = trusted.split(",") if isinstance(trusted, str) else list(trusted)
@@ -87,12 +87,12 @@ class _Trust:
                     self._addresses.add(ipaddress.ip_address(item))
             except ValueError:
                 self._literals.add(item)  # a unix socket path, a host name
-        self._cache: dict[str, bool | None] = {}
+        self.cache: dict[str, bool | None] = {}
 
     def check(self, host: str) -> bool | None:
         """True: a trusted proxy; False: an IP address we do not trust; None: not an IP
         address (and not a trusted literal)."""
-        cache = self._cache
+        cache = self.cache
         if host in cache:
             return cache[host]
         if host in self._literals:
@@ -144,6 +144,7 @@ def _forwarded_elements(raw: bytes) -> list[dict[bytes, bytes]]:
 
 class _ProxyHeadersCore(Core):
     __slots__ = (
+        "_cache",
         "_check",
         "_everybody",
         "_exact",
@@ -170,6 +171,7 @@ class _ProxyHeadersCore(Core):
     ) -> None:
         self._trust = trust
         self._check = trust.check
+        self._cache = trust.cache
         self._everybody = trust.everybody
         self._exact = trust.exact
         self._x_for = x_for
@@ -197,8 +199,9 @@ class _ProxyHeadersCore(Core):
             if raw is not None:
                 value = raw[raw.rfind(b",") + 1 :].strip().decode("latin-1")
                 host, port = (value, 0) if ":" not in value else _split_address(value)
-                if check(host) is not None:  # an IP address (or a trusted literal)
-                    head.set_client(host, port or 0)
+                cache = self._cache  # check(host), without the call for a known address
+                if (cache[host] if host in cache else check(host)) is not None:
+                    head.set_client(host, port or 0)  # an IP address (or a trusted literal)
             raw = head.header(b"x-forwarded-proto") if self._x_proto else None
             if raw is not None:
                 value_bytes = raw[raw.rfind(b",") + 1 :].strip()

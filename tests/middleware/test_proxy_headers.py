@@ -193,7 +193,7 @@ def test_a_long_chain_is_walked_in_linear_time_and_bounded_memory() -> None:
     head = PlainHead("GET", "/", headers=[(XFF, chain.encode())], client=PROXY)
     core.on_request(head)
     assert head.client == ("10.0.0.0", 0)  # everybody trusted: the x_for-th from the right
-    assert len(core._trust._cache) <= 4096
+    assert len(core._trust.cache) <= 4096
 
 
 @pytest.mark.parametrize(
