@@ -22,6 +22,7 @@ from pathlib import Path
 from benchmarks import (
     _bodysize,
     _concurrency,
+    _deployment,
     _http,
     _inprocess,
     _middleware,
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "concurrency": _concurrency.run,
     "bodysize": _bodysize.run,
     "realistic": _realistic.run,
+    "deployment": _deployment.run,
 }
 
 

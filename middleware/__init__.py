@@ -11,6 +11,10 @@ between the interfaces: the ASGI driver starts no threads, the WSGI driver no lo
   :class:`Compress` - the same rules, negotiating zstd, br and gzip (br and zstd when the
   optional ``brotli`` / ``zstandard`` packages are installed: :data:`AVAILABLE_ENCODINGS`).
 * :class:`AccessLog` - one ``logging`` record per request, gunicorn's format atoms.
+* :class:`ProxyHeaders` - client, scheme, host, port and prefix from trusted proxies;
+  :class:`TrustedHost` - 400 for a ``Host`` not ours; :class:`HTTPSRedirect` - 308 to
+  https; :class:`RequestID` - read, make, hand on and echo a request id;
+  :class:`SecurityHeaders` - HSTS, nosniff, Referrer-Policy, framing, CSP.
 * :class:`Stack` of :class:`Middleware` entries - composition, first = outermost.
 * :class:`BodyLimit` - 413 before the app reads more request body than allowed
   (:class:`RequestBodyTooLarge` is what the app's read raises when it would);
@@ -29,8 +33,13 @@ from middleware._compression import DEFAULT_EXCLUDED_CONTENT_TYPES
 from middleware._cors import CORS
 from middleware._encodings import AVAILABLE as AVAILABLE_ENCODINGS
 from middleware._gzip import GZip
+from middleware._https_redirect import HTTPSRedirect
+from middleware._proxy_headers import ProxyHeaders
+from middleware._request_id import RequestID
+from middleware._security_headers import SecurityHeaders
 from middleware._stack import Middleware, Stack
 from middleware._static_files import StaticFiles
+from middleware._trusted_host import TrustedHost
 
 __all__ = [
     "AVAILABLE_ENCODINGS",
@@ -40,8 +49,13 @@ __all__ = [
     "BodyLimit",
     "Compress",
     "GZip",
+    "HTTPSRedirect",
     "Middleware",
+    "ProxyHeaders",
     "RequestBodyTooLarge",
+    "RequestID",
+    "SecurityHeaders",
     "Stack",
     "StaticFiles",
+    "TrustedHost",
 ]

@@ -68,7 +68,7 @@ def _escape(text: str) -> str:
 
 _PLAIN_ATOMS = frozenset(
     ["h", "l", "u", "t", "r", "s", "m", "U", "q", "H", "b", "B", "f", "a", "T", "D", "M", "L", "p"]
-)
+) | {"request_id"}  # what RequestID (inside this middleware) handed the app
 _ATOM = re.compile(r"%\(([^)]*)\)")
 _HEADER_ATOM = re.compile(r"\{([^}]+)\}([io])\Z")
 CLIENT_CLOSED_REQUEST = 499
@@ -131,6 +131,8 @@ class _Atoms(dict[str, object]):
         if key == "a":
             agent = fields["user_agent"]
             return "-" if agent is None else _escape(agent)
+        if key == "request_id":
+            return _escape(str(head.state.get("request_id", "-")))
         micros = round(h.duration * 1_000_000)
         if key == "T":
             return micros // 1_000_000

@@ -1,2 +1,3 @@
-"""A request-id middleware and a proxy-headers middleware, each written once with the
-public ``middleware.api`` and used unchanged on a Flask app and on a FastAPI app."""
+"""The library's RequestID and ProxyHeaders, each written once with the public
+``middleware.api`` (``middleware/_request_id.py``, ``middleware/_proxy_headers.py``),
+used unchanged on a Flask app and on a FastAPI app, with AccessLog logging both."""

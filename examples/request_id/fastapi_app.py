@@ -5,9 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from examples.request_id import _logging
-from examples.request_id.proxy_headers import ProxyHeaders
-from examples.request_id.request_id import RequestID
-from middleware import AccessLog
+from middleware import AccessLog, ProxyHeaders, RequestID
 
 _logging.configure()
 app = FastAPI()
@@ -24,5 +22,5 @@ def index(request: Request) -> dict[str, object]:
 
 # add_middleware: the last added is outermost.
 app.add_middleware(RequestID)
-app.add_middleware(ProxyHeaders)
+app.add_middleware(ProxyHeaders, x_host=1, x_prefix=1)
 app.add_middleware(AccessLog)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify, request, url_for
 
 from examples.request_id import _logging
-from examples.request_id.proxy_headers import ProxyHeaders
-from examples.request_id.request_id import RequestID
-from middleware import AccessLog, Middleware, Stack
+from middleware import AccessLog, Middleware, ProxyHeaders, RequestID, Stack
 
 _logging.configure()
 app = Flask(__name__)
@@ -24,5 +22,5 @@ def index() -> object:
 
 # AccessLog outermost so it logs what ProxyHeaders and RequestID made of the request.
 app.wsgi_app = Stack(  # type: ignore[method-assign]
-    [Middleware(AccessLog), Middleware(ProxyHeaders), Middleware(RequestID)]
+    [Middleware(AccessLog), Middleware(ProxyHeaders, x_host=1, x_prefix=1), Middleware(RequestID)]
 )(app.wsgi_app)

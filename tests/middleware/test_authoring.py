@@ -308,7 +308,7 @@ def test_a_stack_entry_that_changes_the_interface_is_refused_with_the_fix() -> N
 
 
 def test_the_guide_s_request_id_example_runs_on_every_way() -> None:
-    from examples.request_id.request_id import RequestID
+    from middleware import RequestID
 
     request = PlainRequest(headers=[(b"x-request-id", b"abc")])
     for way, result in run(RequestID, request).items():

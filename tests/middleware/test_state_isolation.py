@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from examples.request_id.request_id import RequestID
+from middleware import RequestID
 from middleware.api import ENVIRON_STATE_KEY, request_state
 from middleware.testing import PlainRequest, call_wsgi
 

@@ -10,8 +10,9 @@ import pytest
 from tests.servers import ROOT
 
 MODULES = [
-    "examples/request_id/request_id.py",
-    "examples/request_id/proxy_headers.py",
+    # The library's own middleware are written as a user's would be.
+    "middleware/_request_id.py",
+    "middleware/_proxy_headers.py",
     "tests/middleware/typing_cases/user_module.py",
 ]
 

@@ -8,8 +8,7 @@ from typing import Any
 from typing_extensions import assert_type
 
 from bridge._types import ASGIApp, WSGIApp
-from examples.request_id.request_id import RequestID
-from middleware import GZip, Middleware, Stack
+from middleware import GZip, Middleware, RequestID, Stack
 from middleware.api import Core, Handler, Head, HeaderList, Outcome, RequestHead, Response
 
 
