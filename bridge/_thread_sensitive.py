@@ -51,9 +51,12 @@ T = TypeVar("T")
 # the executor from context_to_thread_executor, filled here before Django looks.
 _HAS_EXECUTOR_API = "executor" in inspect.signature(ThreadSensitiveContext.__init__).parameters
 
-# Inline on the WSGI thread (per-thread loop) rather than a one-thread executor per WSGI
-# thread. Measured on the Django ORM JSON view (sqlite, CONN_MAX_AGE, 16 sync hops per
-# request), one gunicorn gthread worker, wrk: see the commit that set this.
+# Inline on the WSGI thread (per-thread loop) rather than on a one-thread executor per
+# WSGI thread: the same thread affinity as native WSGI, no thread left to count, and
+# faster. The project's ORM JSON view (16 sync hops per request), in one process,
+# sequential, per request: native WSGI 1780 us; inline with an already-done asyncio
+# future 3432 us; inline with a concurrent future (a loop turn per hop) 5514 us; a
+# one-thread executor 5724 us. Safe there because that loop serves one request.
 _INLINE = True
 
 # Attributes under which ASGI wrappers keep the app they wrap (Starlette-style
