@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import _http, _inprocess, _middleware, _websocket
+from benchmarks import _django, _http, _inprocess, _middleware, _websocket
 from benchmarks._config import Config
 from benchmarks._load import tool
 from benchmarks._report import RESULTS, Section, Table, load_average, machine, revision, write
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "blocking": _http.blocking,
     "middleware": _middleware.run,
     "websocket": _websocket.run,
+    "django": _django.run,
 }
 
 
