@@ -388,3 +388,20 @@ def test_django_unmarked_opens_a_connection_per_request(database: Path) -> None:
     # The control: Django hidden in a plain function and not marked (asgiref's default).
     after = _probe(database, "unmarked")["after"]
     assert after["connections_opened"] == 300
+
+
+def test_request_timeout_does_not_interrupt_inline_sync_work(
+    adapters: Callable[..., ASGIToWSGI],
+) -> None:
+    # Thread mode runs sync work on the WSGI thread itself, as native WSGI does: nothing
+    # interrupts it, and a response completed without waiting on the loop is delivered
+    # (request_timeout bounds time the app spends awaiting, not sync calls).
+    def slow() -> str:
+        time.sleep(0.5)
+        return _name()
+
+    app = DjangoLike(sync_calls=1, work=slow)
+    adapter = adapters(thread_sensitive(app), request_timeout=0.1)
+    started = time.monotonic()
+    assert _call(adapter) == ("200 OK", b"ok")
+    assert time.monotonic() - started >= 0.5

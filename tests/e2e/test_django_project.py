@@ -153,3 +153,27 @@ def test_connections_kept_per_thread_and_threads_flat(site: str, request: Any) -
         assert opened <= 2 * SERVER_THREADS
         grown = opened - warm["connections_opened"]
         assert after["threads"] - warm["threads"] == grown
+
+
+def test_same_project_on_gunicorns_asgi_worker(database: Path) -> None:
+    # What docs/howto/gunicorn-asgi-worker.md compares against: the ASGI app on
+    # gunicorn's own -k asgi worker works, and there Django opens a connection per
+    # request (its per-request ThreadSensitiveContext, nothing to keep it per thread).
+    require_module("gunicorn")
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "-k", "asgi", "-w", "1"]
+    argv += ["-b", f"127.0.0.1:{port}", f"{PROJECT}.asgi:application"]
+    env = {"DJPROJECT_DB": str(database)}
+    with (
+        serve(argv, port, env=env, timeout=60) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        before = _stats(client)
+        for _ in range(40):
+            response = client.get("/items")
+            assert response.status_code == 200
+            assert response.json()["count"] == 50
+        after = _stats(client)
+        css = client.get("/static/admin/css/base.css")
+    assert css.status_code == 200
+    assert after["connections_opened"] - before["connections_opened"] == 40
