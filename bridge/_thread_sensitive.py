@@ -32,8 +32,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import itertools
+import os
 import sys
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -174,15 +177,23 @@ class _Pool:
         self._idle: list[concurrent.futures.ThreadPoolExecutor] = []
         self._lock = threading.Lock()
         self.size = 0
+        _POOLS.add(self)
+
+    def forget_after_fork(self) -> None:
+        # A forked child has none of the parent's threads, but each inherited executor
+        # believes its worker exists and would queue work for it forever.
+        _INHERITED.append(self._idle)
+        self._idle = []
+        self._lock = threading.Lock()
+        self.size = 0
 
     def take(self) -> concurrent.futures.ThreadPoolExecutor:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
             self.size += 1
-            number = self.size
         return concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"bridge-sync-{number}"
+            max_workers=1, thread_name_prefix=f"bridge-sync-{next(_NUMBERS)}"
         )
 
     def give(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
@@ -191,6 +202,18 @@ class _Pool:
 
 
 _INLINE_EXECUTOR = _InlineExecutor()
+_POOLS: weakref.WeakSet[_Pool] = weakref.WeakSet()
+_NUMBERS = itertools.count(1)  # thread names unique in the process, and in its children
+# The parent's executors, kept from the collector in a child (as _loops does with loops).
+_INHERITED: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool.forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class ThreadSensitiveApp:

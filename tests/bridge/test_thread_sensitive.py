@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -405,3 +407,33 @@ def test_request_timeout_does_not_interrupt_inline_sync_work(
     started = time.monotonic()
     assert _call(adapter) == ("200 OK", b"ok")
     assert time.monotonic() - started >= 0.5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+# Python 3.12+ warns on fork() with threads alive (the pool's); that is the point.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+@pytest.mark.timeout(60)
+def test_a_forked_child_builds_its_own_pool(adapters: Callable[..., ASGIToWSGI]) -> None:
+    app = DjangoLike(sync_calls=1)
+    adapter = adapters(thread_sensitive(app), loop_mode="shared")
+    assert _call(adapter) == ("200 OK", b"ok")
+    _settled(app, 1)
+    parent_thread = app.seen[0][1][0]
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        signal.alarm(20)  # a child stuck on a dead executor dies instead of lingering
+        try:
+            # The inherited executor's thread does not exist here: without a fresh pool
+            # this request would wait for it forever (the parent sees the exit status).
+            served = _call(adapter) == ("200 OK", b"ok")
+            _settled(app, 2)
+            fresh = app.seen[1][1][0] != parent_thread
+            code = 0 if served and fresh else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _call(adapter) == ("200 OK", b"ok")  # the parent is unaffected
+    _settled(app, 2)
+    assert app.seen[1][1][0] == parent_thread
