@@ -37,6 +37,13 @@ from tests.servers import ROOT
 WSGI_THREADS = 4
 REQUESTS = 40
 
+# Thread mode runs the work inline only with asgiref's ThreadSensitiveContext(executor=)
+# (3.13+); older asgiref gets the pool in both modes.
+inline_only = pytest.mark.skipif(
+    not thread_sensitive_module._HAS_EXECUTOR_API,
+    reason="asgiref < 3.13: thread mode uses the executor pool",
+)
+
 
 def _name() -> str:
     return threading.current_thread().name
@@ -198,6 +205,7 @@ def test_unmarked_app_keeps_asgirefs_thread_per_request(
     assert len(threads) == REQUESTS  # each request's own new thread
 
 
+@inline_only
 def test_thread_mode_runs_sync_work_on_the_wsgi_thread(
     adapters: Callable[..., ASGIToWSGI],
 ) -> None:
@@ -249,6 +257,7 @@ def test_older_asgiref_gets_the_pool_through_its_executor_map(
         assert len(set(results)) == 1
 
 
+@inline_only
 def test_inline_work_sees_a_plain_sync_thread(adapters: Callable[..., ASGIToWSGI]) -> None:
     def probe() -> tuple[bool, bool]:
         # Django refuses ORM calls where a loop runs; asgiref's note points at our loop.
@@ -365,6 +374,7 @@ def _probe(database: Path, app: str, requests: int = 300, threads: int = 8) -> d
     return result
 
 
+@inline_only
 def test_django_conn_max_age_holds_through_the_bridge(database: Path) -> None:
     native = _probe(database, "wsgi")["after"]
     assert native["connections_opened"] == 8  # one per WSGI thread, kept (CONN_MAX_AGE)
@@ -392,6 +402,7 @@ def test_django_unmarked_opens_a_connection_per_request(database: Path) -> None:
     assert after["connections_opened"] == 300
 
 
+@inline_only
 def test_request_timeout_does_not_interrupt_inline_sync_work(
     adapters: Callable[..., ASGIToWSGI],
 ) -> None:
