@@ -62,8 +62,9 @@ _HAS_EXECUTOR_API = "executor" in inspect.signature(ThreadSensitiveContext.__ini
 # one-thread executor 5724 us. Safe there because that loop serves one request.
 _INLINE = True
 
-# Attributes under which ASGI wrappers keep the app they wrap (Starlette-style
-# middleware, Sentry, whitenoise, our own adapters), searched for Django's handler.
+# Attributes under which ASGI wrappers keep the app they wrap (``.app`` for
+# Starlette-style middleware, ``.application`` for Django's static files handler),
+# searched for Django's handler.
 _WRAPPED_ATTRS = ("app", "application", "asgi_app", "inner", "__wrapped__")
 _SEARCH_DEPTH = 6
 
