@@ -448,3 +448,36 @@ def test_a_forked_child_builds_its_own_pool(adapters: Callable[..., ASGIToWSGI])
     assert _call(adapter) == ("200 OK", b"ok")  # the parent is unaffected
     _settled(app, 2)
     assert app.seen[1][1][0] == parent_thread
+
+
+@inline_only
+@pytest.mark.timeout(30)
+def test_scheduling_onto_the_blocked_loop_is_refused(adapters: Callable[..., ASGIToWSGI]) -> None:
+    # Sync code that hands a coroutine to the request's own loop and waits for it would
+    # wait forever (that loop's thread is running the sync code): it gets an error.
+    class Scheduling(DjangoLike):
+        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+            loop = asyncio.get_running_loop()
+
+            async def nothing() -> None:
+                return None
+
+            def schedule() -> str:
+                coro = nothing()
+                try:
+                    asyncio.run_coroutine_threadsafe(coro, loop).result(5)
+                except RuntimeError as exc:
+                    coro.close()
+                    return str(exc)
+                return "scheduled"
+
+            async with ThreadSensitiveContext():
+                body = (await sync_to_async(schedule)()).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+    adapter = adapters(thread_sensitive(Scheduling()))
+    assert _call(adapter) == (
+        "200 OK",
+        b"this thread's event loop is blocked by the sync call it runs",
+    )
