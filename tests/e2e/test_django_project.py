@@ -5,7 +5,8 @@ with CSRF and a session), an ORM JSON view and static files, its ASGI app served
 gunicorn gthread and waitress (8 threads each) in both loop modes. Besides the pages,
 each run checks what issue 14 found broken: database connections are per WSGI thread
 and kept (thread mode opens no more than a native WSGI app's 8; shared mode's pool is
-bounded), and the OS thread count stays flat under load.
+bounded), and the OS threads are the server's own (plus the loop thread and the pool in
+shared mode), however many requests pass.
 """
 
 from __future__ import annotations
@@ -144,15 +145,16 @@ def test_connections_kept_per_thread_and_threads_flat(site: str, request: Any) -
     opened = after["connections_opened"]
     assert after["sqlite_handles_open"] == opened  # none left to the garbage collector
     if mode == "thread":
-        # As the native WSGI app: at most one connection per server thread, kept.
+        # As the native WSGI app: at most one connection per server thread, kept, and
+        # no thread beyond the server's own (its main thread and its 8 workers; both
+        # servers may start workers lazily, so the count is a bound, not an equality).
         assert opened <= SERVER_THREADS
-        assert after["threads"] == warm["threads"]  # flat
+        assert warm["threads"] <= after["threads"] <= 1 + SERVER_THREADS
     else:
         # A pool of one-thread executors, one per request in flight, reused: it may
-        # still grow a little, and any thread added under load is one of its.
+        # still grow a little; the loop thread and the pool are the only extra threads.
         assert opened <= 2 * SERVER_THREADS
-        grown = opened - warm["connections_opened"]
-        assert after["threads"] - warm["threads"] == grown
+        assert after["threads"] <= 2 + SERVER_THREADS + opened
 
 
 def test_same_project_on_gunicorns_asgi_worker(database: Path) -> None:
