@@ -23,6 +23,7 @@ from benchmarks import (
     _bodysize,
     _concurrency,
     _deployment,
+    _django,
     _http,
     _inprocess,
     _middleware,
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Callable[[Config], Section]] = {
     "bodysize": _bodysize.run,
     "realistic": _realistic.run,
     "deployment": _deployment.run,
+    "django": _django.run,
 }
 
 

@@ -8,6 +8,7 @@ from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._input import BodyTooLarge
 from bridge._interface import asgi_app, interface_of, to_asgi, to_wsgi, wsgi_app
 from bridge._pool import ThreadPool
+from bridge._thread_sensitive import thread_sensitive
 from bridge._websocket import WebSocket, WebSocketClosed, WebSocketState
 from bridge._wsgi_to_asgi import WSGIToASGI
 
@@ -26,6 +27,7 @@ __all__ = [
     "WebSocketState",
     "asgi_app",
     "interface_of",
+    "thread_sensitive",
     "to_asgi",
     "to_wsgi",
     "wsgi_app",

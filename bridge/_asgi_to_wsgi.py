@@ -45,6 +45,7 @@ from bridge._http import InvalidResponse
 from bridge._interface import require_int, require_interface
 from bridge._loops import close_at_exit, closed, forget_after_fork
 from bridge._scope import ScopeError, http_scope
+from bridge._thread_sensitive import thread_sensitive_if_django
 from bridge._types import ASGIApp, Environ, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ class ASGIToWSGI:
         if request_timeout is not None:
             _require_seconds("request_timeout", request_timeout)
         self.app: ASGIApp = cast(ASGIApp, guarantee_single_callable(asgi_app))  # type: ignore[no-untyped-call]
+        self.app = thread_sensitive_if_django(self.app)  # Django's sync work: per WSGI thread
         self.request_timeout = request_timeout
         self.loop_mode = loop_mode
         self.lifespan = lifespan
