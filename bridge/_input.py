@@ -24,12 +24,15 @@ class BodyStream:
     Only what the app has not yet consumed is held: the body is pulled on demand.
     """
 
-    __slots__ = ("_buffer", "_limit", "_more", "_pos", "_pull", "_received")
+    __slots__ = ("_buffer", "_first", "_limit", "_more", "_pos", "_pull", "_received")
 
     def __init__(
         self, first: bytes, more: bool, pull: Pull | None, *, limit: int | None = None
     ) -> None:
-        self._buffer = bytearray(first)
+        # The first chunk is kept as it came: a read of all of it (the usual small
+        # body) hands it over without copying it through the buffer.
+        self._first: bytes | None = bytes(first) if first else None
+        self._buffer = bytearray()
         self._pos = 0
         self._more = more and pull is not None
         self._pull = pull
@@ -59,6 +62,12 @@ class BodyStream:
                 self._pos = 0
             self._buffer += data
 
+    def _unfirst(self) -> None:
+        """Move the first chunk into the buffer (before the buffer is first used)."""
+        if self._first is not None:
+            self._buffer += self._first
+            self._first = None
+
     def _take(self, end: int) -> bytes:
         data = bytes(self._buffer[self._pos : end])
         self._pos = end
@@ -68,6 +77,15 @@ class BodyStream:
         return data
 
     def read(self, size: int | None = -1, /) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            if size is None or size < 0:
+                if not self._more:
+                    return first
+            elif size == len(first) or (size > len(first) and not self._more):
+                return first
+            self._buffer += first
         if size is None or size < 0:
             parts = [self._take(len(self._buffer))]
             while self._more:
@@ -85,6 +103,7 @@ class BodyStream:
         return self._take(min(len(self._buffer), self._pos + size))
 
     def readline(self, size: int | None = -1, /) -> bytes:
+        self._unfirst()
         limit = -1 if size is None else size
         scanned = self._pos
         while True:

@@ -28,6 +28,9 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 RawHeaders = list[tuple[bytes, bytes]]
 _NAME_CACHE: dict[str, bytes] = {}
 _NAME_CACHE_LIMIT: Final = 1024
+# Status strings already parsed: apps use a handful, and a lookup beats re-checking.
+_STATUS_CACHE: dict[str, int] = {}
+_STATUS_CACHE_LIMIT: Final = 256
 
 
 class Phase(enum.Enum):
@@ -57,6 +60,10 @@ def _encode_name(name: object) -> bytes:
 
 def parse_status(status: object) -> int:
     """The code of a WSGI status string such as ``"200 OK"``."""
+    if type(status) is str:
+        cached = _STATUS_CACHE.get(status)
+        if cached is not None:
+            return cached
     if not isinstance(status, str):
         raise InvalidResponse(f"status must be a str, not {type(status).__name__}")
     code = status[:3]
@@ -67,6 +74,9 @@ def parse_status(status: object) -> int:
     value = int(code)
     if value < 200:
         raise InvalidResponse(f"status {status!r}: a WSGI app cannot send an interim response")
+    # Only short strings: the app chooses them, and memory stays bounded in bytes.
+    if type(status) is str and len(status) <= 64 and len(_STATUS_CACHE) < _STATUS_CACHE_LIMIT:
+        _STATUS_CACHE[status] = value
     return value
 
 
@@ -84,9 +94,11 @@ def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
         raw_name = _encode_name(name)
         if not isinstance(value, str):
             raise InvalidResponse(f"value of header {name!r} must be a str, not {value!r}")
-        reason = invalid_value_reason(value)
-        if reason is not None:
-            raise InvalidResponse(f"value of header {name!r} has a {reason}: {value!r}")
+        # Printable ASCII (the common case) is checked in C without a call.
+        if not (value.isascii() and value.isprintable()):
+            reason = invalid_value_reason(value)
+            if reason is not None:
+                raise InvalidResponse(f"value of header {name!r} has a {reason}: {value!r}")
         if raw_name in HOP_BY_HOP_BYTES:
             logger.debug("dropped hop-by-hop response header %r (PEP 3333)", name)
             continue
@@ -118,8 +130,13 @@ class ResponseHead:
         self.write = write
 
     def _enter(self, phase: Phase) -> None:
-        if phase not in _ALLOWED[self.phase]:
-            raise RuntimeError(f"response cannot go from {self.phase.value!r} to {phase.value!r}")
+        # The moves of _ALLOWED, as identity tests: an Enum's hash runs Python code.
+        current = self.phase
+        if not (
+            (current is Phase.HEADERS_PENDING and phase is not Phase.AWAITING_START)
+            or (current is Phase.AWAITING_START and phase is Phase.HEADERS_PENDING)
+        ):
+            raise RuntimeError(f"response cannot go from {current.value!r} to {phase.value!r}")
         self.phase = phase
 
     def start_response(

@@ -99,3 +99,29 @@ def test_a_body_over_the_limit_raises_body_too_large() -> None:
 
 def test_a_body_at_the_limit_is_accepted() -> None:
     assert stream_of([b"1234", b"5678"], limit=8).read() == b"12345678"
+
+
+@pytest.mark.parametrize("more", [False, True])
+def test_a_read_of_the_whole_first_chunk_hands_it_over_without_a_copy(more: bool) -> None:
+    first = b"x" * 65536
+    stream = BodyStream(first, more, lambda: (b"tail", False))
+    assert stream.read(len(first)) is first
+    assert stream.read() == (b"tail" if more else b"")
+
+
+def test_a_read_past_a_complete_first_chunk_or_of_all_of_it_hands_it_over_as_is() -> None:
+    first = b"whole body"
+    assert BodyStream(first, False, None).read(1 << 20) is first
+    assert BodyStream(first, False, None).read() is first
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS.values(), ids=CHUNKINGS.keys())
+def test_mixed_reads_after_a_partial_first_read_keep_every_byte_in_order(
+    chunks: list[bytes],
+) -> None:
+    stream = stream_of(chunks)
+    parts = [stream.read(0), stream.read(3), stream.readline(), stream.read(7)]
+    parts += [stream.readline(2), stream.read()]
+    assert parts[0] == b""
+    assert b"".join(parts) == BODY
+    assert parts[1:4] == [b"lin", b"e one\n", b"line tw"]

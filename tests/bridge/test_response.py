@@ -153,3 +153,18 @@ def test_a_file_opened_by_absolute_path_can_be_sent_by_path(tmp_path: Path) -> N
 
 def test_a_file_without_a_path_is_read_through_python() -> None:
     assert FileWrapper(io.BytesIO(b"x")).sendable_path(None) is None
+
+
+def test_parsed_statuses_are_remembered_within_a_bound_and_bad_ones_never() -> None:
+    from bridge import _response
+
+    for code in range(200, 600):
+        assert _response.parse_status(f"{code} Reason {code}") == code
+        assert _response.parse_status(f"{code} Reason {code}") == code
+    assert len(_response._STATUS_CACHE) <= _response._STATUS_CACHE_LIMIT
+    assert _response.parse_status("299 x" * 20) == 299  # longer than cached: still parsed
+    assert "299 x" * 20 not in _response._STATUS_CACHE
+    for bad in ("200\r\nX: y", "20 OK", "100 Continue"):
+        with pytest.raises(InvalidResponse):
+            _response.parse_status(bad)
+        assert bad not in _response._STATUS_CACHE
