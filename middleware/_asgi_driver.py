@@ -4,8 +4,9 @@ It translates ASGI messages into the neutral protocol of :mod:`middleware._core`
 back, and makes no policy decision of its own. It starts no threads and never blocks.
 
 Anything a core does not handle passes through untouched: non-HTTP scopes (lifespan,
-websocket), informational responses (``http.response.informational``, early hints),
-``http.response.trailers`` and unknown messages. ``http.response.pathsend`` (and the
+and websocket unless the core set ``websocket_handshakes``), informational responses
+(``http.response.informational``, early hints), ``http.response.trailers`` and
+unknown messages. ``http.response.pathsend`` (and the
 ``zerocopysend`` extension) carry no body in Python, so the core is told the body is
 opaque and the held head goes out unchanged.
 
@@ -33,6 +34,7 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    Core,
     Handler,
     Head,
     HeaderList,
@@ -40,6 +42,7 @@ from middleware._core import (
     ProtocolError,
     RequestHead,
     Response,
+    handshake_headers,
 )
 from middleware._request import (
     check_header,
@@ -56,6 +59,8 @@ __all__ = ["ASGIDriver"]
 _OPAQUE_BODIES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_TO_HTTP = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+_TO_WS = {"http": "ws", "https": "wss"}
 _FILE_CHUNK = 65536
 
 _ERROR_BODY = b"Internal Server Error"
@@ -153,14 +158,6 @@ class ScopeHead(RequestHead):
             else:
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
-
-class _NewScopeHead(ScopeHead):
-    """A :class:`ScopeHead` made without an ``__init__`` frame (the driver fills it in):
-    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
-
-    __slots__ = ()
-    __init__ = object.__init__
-
     def set_header(self, name: bytes, value: bytes) -> None:
         check_header(name, value)
         headers = [pair for pair in self._scope["headers"] if pair[0] != name]
@@ -174,6 +171,33 @@ class _NewScopeHead(ScopeHead):
     def remove_header(self, name: bytes) -> None:
         check_header(name)
         self._scope["headers"] = [pair for pair in self._scope["headers"] if pair[0] != name]
+
+
+class WebSocketHead(ScopeHead):
+    """A :class:`ScopeHead` over a ``websocket`` scope: a ``GET`` whose scheme reads
+    ``http``/``https`` (the scheme a core knows) and is written back as ``ws``/``wss``."""
+
+    __slots__ = ()
+
+    def __init__(self, scope: Scope) -> None:
+        self.method = "GET"
+        self._scope = scope
+        self._state = None
+
+    @property
+    def scheme(self) -> str:
+        return _TO_HTTP.get(self._scope.get("scheme", "ws"), "http")
+
+    def set_scheme(self, scheme: str) -> None:
+        self._scope["scheme"] = _TO_WS[check_scheme(scheme)]
+
+
+class _NewScopeHead(ScopeHead):
+    """A :class:`ScopeHead` made without an ``__init__`` frame (the driver fills it in):
+    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
+
+    __slots__ = ()
+    __init__ = object.__init__
 
 
 async def _send_response(scope: Scope, send: Send, response: Response) -> None:
@@ -215,6 +239,49 @@ async def _send_response(scope: Scope, send: Send, response: Response) -> None:
         close = getattr(body, "close", None)
         if close is not None:
             close()
+
+
+def _response_bytes(response: Response) -> bytes:
+    """A core's response body in one piece (a handshake refusal has no streaming)."""
+    if response.path is not None:
+        with open(response.path, "rb") as file:
+            file.seek(response.offset)
+            return file.read(-1 if response.length is None else response.length)
+    body = response.body
+    if isinstance(body, bytes):
+        return body
+    try:
+        return b"".join(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+async def _handshake(core: Core, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket handshake through a core that asked to see them
+    (:attr:`Core.websocket_handshakes`): the head may change, a response refuses."""
+    head = WebSocketHead(scope)
+    answer = core.on_request(head)
+    if isinstance(answer, Response):
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            headers = handshake_headers(answer.headers)
+            start = {"type": "websocket.http.response.start", "status": answer.status}
+            await send({**start, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": _response_bytes(answer)})
+        else:
+            # Closing before accept refuses the connection; servers answer it with 403.
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    state = head._state
+    if state is None:
+        await app(scope, receive, send)
+        return
+    token = request_state.set(state)
+    try:
+        await app(scope, receive, send)
+    finally:
+        request_state.reset(token)
 
 
 def _reading(handler: Handler, receive: Receive) -> Receive:
@@ -421,11 +488,15 @@ class ASGIDriver:
 
     __slots__ = ()
     app: Any
+    _core: Core
     _on_request: Callable[[RequestHead], Handler | Response | None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and self._core.websocket_handshakes:
+                await _handshake(self._core, self.app, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         head = _NewScopeHead()
         head.method = scope["method"]

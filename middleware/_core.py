@@ -62,6 +62,7 @@ __all__ = [
     "RequestHead",
     "Response",
     "detect_interface",
+    "handshake_headers",
     "scan_header",
 ]
 
@@ -149,9 +150,32 @@ class Core:
 
     __slots__ = ()
 
+    websocket_handshakes: ClassVar[bool] = False
+    """True: :meth:`on_request` also sees each WebSocket handshake, as a ``GET`` whose
+    scheme is ``http``/``https`` (``ws``/``wss`` on the wire). It may change the request
+    and hand the app state as for HTTP, or answer with a :class:`Response`, which
+    refuses the connection before accept: the client gets that response where the ASGI
+    server offers the ``websocket.http.response`` extension (a ``Location`` in
+    ``ws``/``wss`` form), else a ``websocket.close`` that servers answer with 403. A
+    handler returned for a handshake is not used (there is no HTTP response to follow).
+    False (the default): handshakes pass the middleware untouched."""
+
     def on_request(self, head: RequestHead) -> Handler | Response | None:
         """Return ``None`` to leave the request alone, a :class:`Response`, or a handler."""
         raise NotImplementedError
+
+
+def handshake_headers(headers: HeaderList) -> HeaderList:
+    """A refusal's headers for a WebSocket client: a ``Location`` in ``ws``/``wss`` form."""
+    out: HeaderList = []
+    for name, value in headers:
+        if name == b"location" and value.startswith(b"https://"):
+            out.append((name, b"wss://" + value[8:]))
+        elif name == b"location" and value.startswith(b"http://"):
+            out.append((name, b"ws://" + value[7:]))
+        else:
+            out.append((name, value))
+    return out
 
 
 def detect_interface(app: object, interface: str | None) -> str:

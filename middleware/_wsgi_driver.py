@@ -13,6 +13,8 @@ PEP 3333 facts that shape it:
   when the request is complete (a server that stops early has lost its client).
 * A ``wsgi.file_wrapper`` response may be sent with ``sendfile``; it is handed back as a
   file wrapper (never iterated here) and the core is told the body is opaque.
+* A WebSocket handshake under ``WSGIToASGI`` is a ``GET`` whose environ carries the
+  connection (``"bridge.websocket"``); it is run as the ASGI driver runs one.
 * An app's exception goes to the server unchanged and the server answers 500 (its
   own response, outside any middleware): a WSGI middleware cannot both answer and
   re-raise. The core still learns of it (``Outcome.APP_EXCEPTION``).
@@ -44,6 +46,7 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    Core,
     Handler,
     Head,
     HeaderList,
@@ -51,6 +54,7 @@ from middleware._core import (
     ProtocolError,
     RequestHead,
     Response,
+    handshake_headers,
 )
 from middleware._request import (
     STATE_KEY,
@@ -64,6 +68,8 @@ __all__ = ["WSGIDriver"]
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# Where WSGIToASGI puts a WebSocket connection in the handshake's environ.
+_WEBSOCKET_KEY = "bridge.websocket"
 _FILE_CHUNK = 65536
 
 
@@ -630,9 +636,12 @@ class WSGIDriver:
 
     __slots__ = ()
     app: Any
+    _core: Core
     _on_request: Callable[[RequestHead], Handler | Response | None]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if _WEBSOCKET_KEY in environ:
+            return self._handshake(environ, start_response)
         head = _NewEnvironHead()
         head.method = environ["REQUEST_METHOD"]
         head._environ = environ
@@ -656,6 +665,30 @@ class WSGIDriver:
         token = request_state.set(state)
         try:
             return self._dispatch(handler, environ, start_response)
+        finally:
+            request_state.reset(token)
+
+    def _handshake(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """A WebSocket handshake (``WSGIToASGI`` hands one over as a ``GET`` carrying the
+        connection): seen only by a core with ``websocket_handshakes``, as on ASGI. A
+        response refuses it (bridge sends it as the denial); a handler is not used."""
+        result: Iterable[bytes]
+        if not self._core.websocket_handshakes:
+            result = self.app(environ, start_response)
+            return result
+        head = EnvironHead(environ)
+        answer = self._on_request(head)
+        if isinstance(answer, Response):
+            answer = answer._replace(headers=handshake_headers(answer.headers))
+            return _respond(environ, start_response, answer)
+        state = head._state
+        if state is None:
+            result = self.app(environ, start_response)
+            return result
+        token = request_state.set(state)
+        try:
+            result = self.app(environ, start_response)
+            return result
         finally:
             request_state.reset(token)
 
