@@ -34,6 +34,7 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    AddHeaders,
     Core,
     Handler,
     Head,
@@ -473,6 +474,36 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
     return send_through, started
 
 
+def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
+    """``send`` that adds ``add``'s headers to the start message, and a flag set once
+    the start went out. The app's headers stay as they are (no neutral copy); their
+    names are compared as sent, since ASGI requires them lower-case."""
+    started = [False]
+    extra = add.headers
+    replace = add.replace
+    # One name (RequestID's echo) needs no set: a one-item tuple is built in C.
+    names = add._names or ((extra[0][0],) if len(extra) == 1 else add.names)
+
+    def send_through(message: Message) -> Awaitable[None]:
+        if not started[0] and message["type"] == "http.response.start":
+            started[0] = True
+            raw = message.get("headers", ())
+            if type(raw) is not list:
+                raw = list(raw)  # any iterable, once
+            present = dict(raw)  # the app's names, in one C call
+            if present.keys().isdisjoint(names):
+                headers = raw + extra  # the usual case: nothing to drop
+            elif replace:
+                headers = [pair for pair in raw if pair[0] not in names] + extra
+            else:  # the app set some of them: its own win
+                headers = raw + [pair for pair in extra if pair[0] not in present]
+            message = dict(message)  # the app's message stays as it was
+            message["headers"] = headers
+        return send(message)
+
+    return send_through, started
+
+
 async def _head_error(send_through: Send, send: Send) -> None:
     """The app raised before its response started: a 500, its head through the core
     (CORS headers on it, as in :meth:`_Exchange.run`)."""
@@ -489,7 +520,7 @@ class ASGIDriver:
     __slots__ = ()
     app: Any
     _core: Core
-    _on_request: Callable[[RequestHead], Handler | Response | None]
+    _on_request: Callable[[RequestHead], Handler | Response | AddHeaders | None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -504,13 +535,31 @@ class ASGIDriver:
         head._state = None
         handler = self._on_request(head)
         state = head._state
-        if handler is None and state is None:
-            await self.app(scope, receive, send)  # the do-nothing path, kept shortest
-            return
+        if state is None:
+            if handler is None:
+                await self.app(scope, receive, send)  # the do-nothing path, kept shortest
+                return
+            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
+                return
         token = None if state is None else request_state.set(state)
         try:
             if handler is None:
                 await self.app(scope, receive, send)
+            elif isinstance(handler, AddHeaders):
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
             elif isinstance(handler, Response):
                 await _send_response(scope, send, handler)
             else:

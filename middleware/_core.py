@@ -27,6 +27,7 @@ The per-request conversation, in order (the neutral state machine of
 
     core.on_request(head) -> None          # leave the request alone entirely
                            | Response      # short-circuit: the app is never called
+                           | AddHeaders    # add response headers, nothing else
                            | Handler
     handler.on_response_start(status, headers) -> Head | None   # None: hold the head
     handler.on_body(chunk, more) -> bytes                       # once per chunk, last more=False
@@ -52,6 +53,7 @@ from bridge import interface_of
 from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
+    "AddHeaders",
     "Core",
     "Handler",
     "Head",
@@ -101,6 +103,50 @@ class Response(NamedTuple):
     path: str | None = None
     offset: int = 0
     length: int | None = None
+
+
+class AddHeaders:
+    """An answer from :meth:`Core.on_request`: add ``headers`` to the app's response
+    head and touch nothing else (no handler, no body path, no :meth:`Handler.on_complete`).
+
+    By default a header the app set itself wins (its name is left out of what is
+    added); ``replace=True`` removes the app's headers of those names first. Names are
+    lower-case ``bytes`` and compare case-insensitively with the app's. The drivers
+    apply it in their own ``send``/``start_response`` wrapper, so a core that adds a
+    fixed set (build it once and return the same object every time) costs about what a
+    do-nothing core does.
+    """
+
+    __slots__ = ("_names", "_wsgi", "headers", "replace")
+
+    def __init__(self, headers: HeaderList, *, replace: bool = False) -> None:
+        self.headers = headers
+        """The pairs to add, in order; never changed by the drivers."""
+        self.replace = replace
+        # Made by the drivers on first use, so a per-request AddHeaders costs only this.
+        self._names: frozenset[bytes] | None = None
+        self._wsgi: tuple[list[tuple[str, str]], frozenset[str]] | None = None
+
+    @property
+    def names(self) -> frozenset[bytes]:
+        """The names of :attr:`headers`."""
+        names = self._names
+        if names is None:
+            names = self._names = frozenset([pair[0] for pair in self.headers])
+        return names
+
+    def __repr__(self) -> str:
+        return f"AddHeaders({self.headers!r}, replace={self.replace!r})"
+
+    def merged(self, headers: HeaderList) -> HeaderList:
+        """``headers`` (lower-case names) with these added: what the drivers send."""
+        names = self.names
+        if self.replace:
+            return [*(pair for pair in headers if pair[0] not in names), *self.headers]
+        present = {pair[0] for pair in headers}
+        if present.isdisjoint(names):
+            return [*headers, *self.headers]
+        return [*headers, *(pair for pair in self.headers if pair[0] not in present)]
 
 
 class ProtocolError(RuntimeError):
@@ -160,8 +206,9 @@ class Core:
     handler returned for a handshake is not used (there is no HTTP response to follow).
     False (the default): handshakes pass the middleware untouched."""
 
-    def on_request(self, head: RequestHead) -> Handler | Response | None:
-        """Return ``None`` to leave the request alone, a :class:`Response`, or a handler."""
+    def on_request(self, head: RequestHead) -> Handler | Response | AddHeaders | None:
+        """Return ``None`` to leave the request alone, a :class:`Response`, a handler, or
+        :class:`AddHeaders` (response headers to add, with no handler at all)."""
         raise NotImplementedError
 
 

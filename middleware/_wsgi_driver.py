@@ -46,6 +46,7 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    AddHeaders,
     Core,
     Handler,
     Head,
@@ -631,13 +632,42 @@ def _head_start(handler: Handler, start_response: StartResponse) -> StartRespons
     return start
 
 
+def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
+    """``start_response`` that adds ``add``'s headers; the app's own go out as they are."""
+    native = add._wsgi
+    if native is None:
+        # Once per AddHeaders: a core that returns a shared one converts it once.
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in add.headers]
+        native = add._wsgi = (pairs, frozenset([name for name, _ in pairs]))
+    extra, names = native
+    replace = add.replace
+
+    def start(
+        status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        if replace:
+            out = [pair for pair in headers if pair[0].lower() not in names]
+            out += extra
+        else:
+            for pair in headers:
+                if pair[0].lower() in names:  # the app set one: it wins
+                    present = {name.lower() for name, _ in headers}
+                    out = [*headers, *(p for p in extra if p[0] not in present)]
+                    break
+            else:
+                out = [*headers, *extra]
+        return start_response(status, out, exc_info)
+
+    return start
+
+
 class WSGIDriver:
     """Mixin giving a middleware a WSGI ``__call__`` that runs its core."""
 
     __slots__ = ()
     app: Any
     _core: Core
-    _on_request: Callable[[RequestHead], Handler | Response | None]
+    _on_request: Callable[[RequestHead], Handler | Response | AddHeaders | None]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if _WEBSOCKET_KEY in environ:
@@ -652,9 +682,12 @@ class WSGIDriver:
             if handler is None:
                 result: Iterable[bytes] = self.app(environ, start_response)
                 return result  # the do-nothing path, kept shortest
+            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
+                result = self.app(environ, _adding_start(handler, start_response))
+                return result  # noqa: RET504 - typed for mypy
             if (
                 type(handler) in _PLAIN_HEAD_ONLY
-                and not isinstance(handler, Response)  # never in the set; narrows the type
+                and isinstance(handler, Handler)  # always, in the set; narrows the type
                 and handler.head_only
             ):
                 # CORS and the like, inlined: the body, write() and close() stay the
@@ -694,13 +727,16 @@ class WSGIDriver:
 
     def _dispatch(
         self,
-        handler: Handler | Response | None,
+        handler: Handler | Response | AddHeaders | None,
         environ: Environ,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         if handler is None:
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
+        if isinstance(handler, AddHeaders):
+            added: Iterable[bytes] = self.app(environ, _adding_start(handler, start_response))
+            return added
         if isinstance(handler, Response):
             return _respond(environ, start_response, handler)
         if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
