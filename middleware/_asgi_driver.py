@@ -461,14 +461,16 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
 
 
 def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
-    """``send`` that adds ``add``'s headers to the start message, and a flag set once
-    the start went out. The app's headers stay as they are (no neutral copy); their
-    names are compared as sent, since ASGI requires them lower-case."""
+    """``send`` that applies ``add`` to the start message, and a flag set once the
+    start went out. The app's headers stay as they are (no neutral copy) when they are
+    in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
+    tail = add._tail
     extra = add.headers
-    replace = add.replace
-    # One name (RequestID's echo) needs no set: a one-item tuple is built in C.
-    names = add._names or ((extra[0][0],) if len(extra) == 1 else add.names)
+    # One name to add and nothing else (RequestID's echo) needs no set: a one-item tuple.
+    names = add._names or ((extra[0][0],) if tail is extra and len(extra) == 1 else add.names)
+    if add.remove:
+        names = add.names
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":
@@ -476,13 +478,15 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
             raw = message.get("headers", ())
             if type(raw) is not list:
                 raw = list(raw)  # any iterable, once
-            present = dict(raw)  # the app's names, in one C call
-            if present.keys().isdisjoint(names):
-                headers = raw + extra  # the usual case: nothing to drop
-            elif replace:
-                headers = [pair for pair in raw if pair[0] not in names] + extra
-            else:  # the app set some of them: its own win
-                headers = raw + [pair for pair in extra if pair[0] not in present]
+            try:
+                present = dict(raw)  # the app's names, in one C call
+            except TypeError:  # an unhashable name (a bytearray): the careful way
+                present = {b"": b""}
+            if present.keys().isdisjoint(names) and b"".join(present).islower():
+                headers = raw + tail  # the usual case: nothing to drop or merge
+            else:
+                # One of ours, or a name not in lower case (ASGI requires it; be lenient).
+                headers = add.merged([(bytes(name).lower(), value) for name, value in raw])
             message = dict(message)  # the app's message stays as it was
             message["headers"] = headers
         return send(message)

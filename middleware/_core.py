@@ -110,43 +110,97 @@ class AddHeaders:
     head and touch nothing else (no handler, no body path, no :meth:`Handler.on_complete`).
 
     By default a header the app set itself wins (its name is left out of what is
-    added); ``replace=True`` removes the app's headers of those names first. Names are
-    lower-case ``bytes`` and compare case-insensitively with the app's. The drivers
-    apply it in their own ``send``/``start_response`` wrapper, so a core that adds a
-    fixed set (build it once and return the same object every time) costs about what a
-    do-nothing core does.
+    added); ``replace=True`` removes the app's headers of those names first. ``remove``
+    names app headers to drop whatever is added; ``vary`` holds tokens to add to
+    ``Vary`` (merged into the app's first ``Vary`` line unless listed there or ``*``).
+    Names are lower-case ``bytes`` and compare case-insensitively with the app's. The
+    drivers apply it in their own ``send``/``start_response`` wrapper, so a core that
+    adds a fixed set (built once and returned every time) costs about what a
+    do-nothing core does when the app's head has none of these names.
     """
 
-    __slots__ = ("_names", "_wsgi", "headers", "replace")
+    __slots__ = ("_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
 
-    def __init__(self, headers: HeaderList, *, replace: bool = False) -> None:
+    def __init__(
+        self,
+        headers: HeaderList,
+        *,
+        replace: bool = False,
+        remove: Iterable[bytes] = (),
+        vary: Iterable[bytes] = (),
+    ) -> None:
         self.headers = headers
         """The pairs to add, in order; never changed by the drivers."""
         self.replace = replace
+        self.remove = tuple(remove)
+        self.vary = tuple(vary)
+        # What follows the app's headers when it set none of ``names``.
+        self._tail = headers if not self.vary else [*headers, (b"vary", b", ".join(self.vary))]
         # Made by the drivers on first use, so a per-request AddHeaders costs only this.
         self._names: frozenset[bytes] | None = None
         self._wsgi: tuple[list[tuple[str, str]], frozenset[str]] | None = None
 
     @property
     def names(self) -> frozenset[bytes]:
-        """The names of :attr:`headers`."""
+        """Every app header name that makes a difference: those added, removed, and
+        ``vary`` when tokens are to be added."""
         names = self._names
         if names is None:
-            names = self._names = frozenset([pair[0] for pair in self.headers])
+            found = {pair[0] for pair in self.headers}
+            found.update(self.remove)
+            if self.vary:
+                found.add(b"vary")
+            names = self._names = frozenset(found)
         return names
 
     def __repr__(self) -> str:
-        return f"AddHeaders({self.headers!r}, replace={self.replace!r})"
+        return (
+            f"AddHeaders({self.headers!r}, replace={self.replace!r}, "
+            f"remove={list(self.remove)!r}, vary={list(self.vary)!r})"
+        )
 
     def merged(self, headers: HeaderList) -> HeaderList:
-        """``headers`` (lower-case names) with these added: what the drivers send."""
-        names = self.names
-        if self.replace:
-            return [*(pair for pair in headers if pair[0] not in names), *self.headers]
-        present = {pair[0] for pair in headers}
-        if present.isdisjoint(names):
-            return [*headers, *self.headers]
-        return [*headers, *(pair for pair in self.headers if pair[0] not in present)]
+        """``headers`` (lower-case names) with these applied: what the drivers send."""
+        drop = {*self.remove, *(pair[0] for pair in self.headers)} if self.replace else None
+        if drop is None:
+            drop = set(self.remove)
+        out = [pair for pair in headers if pair[0] not in drop]
+        present = {pair[0] for pair in out}
+        out += [pair for pair in self.headers if pair[0] not in present]
+        for token in self.vary:
+            _add_vary(out, token, token.lower())
+        return out
+
+
+def _split_tokens(value: bytes) -> list[bytes]:
+    """A comma-separated list field as lower-case tokens, empty elements dropped."""
+    return [item.strip().lower() for item in value.split(b",") if item.strip()]
+
+
+def _add_vary(headers: HeaderList, token: bytes, token_lower: bytes) -> None:
+    """Add ``token`` to ``Vary`` in place unless it (or ``*``) is already listed (the
+    drivers' copy of ``_headers.add_vary``, which middleware built on the public API use).
+
+    The token joins the first existing ``Vary`` line rather than adding a second one,
+    so caches and humans see one list (RFC 9110 12.5.5 and 5.3: recipients combine
+    repeated list fields with commas).
+    """
+    first = -1
+    for index, (key, value) in enumerate(headers):
+        if key == b"vary":
+            lowered = value.lower()
+            if token_lower in lowered or b"*" in value:
+                # Substring test first (cheap); confirm on the split list.
+                tokens = _split_tokens(lowered)
+                if token_lower in tokens or b"*" in tokens:
+                    return
+            if first < 0:
+                first = index
+    if first < 0:
+        headers.append((b"vary", token))
+    else:
+        value = headers[first][1]
+        headers[first] = (b"vary", value + b", " + token if value.strip() else token)
 
 
 class ProtocolError(RuntimeError):

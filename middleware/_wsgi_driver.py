@@ -633,29 +633,25 @@ def _head_start(handler: Handler, start_response: StartResponse) -> StartRespons
 
 
 def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
-    """``start_response`` that adds ``add``'s headers; the app's own go out as they are."""
+    """``start_response`` that applies ``add``; the app's own headers go out as they
+    are unless they name one of ``add``'s (then the merge, rare, is done in bytes)."""
     native = add._wsgi
     if native is None:
         # Once per AddHeaders: a core that returns a shared one converts it once.
-        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in add.headers]
-        native = add._wsgi = (pairs, frozenset([name for name, _ in pairs]))
-    extra, names = native
-    replace = add.replace
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail]
+        names = frozenset([name.decode("latin-1") for name in add.names])
+        native = add._wsgi = (pairs, names)
+    tail, names = native
 
     def start(
         status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
-        if replace:
-            out = [pair for pair in headers if pair[0].lower() not in names]
-            out += extra
+        for pair in headers:
+            if pair[0].lower() in names:
+                out = _to_wsgi_headers(add.merged(_to_neutral_headers(headers)))
+                break
         else:
-            for pair in headers:
-                if pair[0].lower() in names:  # the app set one: it wins
-                    present = {name.lower() for name, _ in headers}
-                    out = [*headers, *(p for p in extra if p[0] not in present)]
-                    break
-            else:
-                out = [*headers, *extra]
+            out = [*headers, *tail]
         return start_response(status, out, exc_info)
 
     return start
