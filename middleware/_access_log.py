@@ -1,10 +1,11 @@
 """AccessLog: one stdlib ``logging`` record per request, written when it is complete.
 
 The message uses gunicorn's access-log atoms (``%(h)s``, ``%(r)s``, ``%(s)s`` ...,
-``%({header}i)s`` for a request header and ``%({header}o)s`` for a response header),
-computed lazily: ``logging`` formats the message only if a handler emits it, and no
-record is built at all when the logger is not enabled for the level. The same facts go
-on the record as ``record.http`` (a dict) for JSON formatters.
+``%({header}i)s`` for a request header and ``%({header}o)s`` for a response header):
+only the atoms the format names are computed, ``logging`` formats the message (the
+record's ``msg`` is the format, its ``args`` the atoms) only if a handler emits it, and
+no record is built at all when the logger is not enabled for the level. The same facts
+go on the record as ``record.http`` (a dict) for JSON formatters.
 
 Status is 499 (nginx's "client closed request") when the client went away before the
 response was complete, and 500 when the app raised; the exception itself propagates
