@@ -1,10 +1,11 @@
 """AccessLog: one stdlib ``logging`` record per request, written when it is complete.
 
 The message uses gunicorn's access-log atoms (``%(h)s``, ``%(r)s``, ``%(s)s`` ...,
-``%({header}i)s`` for a request header and ``%({header}o)s`` for a response header),
-computed lazily: ``logging`` formats the message only if a handler emits it, and no
-record is built at all when the logger is not enabled for the level. The same facts go
-on the record as ``record.http`` (a dict) for JSON formatters.
+``%({header}i)s`` for a request header and ``%({header}o)s`` for a response header):
+only the atoms the format names are computed, ``logging`` formats the message (the
+record's ``msg`` is the format, its ``args`` the atoms) only if a handler emits it, and
+no record is built at all when the logger is not enabled for the level. The same facts
+go on the record as ``record.http`` (a dict) for JSON formatters.
 
 Status is 499 (nginx's "client closed request") when the client went away before the
 response was complete, and 500 when the app raised; the exception itself propagates
@@ -19,8 +20,10 @@ import binascii
 import logging
 import os
 import re
+import sys
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from threading import current_thread, get_ident
 from typing import Any
 
 from middleware._headers import find
@@ -81,76 +84,6 @@ def _outcome_name(outcome: Outcome) -> str:
     if outcome is _COMPLETED:
         return "completed"
     return "client_disconnected" if outcome is _DISCONNECTED else "app_exception"
-
-
-class _Atoms(dict[str, object]):
-    """gunicorn's atoms for one request, computed only when the message is formatted.
-
-    A ``dict`` whose missing keys are computed on lookup: ``logging`` and ``%`` then see
-    a real mapping and find it non-empty in C, without calling back into Python for
-    ``len()`` or an ``isinstance(..., Mapping)`` walk.
-    """
-
-    __slots__ = ("_h",)
-    _h: _AccessHandler
-
-    def __missing__(self, key: str) -> object:
-        h = self._h
-        head = h.head
-        # Request facts come from record.http's fields, read from the head once in emit.
-        fields = h.fields
-        if key == "h":
-            # X-Forwarded-For under proxy headers (uvicorn, gunicorn): client-chosen.
-            client = fields["client"]
-            return _escape(str(client)) if client is not None else "-"
-        if key == "l":
-            return "-"
-        if key == "u":
-            return _escape(_basic_user(head.header(b"authorization")) or "-")
-        if key == "t":
-            return _request_time(h.wall)
-        if key == "r":
-            query = fields["query"]
-            target = fields["path"] + ("?" + query if query else "")
-            return _escape(f"{fields['method']} {target} HTTP/{fields['http_version']}")
-        if key == "s":
-            return h.status
-        if key == "m":
-            return _escape(fields["method"])
-        if key == "U":
-            return _escape(fields["path"])
-        if key == "q":
-            return _escape(fields["query"])
-        if key == "H":
-            return _escape(f"HTTP/{fields['http_version']}")
-        if key in ("b", "B"):
-            return h.sent
-        if key == "f":
-            referer = fields["referer"]
-            return "-" if referer is None else _escape(referer)
-        if key == "a":
-            agent = fields["user_agent"]
-            return "-" if agent is None else _escape(agent)
-        if key == "request_id":
-            return _escape(str(head.state.get("request_id", "-")))
-        micros = round(h.duration * 1_000_000)
-        if key == "T":
-            return micros // 1_000_000
-        if key == "D":
-            return micros
-        if key == "M":
-            return micros // 1000
-        if key == "L":
-            return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-        if key == "p":
-            return f"<{os.getpid()}>"
-        match = _HEADER_ATOM.match(key)
-        if match is not None:
-            name = match.group(1).lower().encode("latin-1")
-            if match.group(2) == "i":
-                return _text(head.header(name))
-            return _text(find(h.response_headers, name))
-        return "-"
 
 
 # The %(t)s text of the last second seen: requests in the same second share it, which
@@ -236,8 +169,150 @@ class _AccessHandler(Handler):
         self.core.emit(self, outcome)
 
 
+def _micros(h: _AccessHandler) -> int:
+    return round(h.duration * 1_000_000)
+
+
+def _client(h: _AccessHandler) -> object:
+    # X-Forwarded-For under proxy headers (uvicorn, gunicorn): client-chosen.
+    client = h.fields["client"]
+    return _escape(str(client)) if client is not None else "-"
+
+
+def _request_line(h: _AccessHandler) -> object:
+    fields = h.fields
+    query = fields["query"]
+    target = fields["path"] + ("?" + query if query else "")
+    return _escape(f"{fields['method']} {target} HTTP/{fields['http_version']}")
+
+
+def _optional(key: str) -> Callable[[_AccessHandler], object]:
+    def get(h: _AccessHandler) -> object:
+        value = h.fields[key]
+        return "-" if value is None else _escape(value)
+
+    return get
+
+
+def _escaped(key: str) -> Callable[[_AccessHandler], object]:
+    def get(h: _AccessHandler) -> object:
+        return _escape(h.fields[key])
+
+    return get
+
+
+# gunicorn's atoms, each computed from the finished request: only the atoms a format
+# uses are looked up, once, when the core is made (no per-atom dispatch per line).
+_GETTERS: dict[str, Callable[[_AccessHandler], object]] = {
+    "h": _client,
+    "l": lambda h: "-",
+    "u": lambda h: _escape(_basic_user(h.head.header(b"authorization")) or "-"),
+    "t": lambda h: _request_time(h.wall),
+    "r": _request_line,
+    "s": lambda h: h.status,
+    "m": _escaped("method"),
+    "U": _escaped("path"),
+    "q": _escaped("query"),
+    "H": lambda h: _escape(f"HTTP/{h.fields['http_version']}"),
+    "b": lambda h: h.sent,
+    "B": lambda h: h.sent,
+    "f": _optional("referer"),
+    "a": _optional("user_agent"),
+    "request_id": lambda h: _escape(str(h.head.state.get("request_id", "-"))),
+    "T": lambda h: _micros(h) // 1_000_000,
+    "D": _micros,
+    "M": lambda h: _micros(h) // 1000,
+    "L": lambda h: f"{_micros(h) // 1_000_000}.{_micros(h) % 1_000_000:06d}",
+    "p": lambda h: f"<{os.getpid()}>",
+}
+
+
+def _getter(atom: str) -> Callable[[_AccessHandler], object]:
+    plain = _GETTERS.get(atom)
+    if plain is not None:
+        return plain
+    match = _HEADER_ATOM.match(atom)
+    if match is None:  # pragma: no cover - _check_format refused it
+        raise ValueError(f"unknown atom {atom!r}")
+    name = match.group(1).lower().encode("latin-1")
+    if match.group(2) == "i":
+        return lambda h: _text(h.head.header(name))
+    return lambda h: _text(find(h.response_headers, name))
+
+
+class _Records:
+    """Makes this logger's records as ``Logger.makeRecord`` would, from a template.
+
+    The parts of a ``LogRecord`` that never change for one logger, level and format
+    (names, level name, path, file and module: most of ``LogRecord.__init__``) are
+    computed once; each record copies them and sets the time, thread and process.
+    Used only while logging's own factory and ``makeRecord`` are in place, so a
+    program's ``setLogRecordFactory`` or Logger subclass is still honoured.
+    """
+
+    __slots__ = ("_logger", "_pid", "_template")
+
+    def __init__(self, logger: logging.Logger, level: int, fmt: str) -> None:
+        self._logger = logger
+        self._pid = -1
+        self._template: dict[str, Any] = {}
+        self._refresh(level, fmt)
+
+    def _refresh(self, level: int, fmt: str) -> None:
+        # A record made the stdlib way: a forked worker (a new pid) refreshes it.
+        record = logging.LogRecord(
+            self._logger.name, level, __file__, 0, fmt, None, None, "AccessLog"
+        )
+        self._template = dict(vars(record))
+        self._pid = os.getpid()
+
+    def make(self, level: int, fmt: str, args: dict[str, object], http: dict[str, Any]) -> Any:
+        logger = self._logger
+        if (
+            logging.getLogRecordFactory() is not _LogRecord
+            or type(logger).makeRecord is not _MAKE_RECORD
+        ):
+            return logger.makeRecord(
+                logger.name, level, __file__, 0, fmt, (args,), None, "AccessLog", {"http": http}
+            )
+        if os.getpid() != self._pid:
+            self._refresh(level, fmt)
+        record = _new(_LogRecord)
+        values = record.__dict__
+        values.update(self._template)
+        now = time.time()
+        values["args"] = args
+        values["created"] = now
+        values["msecs"] = int((now - int(now)) * 1000) + 0.0
+        values["relativeCreated"] = (now - _START) * 1000
+        if values["thread"] is not None:
+            values["thread"] = get_ident()
+            values["threadName"] = current_thread().name
+        if "taskName" in values:  # Python 3.12+
+            values["taskName"] = _task_name()
+        values["http"] = http
+        return record
+
+
+_LogRecord = logging.LogRecord
+_MAKE_RECORD = logging.Logger.makeRecord
+_START: float = getattr(logging, "_startTime", time.time())
+_new = object.__new__
+
+
+def _task_name() -> str | None:
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or not getattr(logging, "logAsyncioTasks", True):
+        return None
+    try:
+        task = asyncio.current_task()
+    except Exception:
+        return None
+    return None if task is None else str(task.get_name())
+
+
 class _AccessLogCore(Core):
-    __slots__ = ("_exclude", "_format", "_level", "_logger")
+    __slots__ = ("_exclude", "_format", "_getters", "_level", "_logger", "_records")
 
     def __init__(
         self, logger: logging.Logger, fmt: str, exclude_paths: frozenset[str], level: int
@@ -246,6 +321,8 @@ class _AccessLogCore(Core):
         self._format = fmt
         self._exclude = exclude_paths
         self._level = level
+        self._getters = [(atom, _getter(atom)) for atom in dict.fromkeys(_ATOM.findall(fmt))]
+        self._records = _Records(logger, level, fmt)
 
     def on_request(self, head: RequestHead) -> Handler | None:
         if head.path in self._exclude or not self._logger.isEnabledFor(self._level):
@@ -275,23 +352,14 @@ class _AccessLogCore(Core):
             "state": dict(head.state),
         }
         h.fields = fields
-        atoms = _Atoms(l="-")  # non-empty, so logging passes it as the mapping
-        atoms._h = h
-        # makeRecord + handle, not logger.log(): log() walks the stack to find the caller
-        # (the costliest step, and the caller is always this module anyway).
-        logger = self._logger
-        record = logger.makeRecord(
-            logger.name,
-            self._level,
-            __file__,
-            0,
-            self._format,
-            (atoms,),
-            None,
-            "AccessLog",
-            {"http": fields},
-        )
-        logger.handle(record)
+        # The format's atoms, computed now; logging still does the % formatting (the
+        # record's msg is the format, its args this mapping), only if a handler emits.
+        atoms: dict[str, object] = {"l": "-"}  # never empty: logging takes it as the mapping
+        for atom, get in self._getters:
+            atoms[atom] = get(h)
+        # No logger.log(): it walks the stack to find the caller (the costliest step,
+        # and the caller is always this module anyway).
+        self._logger.handle(self._records.make(self._level, self._format, atoms, fields))
 
 
 def _check_format(fmt: str) -> str:

@@ -4,8 +4,9 @@ It translates ASGI messages into the neutral protocol of :mod:`middleware._core`
 back, and makes no policy decision of its own. It starts no threads and never blocks.
 
 Anything a core does not handle passes through untouched: non-HTTP scopes (lifespan,
-websocket), informational responses (``http.response.informational``, early hints),
-``http.response.trailers`` and unknown messages. ``http.response.pathsend`` (and the
+and websocket unless the core set ``websocket_handshakes``), informational responses
+(``http.response.informational``, early hints), ``http.response.trailers`` and
+unknown messages. ``http.response.pathsend`` (and the
 ``zerocopysend`` extension) carry no body in Python, so the core is told the body is
 opaque and the held head goes out unchanged.
 
@@ -33,6 +34,8 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    AddHeaders,
+    Core,
     Handler,
     Head,
     HeaderList,
@@ -40,6 +43,7 @@ from middleware._core import (
     ProtocolError,
     RequestHead,
     Response,
+    handshake_headers,
 )
 from middleware._request import (
     check_header,
@@ -56,6 +60,8 @@ __all__ = ["ASGIDriver"]
 _OPAQUE_BODIES = frozenset({"http.response.pathsend", "http.response.zerocopysend"})
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_TO_HTTP = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
+_TO_WS = {"http": "ws", "https": "wss"}
 _FILE_CHUNK = 65536
 
 _ERROR_BODY = b"Internal Server Error"
@@ -153,14 +159,6 @@ class ScopeHead(RequestHead):
             else:
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
-
-class _NewScopeHead(ScopeHead):
-    """A :class:`ScopeHead` made without an ``__init__`` frame (the driver fills it in):
-    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
-
-    __slots__ = ()
-    __init__ = object.__init__
-
     def set_header(self, name: bytes, value: bytes) -> None:
         check_header(name, value)
         headers = [pair for pair in self._scope["headers"] if pair[0] != name]
@@ -174,6 +172,33 @@ class _NewScopeHead(ScopeHead):
     def remove_header(self, name: bytes) -> None:
         check_header(name)
         self._scope["headers"] = [pair for pair in self._scope["headers"] if pair[0] != name]
+
+
+class WebSocketHead(ScopeHead):
+    """A :class:`ScopeHead` over a ``websocket`` scope: a ``GET`` whose scheme reads
+    ``http``/``https`` (the scheme a core knows) and is written back as ``ws``/``wss``."""
+
+    __slots__ = ()
+
+    def __init__(self, scope: Scope) -> None:
+        self.method = "GET"
+        self._scope = scope
+        self._state = None
+
+    @property
+    def scheme(self) -> str:
+        return _TO_HTTP.get(self._scope.get("scheme", "ws"), "http")
+
+    def set_scheme(self, scheme: str) -> None:
+        self._scope["scheme"] = _TO_WS[check_scheme(scheme)]
+
+
+class _NewScopeHead(ScopeHead):
+    """A :class:`ScopeHead` made without an ``__init__`` frame (the driver fills it in):
+    ``type()`` then runs only C code, a fifth of what a do-nothing middleware costs."""
+
+    __slots__ = ()
+    __init__ = object.__init__
 
 
 async def _send_response(scope: Scope, send: Send, response: Response) -> None:
@@ -217,6 +242,49 @@ async def _send_response(scope: Scope, send: Send, response: Response) -> None:
             close()
 
 
+def _response_bytes(response: Response) -> bytes:
+    """A core's response body in one piece (a handshake refusal has no streaming)."""
+    if response.path is not None:
+        with open(response.path, "rb") as file:
+            file.seek(response.offset)
+            return file.read(-1 if response.length is None else response.length)
+    body = response.body
+    if isinstance(body, bytes):
+        return body
+    try:
+        return b"".join(body)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+async def _handshake(core: Core, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """A WebSocket handshake through a core that asked to see them
+    (:attr:`Core.websocket_handshakes`): the head may change, a response refuses."""
+    head = WebSocketHead(scope)
+    answer = core.on_request(head)
+    if isinstance(answer, Response):
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            headers = handshake_headers(answer.headers)
+            start = {"type": "websocket.http.response.start", "status": answer.status}
+            await send({**start, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": _response_bytes(answer)})
+        else:
+            # Closing before accept refuses the connection; servers answer it with 403.
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    state = head._state
+    if state is None:
+        await app(scope, receive, send)
+        return
+    token = request_state.set(state)
+    try:
+        await app(scope, receive, send)
+    finally:
+        request_state.reset(token)
+
+
 def _reading(handler: Handler, receive: Receive) -> Receive:
     """``receive`` with each request-body chunk run through ``handler.on_request_body``."""
 
@@ -233,6 +301,9 @@ def _reading(handler: Handler, receive: Receive) -> Receive:
 
 
 _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
+_COMPLETED = Outcome.COMPLETED
+_DISCONNECTED = Outcome.CLIENT_DISCONNECTED
+_APP_EXCEPTION = Outcome.APP_EXCEPTION
 
 
 class _Exchange:
@@ -319,33 +390,16 @@ class _Exchange:
         )
         await self.send({"type": "http.response.body", "body": _ERROR_BODY, "more_body": False})
 
-    async def run(self, app: ASGIApp, scope: Scope) -> None:
-        outcome = Outcome.COMPLETED
-        try:
-            await app(scope, self.receive, self.send)
-        except Exception:
-            if self.send_failed or self.disconnected:
-                outcome = Outcome.CLIENT_DISCONNECTED
-            else:
-                outcome = Outcome.APP_EXCEPTION
-                if self.conversation.restart():
-                    # The core (CORS, access log) should see the 500 the client gets;
-                    # the exception still propagates unchanged to the server.
-                    with contextlib.suppress(Exception):  # the app's error matters more
-                        await self._send_error()
-            raise
-        except asyncio.CancelledError:
-            # Servers cancel the app when the client goes away (or on shutdown): no 500.
-            outcome = Outcome.CLIENT_DISCONNECTED
-            raise
-        except BaseException:
-            outcome = Outcome.APP_EXCEPTION
-            raise
-        else:
-            if self.conversation.phase is not COMPLETE and self.disconnected:
-                outcome = Outcome.CLIENT_DISCONNECTED
-        finally:
-            self.conversation.finish(outcome)
+    async def failed(self) -> Outcome:
+        """The app raised: how the request ended, after a 500 through the core when its
+        response had not gone out (the exception still propagates unchanged)."""
+        if self.send_failed or self.disconnected:
+            return _DISCONNECTED
+        if self.conversation.restart():
+            # The core (CORS, access log) should see the 500 the client gets.
+            with contextlib.suppress(Exception):  # the app's error matters more
+                await self._send_error()
+        return _APP_EXCEPTION
 
 
 # Response header pairs repeat from response to response, and apps send them in lower
@@ -406,6 +460,40 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
     return send_through, started
 
 
+def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
+    """``send`` that applies ``add`` to the start message, and a flag set once the
+    start went out. The app's headers stay as they are (no neutral copy) when they are
+    in lower case, as ASGI requires, and name none of ``add``'s."""
+    started = [False]
+    tail = add._tail
+    extra = add.headers
+    # One name to add and nothing else (RequestID's echo) needs no set: a one-item tuple.
+    names = add._names or ((extra[0][0],) if tail is extra and len(extra) == 1 else add.names)
+    if add.remove:
+        names = add.names
+
+    def send_through(message: Message) -> Awaitable[None]:
+        if not started[0] and message["type"] == "http.response.start":
+            started[0] = True
+            raw = message.get("headers", ())
+            if type(raw) is not list:
+                raw = list(raw)  # any iterable, once
+            try:
+                present = dict(raw)  # the app's names, in one C call
+            except TypeError:  # an unhashable name (a bytearray): the careful way
+                present = {b"": b""}
+            if present.keys().isdisjoint(names) and b"".join(present).islower():
+                headers = raw + tail  # the usual case: nothing to drop or merge
+            else:
+                # One of ours, or a name not in lower case (ASGI requires it; be lenient).
+                headers = add.merged([(bytes(name).lower(), value) for name, value in raw])
+            message = dict(message)  # the app's message stays as it was
+            message["headers"] = headers
+        return send(message)
+
+    return send_through, started
+
+
 async def _head_error(send_through: Send, send: Send) -> None:
     """The app raised before its response started: a 500, its head through the core
     (CORS headers on it, as in :meth:`_Exchange.run`)."""
@@ -421,11 +509,15 @@ class ASGIDriver:
 
     __slots__ = ()
     app: Any
-    _on_request: Callable[[RequestHead], Handler | Response | None]
+    _core: Core
+    _on_request: Callable[[RequestHead], Handler | Response | AddHeaders | None]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            if scope["type"] == "websocket" and self._core.websocket_handshakes:
+                await _handshake(self._core, self.app, scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         head = _NewScopeHead()
         head.method = scope["method"]
@@ -433,13 +525,31 @@ class ASGIDriver:
         head._state = None
         handler = self._on_request(head)
         state = head._state
-        if handler is None and state is None:
-            await self.app(scope, receive, send)  # the do-nothing path, kept shortest
-            return
+        if state is None:
+            if handler is None:
+                await self.app(scope, receive, send)  # the do-nothing path, kept shortest
+                return
+            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
+                return
         token = None if state is None else request_state.set(state)
         try:
             if handler is None:
                 await self.app(scope, receive, send)
+            elif isinstance(handler, AddHeaders):
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
             elif isinstance(handler, Response):
                 await _send_response(scope, send, handler)
             else:
@@ -454,7 +564,25 @@ class ASGIDriver:
                             await _head_error(send_through, send)
                         raise
                 else:
-                    await _Exchange(handler, receive, send).run(self.app, scope)
+                    # _Exchange.run, inlined: one coroutine frame less per request.
+                    exchange = _Exchange(handler, receive, send)
+                    outcome = _COMPLETED
+                    try:
+                        await self.app(scope, exchange.receive, exchange.send)
+                    except Exception:
+                        outcome = await exchange.failed()
+                        raise
+                    except asyncio.CancelledError:
+                        outcome = _DISCONNECTED  # the client went away: no 500
+                        raise
+                    except BaseException:
+                        outcome = _APP_EXCEPTION
+                        raise
+                    else:
+                        if exchange.conversation.phase is not COMPLETE and exchange.disconnected:
+                            outcome = _DISCONNECTED
+                    finally:
+                        exchange.conversation.finish(outcome)
         finally:
             if token is not None:
                 request_state.reset(token)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from middleware._asgi_driver import ASGIDriver
-from middleware._core import Core, Handler, RequestHead, Response, detect_interface
+from middleware._core import AddHeaders, Core, Handler, RequestHead, Response, detect_interface
 from middleware._wsgi_driver import WSGIDriver
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class CoreMiddleware:
     interface: str
     """``"wsgi"`` or ``"asgi"``: the interface of the wrapped app, and of this middleware."""
     _core: Core
-    _on_request: Callable[[RequestHead], Handler | Response | None]
+    _on_request: Callable[[RequestHead], Handler | Response | AddHeaders | None]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -27,6 +27,7 @@ The per-request conversation, in order (the neutral state machine of
 
     core.on_request(head) -> None          # leave the request alone entirely
                            | Response      # short-circuit: the app is never called
+                           | AddHeaders    # add response headers, nothing else
                            | Handler
     handler.on_response_start(status, headers) -> Head | None   # None: hold the head
     handler.on_body(chunk, more) -> bytes                       # once per chunk, last more=False
@@ -52,6 +53,7 @@ from bridge import interface_of
 from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
+    "AddHeaders",
     "Core",
     "Handler",
     "Head",
@@ -62,6 +64,7 @@ __all__ = [
     "RequestHead",
     "Response",
     "detect_interface",
+    "handshake_headers",
     "scan_header",
 ]
 
@@ -100,6 +103,104 @@ class Response(NamedTuple):
     path: str | None = None
     offset: int = 0
     length: int | None = None
+
+
+class AddHeaders:
+    """An answer from :meth:`Core.on_request`: add ``headers`` to the app's response
+    head and touch nothing else (no handler, no body path, no :meth:`Handler.on_complete`).
+
+    By default a header the app set itself wins (its name is left out of what is
+    added); ``replace=True`` removes the app's headers of those names first. ``remove``
+    names app headers to drop whatever is added; ``vary`` holds tokens to add to
+    ``Vary`` (merged into the app's first ``Vary`` line unless listed there or ``*``).
+    Names are lower-case ``bytes`` and compare case-insensitively with the app's. The
+    drivers apply it in their own ``send``/``start_response`` wrapper, so a core that
+    adds a fixed set (built once and returned every time) costs about what a
+    do-nothing core does when the app's head has none of these names.
+    """
+
+    __slots__ = ("_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
+
+    def __init__(
+        self,
+        headers: HeaderList,
+        *,
+        replace: bool = False,
+        remove: Iterable[bytes] = (),
+        vary: Iterable[bytes] = (),
+    ) -> None:
+        self.headers = headers
+        """The pairs to add, in order; never changed by the drivers."""
+        self.replace = replace
+        self.remove = tuple(remove)
+        self.vary = tuple(vary)
+        # What follows the app's headers when it set none of ``names``.
+        self._tail = headers if not self.vary else [*headers, (b"vary", b", ".join(self.vary))]
+        # Made by the drivers on first use, so a per-request AddHeaders costs only this.
+        self._names: frozenset[bytes] | None = None
+        self._wsgi: tuple[list[tuple[str, str]], frozenset[str]] | None = None
+
+    @property
+    def names(self) -> frozenset[bytes]:
+        """Every app header name that makes a difference: those added, removed, and
+        ``vary`` when tokens are to be added."""
+        names = self._names
+        if names is None:
+            found = {pair[0] for pair in self.headers}
+            found.update(self.remove)
+            if self.vary:
+                found.add(b"vary")
+            names = self._names = frozenset(found)
+        return names
+
+    def __repr__(self) -> str:
+        return (
+            f"AddHeaders({self.headers!r}, replace={self.replace!r}, "
+            f"remove={list(self.remove)!r}, vary={list(self.vary)!r})"
+        )
+
+    def merged(self, headers: HeaderList) -> HeaderList:
+        """``headers`` (lower-case names) with these applied: what the drivers send."""
+        drop = {*self.remove, *(pair[0] for pair in self.headers)} if self.replace else None
+        if drop is None:
+            drop = set(self.remove)
+        out = [pair for pair in headers if pair[0] not in drop]
+        present = {pair[0] for pair in out}
+        out += [pair for pair in self.headers if pair[0] not in present]
+        for token in self.vary:
+            _add_vary(out, token, token.lower())
+        return out
+
+
+def _split_tokens(value: bytes) -> list[bytes]:
+    """A comma-separated list field as lower-case tokens, empty elements dropped."""
+    return [item.strip().lower() for item in value.split(b",") if item.strip()]
+
+
+def _add_vary(headers: HeaderList, token: bytes, token_lower: bytes) -> None:
+    """Add ``token`` to ``Vary`` in place unless it (or ``*``) is already listed (the
+    drivers' copy of ``_headers.add_vary``, which middleware built on the public API use).
+
+    The token joins the first existing ``Vary`` line rather than adding a second one,
+    so caches and humans see one list (RFC 9110 12.5.5 and 5.3: recipients combine
+    repeated list fields with commas).
+    """
+    first = -1
+    for index, (key, value) in enumerate(headers):
+        if key == b"vary":
+            lowered = value.lower()
+            if token_lower in lowered or b"*" in value:
+                # Substring test first (cheap); confirm on the split list.
+                tokens = _split_tokens(lowered)
+                if token_lower in tokens or b"*" in tokens:
+                    return
+            if first < 0:
+                first = index
+    if first < 0:
+        headers.append((b"vary", token))
+    else:
+        value = headers[first][1]
+        headers[first] = (b"vary", value + b", " + token if value.strip() else token)
 
 
 class ProtocolError(RuntimeError):
@@ -149,9 +250,33 @@ class Core:
 
     __slots__ = ()
 
-    def on_request(self, head: RequestHead) -> Handler | Response | None:
-        """Return ``None`` to leave the request alone, a :class:`Response`, or a handler."""
+    websocket_handshakes: ClassVar[bool] = False
+    """True: :meth:`on_request` also sees each WebSocket handshake, as a ``GET`` whose
+    scheme is ``http``/``https`` (``ws``/``wss`` on the wire). It may change the request
+    and hand the app state as for HTTP, or answer with a :class:`Response`, which
+    refuses the connection before accept: the client gets that response where the ASGI
+    server offers the ``websocket.http.response`` extension (a ``Location`` in
+    ``ws``/``wss`` form), else a ``websocket.close`` that servers answer with 403. A
+    handler returned for a handshake is not used (there is no HTTP response to follow).
+    False (the default): handshakes pass the middleware untouched."""
+
+    def on_request(self, head: RequestHead) -> Handler | Response | AddHeaders | None:
+        """Return ``None`` to leave the request alone, a :class:`Response`, a handler, or
+        :class:`AddHeaders` (response headers to add, with no handler at all)."""
         raise NotImplementedError
+
+
+def handshake_headers(headers: HeaderList) -> HeaderList:
+    """A refusal's headers for a WebSocket client: a ``Location`` in ``ws``/``wss`` form."""
+    out: HeaderList = []
+    for name, value in headers:
+        if name == b"location" and value.startswith(b"https://"):
+            out.append((name, b"wss://" + value[8:]))
+        elif name == b"location" and value.startswith(b"http://"):
+            out.append((name, b"ws://" + value[7:]))
+        else:
+            out.append((name, value))
+    return out
 
 
 def detect_interface(app: object, interface: str | None) -> str:

@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from middleware._headers import add_vary, split_tokens
+from middleware._headers import split_tokens
 from middleware._origins import MAX_CACHED_KEY, OriginMatcher
-from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead, Response
+from middleware.api import AddHeaders, Core, CoreMiddleware, HeaderList, RequestHead, Response
 
 __all__ = ["CORS"]
 
@@ -55,38 +55,12 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-class _CORSHandler(Handler):
-    """Adds a fixed header set, and ``Vary: Origin`` when the answer depends on it.
-
-    Holds no per-request state, so one instance serves every request that gets the
-    same answer (one per allowed origin, one for everybody else).
-    """
-
-    __slots__ = ("_extra", "_vary")
-    head_only = True
-
-    def __init__(self, extra: HeaderList, vary: bool) -> None:
-        self._extra = extra
-        self._vary = vary
-
-    def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        # One pass: drop the app's own CORS headers (ours replace them), note Vary.
-        out: HeaderList = []
-        has_vary = False
-        for pair in headers:
-            key = pair[0]
-            if key in _OWNED:
-                continue
-            if key == b"vary":
-                has_vary = True
-            out.append(pair)
-        out.extend(self._extra)
-        if self._vary:
-            if has_vary:
-                add_vary(out, b"Origin", b"origin")
-            else:
-                out.append((b"vary", b"Origin"))
-        return status, out
+def _adding(extra: HeaderList, vary: bool) -> AddHeaders:
+    """A fixed header set (the app's own CORS headers dropped: ours replace them), and
+    ``Vary: Origin`` when the answer depends on it. Shared by every request that gets
+    the same answer (one per allowed origin, one for everybody else); the drivers apply
+    it with no handler."""
+    return AddHeaders(extra, replace=True, remove=_OWNED, vary=[b"Origin"] if vary else [])
 
 
 def _plain(status: int, text: bytes, headers: HeaderList) -> Response:
@@ -131,7 +105,7 @@ class _CORSCore(Core):
     ) -> None:
         matcher = OriginMatcher(allow_origins, allow_origin_regex)
         self._matcher = matcher
-        self._by_origin: dict[bytes, Handler] = {}
+        self._by_origin: dict[bytes, AddHeaders] = {}
         # Public mode: '*' for every response, nothing varies with Origin.
         public = matcher.allow_all and not allow_credentials
         self._public = public
@@ -143,11 +117,11 @@ class _CORSCore(Core):
             simple.append((_ACEH, ", ".join(expose_headers).encode("latin-1")))
         self._echo_extra = simple
         if public:
-            public_handler = _CORSHandler([(_ACAO, b"*"), *simple], vary=False)
-            self._no_origin: Handler = public_handler
-            self._refused: Handler = public_handler
+            public_answer = _adding([(_ACAO, b"*"), *simple], vary=False)
+            self._no_origin: AddHeaders = public_answer
+            self._refused: AddHeaders = public_answer
         else:
-            self._no_origin = self._refused = _CORSHandler([], vary=True)
+            self._no_origin = self._refused = _adding([], vary=True)
 
         self._allow_any_method = "*" in allow_methods
         self._allowed_methods = frozenset(
@@ -171,7 +145,7 @@ class _CORSCore(Core):
             preflight.append((_ACAC, b"true"))
         self._preflight_extra = preflight
 
-    def on_request(self, head: RequestHead) -> Handler | Response | None:
+    def on_request(self, head: RequestHead) -> AddHeaders | Response:
         origin = head.header(b"origin")
         if origin is None:
             return self._no_origin
@@ -184,14 +158,14 @@ class _CORSCore(Core):
             handler = self._handler_for(origin)
         return handler
 
-    def _handler_for(self, origin: bytes) -> Handler:
-        """The (stateless, so shareable) handler for one origin, memoised."""
+    def _handler_for(self, origin: bytes) -> AddHeaders:
+        """The (shareable) answer for one origin, memoised."""
         if not self._matcher(origin):
             handler = self._refused
         elif self._public:
             handler = self._no_origin
         else:
-            handler = _CORSHandler([(_ACAO, origin), *self._echo_extra], vary=True)
+            handler = _adding([(_ACAO, origin), *self._echo_extra], vary=True)
         if len(origin) <= MAX_CACHED_KEY:  # bounded in bytes too: see _origins
             if len(self._by_origin) >= _HANDLER_CACHE_SIZE:
                 self._by_origin.clear()  # bounded: origins are chosen by the client

@@ -20,9 +20,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from middleware._handshake import HandshakeAware
 from middleware._proxy_headers import ProxyHeaders
-from middleware.api import Core, RequestHead, Response
+from middleware.api import Core, CoreMiddleware, RequestHead, Response
 
 __all__ = ["HTTPSRedirect"]
 
@@ -63,6 +62,7 @@ def _authority(head: RequestHead) -> str | None:
 
 class _HTTPSRedirectCore(Core):
     __slots__ = ("_proxy",)
+    websocket_handshakes = True  # ws -> wss
 
     def __init__(self, proxy: Core | None) -> None:
         self._proxy = proxy
@@ -94,7 +94,7 @@ def _inner_proxy_headers(app: Any) -> Core | None:
     ours, Starlette's, most others), if any."""
     for _ in range(_MAX_DEPTH):
         if isinstance(app, ProxyHeaders):
-            core: Core = app._handshake
+            core: Core = app._core
             return core
         app = getattr(app, "app", None)
         if app is None:
@@ -102,7 +102,7 @@ def _inner_proxy_headers(app: Any) -> Core | None:
     return None
 
 
-class HTTPSRedirect(HandshakeAware):
+class HTTPSRedirect(CoreMiddleware):
     """Redirect (308) every ``http`` request to the same URL on ``https``.
 
     A :class:`ProxyHeaders` among the middleware it wraps is applied first, so either
@@ -111,5 +111,4 @@ class HTTPSRedirect(HandshakeAware):
 
     def __init__(self, app: Any, *, interface: str | None = None) -> None:
         core = _HTTPSRedirectCore(_inner_proxy_headers(app))
-        self._handshake = core
         super().__init__(app, core, interface=interface)

@@ -31,8 +31,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote
 
-from middleware._handshake import HandshakeAware
-from middleware.api import Core, RequestHead
+from middleware.api import Core, CoreMiddleware, RequestHead
 
 __all__ = ["ProxyHeaders"]
 
@@ -157,6 +156,7 @@ class _ProxyHeadersCore(Core):
         "_x_prefix",
         "_x_proto",
     )
+    websocket_handshakes = True  # a handshake comes through the same proxies
 
     def __init__(
         self,
@@ -330,7 +330,7 @@ def _hops(name: str, value: Any) -> int:
     return value
 
 
-class ProxyHeaders(HandshakeAware):
+class ProxyHeaders(CoreMiddleware):
     """The client address, scheme, host, port and root path as trusted proxies saw them.
 
     ``trusted_hosts``: the proxies whose headers count (IP addresses, CIDR networks,
@@ -363,5 +363,4 @@ class ProxyHeaders(HandshakeAware):
             x_prefix=_hops("x_prefix", x_prefix),
             forwarded=bool(forwarded),
         )
-        self._handshake = core
         super().__init__(app, core, interface=interface)

@@ -19,12 +19,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead
+from middleware.api import AddHeaders, Core, CoreMiddleware, RequestHead
 
 __all__ = ["RequestID"]
 
 STATE_KEY = "request_id"
-_new = object.__new__
 # What any id must be, whoever made it: visible ASCII, no quote or backslash (the
 # delimiters of log fields), so it is safe in a header and in a log line.
 _VISIBLE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -36,22 +35,6 @@ def _random_hex() -> str:
     # correlates log lines, it is no secret (it is echoed to the client). random
     # reseeds in each forked worker, so workers do not repeat each other's ids.
     return f"{random.getrandbits(128):032x}"
-
-
-class _Echo(Handler):
-    """Puts the id on the response head, replacing any the app set; the body is untouched."""
-
-    __slots__ = ("_pair",)
-    head_only = True
-
-    def __init__(self, pair: tuple[bytes, bytes]) -> None:
-        self._pair = pair
-
-    def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        name = self._pair[0]
-        out = [pair for pair in headers if pair[0] != name]
-        out.append(self._pair)
-        return status, out
 
 
 class _RequestIDCore(Core):
@@ -86,10 +69,14 @@ class _RequestIDCore(Core):
             and _VISIBLE.fullmatch(text) is not None
         )
 
-    def on_request(self, head: RequestHead) -> Handler | None:
+    def on_request(self, head: RequestHead) -> AddHeaders | None:
         name = self._name
         given = head.header(name) if self._trust else None
-        if given is not None and self._valid(given):
+        if given is not None and (
+            self._safe.fullmatch(given) is not None  # the default check, inlined
+            if self._validator is None
+            else self._valid(given)
+        ):
             raw = given
             head.state[STATE_KEY] = given.decode("ascii")
         else:
@@ -108,9 +95,8 @@ class _RequestIDCore(Core):
             head.state[STATE_KEY] = made
         if not self._echo:
             return None
-        echo = _new(_Echo)  # _Echo((name, raw)) without an __init__ frame, once per request
-        echo._pair = (self._name, raw)
-        return echo
+        # Echoed in place of any id the app set; the drivers add it without a handler.
+        return AddHeaders([(name, raw)], replace=True)
 
 
 class RequestID(CoreMiddleware):

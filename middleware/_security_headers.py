@@ -25,42 +25,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead
+from middleware.api import AddHeaders, Core, CoreMiddleware, HeaderList, RequestHead
 
 __all__ = ["SecurityHeaders"]
 
 _FRAME_ANCESTORS = {"DENY": "'none'", "SAMEORIGIN": "'self'"}
 
 
-class _AddHeaders(Handler):
-    """Adds a fixed header set; holds no per-request state, so one serves every request."""
-
-    __slots__ = ("_extra", "_names", "_overwrite")
-    head_only = True
-
-    def __init__(self, extra: HeaderList, overwrite: bool) -> None:
-        self._extra = extra
-        self._names = frozenset(name for name, _ in extra)
-        self._overwrite = overwrite
-
-    def on_response_start(self, status: int, headers: HeaderList) -> Head:
-        names = self._names
-        if self._overwrite:
-            return status, [*(p for p in headers if p[0] not in names), *self._extra]
-        present = {pair[0] for pair in headers}
-        if present.isdisjoint(names):
-            return status, [*headers, *self._extra]  # the common case: one copy
-        return status, [*headers, *(p for p in self._extra if p[0] not in present)]
-
-
 class _SecurityHeadersCore(Core):
     __slots__ = ("_http", "_https")
 
-    def __init__(self, http: Handler | None, https: Handler | None) -> None:
+    def __init__(self, http: AddHeaders | None, https: AddHeaders | None) -> None:
+        # One AddHeaders per scheme, made once: the drivers add them without a handler.
         self._http = http
         self._https = https
 
-    def on_request(self, head: RequestHead) -> Handler | None:
+    def on_request(self, head: RequestHead) -> AddHeaders | None:
         return self._https if head.scheme == "https" else self._http
 
 
@@ -120,7 +100,7 @@ class SecurityHeaders(CoreMiddleware):
         hsts_value = _value("hsts", hsts)
         secure = both if hsts_value is None else [(b"strict-transport-security", hsts_value), *both]
         core = _SecurityHeadersCore(
-            _AddHeaders(both, bool(overwrite)) if both else None,
-            _AddHeaders(secure, bool(overwrite)) if secure else None,
+            AddHeaders(both, replace=bool(overwrite)) if both else None,
+            AddHeaders(secure, replace=bool(overwrite)) if secure else None,
         )
         super().__init__(app, core, interface=interface)

@@ -20,8 +20,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
-from middleware._handshake import HandshakeAware
-from middleware.api import Core, RequestHead, Response
+from middleware.api import Core, CoreMiddleware, RequestHead, Response
 
 __all__ = ["TrustedHost"]
 
@@ -55,6 +54,7 @@ _MAX_CACHED_HOST = 255
 
 class _TrustedHostCore(Core):
     __slots__ = ("_exact", "_suffixes", "_verdicts", "_www")
+    websocket_handshakes = True  # a handshake names a host too
 
     def __init__(self, exact: frozenset[str], suffixes: tuple[str, ...], www: bool) -> None:
         self._exact = exact
@@ -93,7 +93,7 @@ class _TrustedHostCore(Core):
         return Response(307, [(b"location", location), (b"content-length", b"0")])
 
 
-class TrustedHost(HandshakeAware):
+class TrustedHost(CoreMiddleware):
     """400 for a request whose ``Host`` is not in ``allowed_hosts`` (Starlette's options).
 
     ``allowed_hosts``: names, ``*.example.com`` wildcards, or ``"*"`` for any host
@@ -133,7 +133,6 @@ class TrustedHost(HandshakeAware):
             if "*" in exact
             else _TrustedHostCore(frozenset(exact), tuple(suffixes), bool(www_redirect))
         )
-        self._handshake = core
         super().__init__(app, core, interface=interface)
 
 

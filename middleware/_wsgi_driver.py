@@ -13,6 +13,8 @@ PEP 3333 facts that shape it:
   when the request is complete (a server that stops early has lost its client).
 * A ``wsgi.file_wrapper`` response may be sent with ``sendfile``; it is handed back as a
   file wrapper (never iterated here) and the core is told the body is opaque.
+* A WebSocket handshake under ``WSGIToASGI`` is a ``GET`` whose environ carries the
+  connection (``"bridge.websocket"``); it is run as the ASGI driver runs one.
 * An app's exception goes to the server unchanged and the server answers 500 (its
   own response, outside any middleware): a WSGI middleware cannot both answer and
   re-raise. The core still learns of it (``Outcome.APP_EXCEPTION``).
@@ -44,6 +46,8 @@ from middleware._conversation import (
     held_head_error,
 )
 from middleware._core import (
+    AddHeaders,
+    Core,
     Handler,
     Head,
     HeaderList,
@@ -51,6 +55,7 @@ from middleware._core import (
     ProtocolError,
     RequestHead,
     Response,
+    handshake_headers,
 )
 from middleware._request import (
     STATE_KEY,
@@ -64,6 +69,8 @@ __all__ = ["WSGIDriver"]
 
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# Where WSGIToASGI puts a WebSocket connection in the handshake's environ.
+_WEBSOCKET_KEY = "bridge.websocket"
 _FILE_CHUNK = 65536
 
 
@@ -625,14 +632,42 @@ def _head_start(handler: Handler, start_response: StartResponse) -> StartRespons
     return start
 
 
+def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
+    """``start_response`` that applies ``add``; the app's own headers go out as they
+    are unless they name one of ``add``'s (then the merge, rare, is done in bytes)."""
+    native = add._wsgi
+    if native is None:
+        # Once per AddHeaders: a core that returns a shared one converts it once.
+        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail]
+        names = frozenset([name.decode("latin-1") for name in add.names])
+        native = add._wsgi = (pairs, names)
+    tail, names = native
+
+    def start(
+        status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+    ) -> Callable[[bytes], object]:
+        for pair in headers:
+            if pair[0].lower() in names:
+                out = _to_wsgi_headers(add.merged(_to_neutral_headers(headers)))
+                break
+        else:
+            out = [*headers, *tail]
+        return start_response(status, out, exc_info)
+
+    return start
+
+
 class WSGIDriver:
     """Mixin giving a middleware a WSGI ``__call__`` that runs its core."""
 
     __slots__ = ()
     app: Any
-    _on_request: Callable[[RequestHead], Handler | Response | None]
+    _core: Core
+    _on_request: Callable[[RequestHead], Handler | Response | AddHeaders | None]
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if _WEBSOCKET_KEY in environ:
+            return self._handshake(environ, start_response)
         head = _NewEnvironHead()
         head.method = environ["REQUEST_METHOD"]
         head._environ = environ
@@ -643,9 +678,12 @@ class WSGIDriver:
             if handler is None:
                 result: Iterable[bytes] = self.app(environ, start_response)
                 return result  # the do-nothing path, kept shortest
+            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
+                result = self.app(environ, _adding_start(handler, start_response))
+                return result  # noqa: RET504 - typed for mypy
             if (
                 type(handler) in _PLAIN_HEAD_ONLY
-                and not isinstance(handler, Response)  # never in the set; narrows the type
+                and isinstance(handler, Handler)  # always, in the set; narrows the type
                 and handler.head_only
             ):
                 # CORS and the like, inlined: the body, write() and close() stay the
@@ -659,15 +697,42 @@ class WSGIDriver:
         finally:
             request_state.reset(token)
 
+    def _handshake(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """A WebSocket handshake (``WSGIToASGI`` hands one over as a ``GET`` carrying the
+        connection): seen only by a core with ``websocket_handshakes``, as on ASGI. A
+        response refuses it (bridge sends it as the denial); a handler is not used."""
+        result: Iterable[bytes]
+        if not self._core.websocket_handshakes:
+            result = self.app(environ, start_response)
+            return result
+        head = EnvironHead(environ)
+        answer = self._on_request(head)
+        if isinstance(answer, Response):
+            answer = answer._replace(headers=handshake_headers(answer.headers))
+            return _respond(environ, start_response, answer)
+        state = head._state
+        if state is None:
+            result = self.app(environ, start_response)
+            return result
+        token = request_state.set(state)
+        try:
+            result = self.app(environ, start_response)
+            return result
+        finally:
+            request_state.reset(token)
+
     def _dispatch(
         self,
-        handler: Handler | Response | None,
+        handler: Handler | Response | AddHeaders | None,
         environ: Environ,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         if handler is None:
             result: Iterable[bytes] = self.app(environ, start_response)
             return result
+        if isinstance(handler, AddHeaders):
+            added: Iterable[bytes] = self.app(environ, _adding_start(handler, start_response))
+            return added
         if isinstance(handler, Response):
             return _respond(environ, start_response, handler)
         if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:

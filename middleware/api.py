@@ -5,6 +5,7 @@ A middleware is a :class:`Core` (configuration, one per middleware instance) who
 
 * ``None``: leave the request alone (a do-nothing middleware costs well under 1 µs);
 * a :class:`Response`: answer it here, the app is never called (bytes, a stream, a file);
+* :class:`AddHeaders`: response headers to add, and nothing else (no handler at all);
 * a :class:`Handler`: per-request state that sees the response head, body chunks, the
   request body as the app reads it, and how the request ended (:class:`Outcome`).
 
@@ -25,12 +26,22 @@ through a complete example; :mod:`middleware.testing` runs one through both inte
 from __future__ import annotations
 
 from middleware._base import CoreMiddleware
-from middleware._core import Core, Handler, Head, HeaderList, Outcome, ProtocolError, Response
+from middleware._core import (
+    AddHeaders,
+    Core,
+    Handler,
+    Head,
+    HeaderList,
+    Outcome,
+    ProtocolError,
+    Response,
+)
 from middleware._request import STATE_KEY as ENVIRON_STATE_KEY
 from middleware._request import RequestHead, request_state
 
 __all__ = [
     "ENVIRON_STATE_KEY",
+    "AddHeaders",
     "Core",
     "CoreMiddleware",
     "Handler",

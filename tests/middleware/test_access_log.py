@@ -286,3 +286,57 @@ def test_every_atom_a_client_can_influence_is_escaped(
 )
 def test_printable_text_in_any_script_is_logged_as_it_is(text: str) -> None:
     assert _escape(text) == text
+
+
+def test_a_record_has_what_logger_make_record_would_give_it(
+    interface: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Records come from a per-logger template, not LogRecord.__init__: same attributes,
+    # same values but for the time, and the thread of the request.
+    import threading
+    import time
+
+    caplog.set_level(logging.INFO, "middleware.access")
+    before = time.time()
+    call(interface, AccessLog(build(interface)))
+    (record,) = [r for r in caplog.records if r.name == "middleware.access"]
+    logger = logging.getLogger("middleware.access")
+    expected = logger.makeRecord(
+        logger.name,
+        logging.INFO,
+        record.pathname,
+        0,
+        DEFAULT_FORMAT,
+        (record.args,),
+        None,
+        "AccessLog",
+        {"http": record.http},  # type: ignore[attr-defined]
+    )
+    # Formatting (caplog's handler) adds message and asctime to the record it got.
+    timed = {"created", "msecs", "relativeCreated", "message", "asctime"}
+    assert set(vars(record)) - timed == set(vars(expected)) - timed
+    assert {k: v for k, v in vars(record).items() if k not in timed} == {
+        k: v for k, v in vars(expected).items() if k not in timed
+    }
+    assert before <= record.created <= time.time()
+    assert record.thread == threading.get_ident()
+    assert record.getMessage() == expected.getMessage()
+
+
+def test_a_programs_record_factory_is_honoured(caplog: pytest.LogCaptureFixture) -> None:
+    old = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = old(*args, **kwargs)
+        record.tenant = "acme"  # type: ignore[attr-defined]
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        caplog.set_level(logging.INFO, "middleware.access")
+        call("wsgi", AccessLog(build("wsgi")))
+    finally:
+        logging.setLogRecordFactory(old)
+    (record,) = [r for r in caplog.records if r.name == "middleware.access"]
+    assert record.tenant == "acme"  # type: ignore[attr-defined]
+    assert record.http["status"] == 200  # type: ignore[attr-defined]

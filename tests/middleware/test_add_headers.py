@@ -1,0 +1,129 @@
+"""``AddHeaders``: a core adds response headers with no handler, on every way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from middleware.api import AddHeaders, Core, CoreMiddleware, RequestHead
+from middleware.testing import PlainRequest, run
+
+EXTRA = [(b"x-one", b"1"), (b"x-two", b"2")]
+
+
+class _Adding(Core):
+    def __init__(self, add: AddHeaders) -> None:
+        self.add = add
+
+    def on_request(self, head: RequestHead) -> AddHeaders:
+        return self.add
+
+
+def _make(add: AddHeaders) -> Any:
+    core = _Adding(add)
+
+    class Adding(CoreMiddleware):
+        def __init__(self, app: Any) -> None:
+            super().__init__(app, core)
+
+    return Adding
+
+
+def _lowered(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower(), value) for name, value in headers]
+
+
+def test_the_headers_follow_the_apps_own_in_order_and_the_body_is_untouched() -> None:
+    add = AddHeaders(EXTRA)
+    for way, result in run(_make(add), chunks=[b"he", b"llo"]).items():
+        assert result.status == 200, way
+        headers = _lowered(result.headers)
+        assert headers[headers.index((b"content-type", b"text/plain")) :][:3] == [
+            (b"content-type", b"text/plain"),
+            *EXTRA,
+        ], way
+        assert result.body == b"hello", way
+    assert add.headers == EXTRA  # never changed by a driver
+
+
+@pytest.mark.parametrize("spelling", [b"x-one", b"X-One"])
+def test_a_header_the_app_set_wins_unless_replace(spelling: bytes) -> None:
+    # ASGI requires lower-case names; one that is not is still recognised.
+    app_headers = [(b"content-type", b"text/plain"), (spelling, b"app")]
+    kept = run(_make(AddHeaders(EXTRA)), headers=app_headers)
+    for way, result in kept.items():
+        assert result.header(b"x-one") == b"app", way
+        assert result.header(b"x-two") == b"2", way
+    replaced = run(_make(AddHeaders(EXTRA, replace=True)), headers=app_headers)
+    for way, result in replaced.items():
+        assert result.header(b"x-one") == b"1", way
+        assert result.header(b"x-two") == b"2", way
+        assert [v for k, v in _lowered(result.headers) if k == b"x-one"] == [b"1"], way
+
+
+def test_a_per_request_object_and_a_shared_one_both_work_across_requests() -> None:
+    shared = AddHeaders([(b"x-id", b"same")], replace=True)
+    for _ in range(3):  # the WSGI form is made once and reused
+        for way, result in run(_make(shared), request=PlainRequest()).items():
+            assert result.header(b"x-id") == b"same", way
+
+
+def test_the_500_for_an_app_that_raised_before_its_head_carries_them_on_asgi() -> None:
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    scope = PlainRequest().scope()
+    with pytest.raises(RuntimeError, match="boom"):
+        asyncio.run(_make(AddHeaders(EXTRA))(app)(scope, receive, send))
+    assert sent[0]["status"] == 500
+    assert sent[0]["headers"][-2:] == EXTRA
+
+
+def test_the_names_are_those_that_make_a_difference() -> None:
+    assert AddHeaders(EXTRA).names == frozenset({b"x-one", b"x-two"})
+    assert AddHeaders(EXTRA, remove=[b"x-gone"], vary=[b"Origin"]).names == frozenset(
+        {b"x-one", b"x-two", b"x-gone", b"vary"}
+    )
+    assert repr(AddHeaders(EXTRA[:1])) == (
+        "AddHeaders([(b'x-one', b'1')], replace=False, remove=[], vary=[])"
+    )
+
+
+@pytest.mark.parametrize(
+    ("app_headers", "expected"),
+    [
+        # None of ours: appended after the app's, Vary as one new line.
+        ([(b"content-type", b"text/plain")], [(b"x-one", b"1"), (b"vary", b"Origin")]),
+        # The app's Vary gets the token; a removed header goes; ours replace theirs.
+        (
+            [(b"vary", b"Accept"), (b"x-gone", b"bye"), (b"x-one", b"app")],
+            [(b"vary", b"Accept, Origin"), (b"x-one", b"1")],
+        ),
+        # Already varying on it (or on everything): left as it is.
+        ([(b"vary", b"origin")], [(b"vary", b"origin"), (b"x-one", b"1")]),
+        ([(b"vary", b"*")], [(b"vary", b"*"), (b"x-one", b"1")]),
+    ],
+    ids=["none_of_ours", "merge_remove_replace", "already_varying", "vary_star"],
+)
+def test_remove_and_vary(
+    app_headers: list[tuple[bytes, bytes]], expected: list[tuple[bytes, bytes]]
+) -> None:
+    add = AddHeaders([(b"x-one", b"1")], replace=True, remove=[b"x-gone"], vary=[b"Origin"])
+    for way, result in run(_make(add), headers=app_headers).items():
+        mine = [
+            (k, v)
+            for k, v in _lowered(result.headers)
+            if k in (b"vary", b"x-one", b"x-gone", b"content-type")
+        ]
+        assert [p for p in mine if p[0] != b"content-type"] == expected, way
