@@ -40,7 +40,8 @@ _SCHEMES = frozenset({"http", "https"})
 
 
 def scan_header(raw: Any, name: bytes) -> bytes | None:
-    """``name``'s value in a list of lower-case pairs, repeated fields joined by ``", "``."""
+    """``name``'s value in a list of lower-case pairs, repeated fields joined by ``", "``
+    (cookies by ``"; "``)."""
     # A linear scan beats building a dict: a request carries about ten headers and a
     # core asks for one or two of them.
     found: bytes | None = None
@@ -53,7 +54,11 @@ def scan_header(raw: Any, name: bytes) -> bytes | None:
                 more = [found, value]
             else:
                 more.append(value)  # joined once below: linear, not quadratic
-    return found if more is None else b", ".join(more)
+    if more is None:
+        return found
+    # Cookies repeat as separate fields over HTTP/2 and join with "; " (RFC 9113 8.2.3),
+    # as the adapters join them into HTTP_COOKIE; any other field joins with ", ".
+    return (b"; " if name == b"cookie" else b", ").join(more)
 
 
 # Names already found valid: a core sets the same few names on every request. Bounded,

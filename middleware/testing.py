@@ -114,7 +114,9 @@ class PlainRequest:
             if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
                 key = "HTTP_" + key
             text = value.decode("latin-1")
-            environ[key] = environ[key] + ", " + text if key in environ else text
+            # As servers join repeats: cookies with "; " (RFC 6265), others with ", ".
+            separator = "; " if key == "HTTP_COOKIE" else ", "
+            environ[key] = environ[key] + separator + text if key in environ else text
         return environ
 
 

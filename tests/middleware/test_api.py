@@ -188,3 +188,24 @@ def test_the_bridge_interface_marks_decide_for_ambiguous_callables() -> None:
 
     assert inspect.iscoroutinefunction(type(GZip(asgi_app(ambiguous))).__call__)
     assert not inspect.iscoroutinefunction(type(GZip(wsgi_app(lambda *a: None))).__call__)
+
+
+def test_repeated_cookie_fields_read_as_one_cookie_header_on_every_way() -> None:
+    # HTTP/2 clients send each cookie as its own field; a core reading the Cookie header
+    # gets them joined with "; " (RFC 9113 8.2.3), as the app's HTTP_COOKIE has them.
+    seen: list[bytes | None] = []
+
+    class ReadsCookies(middleware.api.Core):
+        def on_request(self, head: middleware.api.RequestHead) -> None:
+            seen.append(head.header(b"cookie"))
+
+    class Cookies(middleware.api.CoreMiddleware):
+        def __init__(self, app: Any, *, interface: str | None = None) -> None:
+            super().__init__(app, ReadsCookies(), interface=interface)
+
+    request = middleware.testing.PlainRequest(headers=((b"cookie", b"a=1"), (b"cookie", b"b=2")))
+    results = middleware.testing.run(Cookies, request)
+    assert {way: result.status for way, result in results.items()} == dict.fromkeys(
+        middleware.testing.WAYS, 200
+    )
+    assert seen == [b"a=1; b=2"] * len(middleware.testing.WAYS)
