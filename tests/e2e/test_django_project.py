@@ -149,7 +149,11 @@ def test_connections_kept_per_thread_and_threads_flat(site: str, request: Any) -
         # no thread beyond the server's own (its main thread and its 8 workers; both
         # servers may start workers lazily, so the count is a bound, not an equality).
         assert opened <= SERVER_THREADS
-        assert warm["threads"] <= after["threads"] <= 1 + SERVER_THREADS
+        # Threads flat: 800 more requests add none beyond the server's own. A loaded CI
+        # machine has shown up to two more in a snapshot (asgiref runs a few calls, e.g.
+        # Django's log_response, on short-lived or default-executor threads): a bound
+        # independent of the request count, still far from one thread per request.
+        assert warm["threads"] <= after["threads"] <= 1 + SERVER_THREADS + 2
     else:
         # A pool of one-thread executors, one per request in flight, reused: it may
         # still grow a little; the loop thread and the pool are the only extra threads.
