@@ -35,6 +35,9 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 T = TypeVar("T")
 
+# The name of every request's task (naming them costs per request; this one says whose).
+_TASK_NAME = "ASGIToWSGI request"
+
 
 def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
     if not future.done():
@@ -104,7 +107,7 @@ class ThreadLink:
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
         loop = self.loop
         self._mark = loop.scheduled
-        self.task = loop.start_task(coro)
+        self.task = loop.start_task(coro, _TASK_NAME)
 
     def notify(self) -> None:
         wake = self._wake

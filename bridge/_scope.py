@@ -271,7 +271,14 @@ def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
             name, value = item
         except (TypeError, ValueError):
             raise InvalidResponse(f"header {item!r} is not a (name, value) pair") from None
-        if not isinstance(value, bytes) or invalid_value_bytes(value):
+        if not isinstance(value, bytes):
+            raise InvalidResponse(
+                f"header {name!r} value {value!r} is not bytes free of CR, LF, NUL"
+            )
+        text = value.decode("latin-1")
+        # A printable str has no control character at all (checked in C); anything else
+        # (a tab, bytes 0x80-0xA0) gets the exact test.
+        if not text.isprintable() and invalid_value_bytes(value):
             raise InvalidResponse(
                 f"header {name!r} value {value!r} is not bytes free of CR, LF, NUL"
             )
@@ -281,7 +288,7 @@ def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
         if text_name is _NOT_CACHED:
             text_name = _response_name(name)
         if text_name is not None:
-            headers.append((text_name, value.decode("latin-1")))
+            headers.append((text_name, text))
     line = _STATUS_LINES.get(status)
     if line is None:
         line = _STATUS_LINES[status] = status_line(status)
