@@ -158,19 +158,34 @@ class ThreadLink:
 class SharedLink:
     """A request on the shared loop thread: the WSGI thread waits on a doorbell."""
 
-    __slots__ = ("_calls", "_doorbell", "future", "loop")
+    __slots__ = ("_calls", "_doorbell", "_ringing", "loop", "task")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.future: concurrent.futures.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
         self._doorbell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._ringing = False
         # (function, future, default): what the loop side waits for the WSGI thread to run.
         self._calls: deque[tuple[Callable[[], Any], asyncio.Future[Any], Any]] = deque()
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # One call_soon_threadsafe; no concurrent.futures.Future chained to the task
+        # (run_coroutine_threadsafe): the doorbell already reports the task's progress.
+        self.loop.call_soon_threadsafe(self._create_task, coro)
+
+    def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.task = self.loop.create_task(coro, name=_TASK_NAME)
 
     def notify(self) -> None:
+        # Wake-ups are coalesced: one ring after everything the loop does now (say the
+        # head and the body sent in one step), instead of one per change. The WSGI
+        # thread reads the state after every ring, so none is lost.
+        if not self._ringing:
+            self._ringing = True
+            self.loop.call_soon(self._ring)
+
+    def _ring(self) -> None:
+        self._ringing = False
         self._doorbell.put(None)
 
     def wait(self, timeout: float | None) -> None:
@@ -210,8 +225,12 @@ class SharedLink:
             _resolve(future, default)
 
     def cancel(self) -> None:
-        if self.future is not None:
-            self.future.cancel()  # thread-safe: cancels the task on the shared loop
+        # Thread-safe, and queued after start()'s callback, so the task exists by then.
+        self.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # Background work runs on the shared loop by itself; bound it there.
