@@ -160,7 +160,7 @@ class SharedLink:
 
     __slots__ = ("_calls", "_doorbell", "_ringing", "loop", "task")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: TaskLoop) -> None:
         self.loop = loop
         self.task: asyncio.Task[None] | None = None
         self._doorbell: queue.SimpleQueue[None] = queue.SimpleQueue()
@@ -174,7 +174,8 @@ class SharedLink:
         self.loop.call_soon_threadsafe(self._create_task, coro)
 
     def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.task = self.loop.create_task(coro, name=_TASK_NAME)
+        # Its first step runs in this callback: one pass of the loop less per request.
+        self.task = self.loop.create_task_now(coro, _TASK_NAME)
 
     def notify(self) -> None:
         # Wake-ups are coalesced: one ring after everything the loop does now (say the
@@ -257,7 +258,7 @@ class _SharedContext:
 
     __slots__ = ("lifespan", "link", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, lifespan: Lifespan) -> None:
+    def __init__(self, loop: TaskLoop, lifespan: Lifespan) -> None:
         self.loop = loop
         self.lifespan = lifespan
         self.link: Callable[[], SharedLink] = functools.partial(SharedLink, loop)

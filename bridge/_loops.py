@@ -145,21 +145,34 @@ class TaskLoop(asyncio.SelectorEventLoop):
         The caller makes sure that no event loop runs in this thread (this loop then
         briefly counts as running, for the app's ``get_running_loop()``).
         """
-        self._capturing = True
-        try:
-            # A name given saves formatting a unique "Task-N" for every request.
-            task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
-        finally:
-            self._capturing = False
-        step = self._step
+        task, step = self._task_and_step(coro, name)
         if step is not None:
-            self._step = None
             _set_running_loop(self)
             try:
                 step[1].run(step[0])
             finally:
                 _set_running_loop(None)
         return task
+
+    def create_task_now(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """From a callback on this loop while it runs: a task whose first step runs now,
+        not on the next pass of the loop."""
+        task, step = self._task_and_step(coro, name)
+        if step is not None:
+            step[1].run(step[0])
+        return task
+
+    def _task_and_step(
+        self, coro: Coroutine[Any, Any, None], name: str
+    ) -> tuple[asyncio.Task[None], tuple[Callable[..., object], contextvars.Context] | None]:
+        self._capturing = True
+        try:
+            # A name given saves formatting a unique "Task-N" for every request.
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
+        finally:
+            self._capturing = False
+        step, self._step = self._step, None
+        return task, step
 
 
 def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> int:
@@ -265,17 +278,17 @@ class SharedLoop:
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: TaskLoop | None = None
         self._thread: threading.Thread | None = None
         forget_after_fork(self)
 
-    def get(self) -> asyncio.AbstractEventLoop:
+    def get(self) -> TaskLoop:
         loop = self._loop
         if loop is not None:
             return loop
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = TaskLoop()
                 running = threading.Event()
                 thread = threading.Thread(
                     target=self._run, args=(loop, running), name=self._name, daemon=True
