@@ -145,8 +145,16 @@ class TaskLoop(asyncio.SelectorEventLoop):
         The caller makes sure that no event loop runs in this thread (this loop then
         briefly counts as running, for the app's ``get_running_loop()``).
         """
-        task, step = self._task_and_step(coro, name)
+        # _task_and_step() spelled out: this runs for every request.
+        self._capturing = True
+        try:
+            # A name given saves formatting a unique "Task-N" for every request.
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
+        finally:
+            self._capturing = False
+        step = self._step
         if step is not None:
+            self._step = None
             _set_running_loop(self)
             try:
                 step[1].run(step[0])
@@ -167,7 +175,6 @@ class TaskLoop(asyncio.SelectorEventLoop):
     ) -> tuple[asyncio.Task[None], tuple[Callable[..., object], contextvars.Context] | None]:
         self._capturing = True
         try:
-            # A name given saves formatting a unique "Task-N" for every request.
             task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
         finally:
             self._capturing = False
