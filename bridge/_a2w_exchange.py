@@ -394,7 +394,7 @@ class Exchange:
                 self.background_timeout,
                 self.request_line,
             )
-            self.link.cancel()
+            self.link.cancel_on_loop()
 
     def on_left(self) -> None:
         """The WSGI side is done with this request (runs on the loop)."""
@@ -404,6 +404,13 @@ class Exchange:
             if future is not None:
                 _resolve(future)
         self.link.release()
+
+    def _abandon(self) -> None:
+        """The WSGI side ends a running request (runs on the loop): it leaves and the
+        task is cancelled in one step, so the app meets the cancellation wherever it
+        waits, not first the disconnect that leaving reports (as in thread mode)."""
+        self.on_left()
+        self.link.cancel_on_loop()
 
     # --- WSGI side (runs in the WSGI thread) -------------------------------------------
 
@@ -494,8 +501,7 @@ class Exchange:
                     link.cancel()
                     self._wait_cancelled()
             else:
-                link.call_on_loop(self.on_left)
-                link.cancel()
+                link.call_on_loop(self._abandon)
                 self._wait_cancelled()
         link.call_on_loop(self.on_left)
         link.settle()

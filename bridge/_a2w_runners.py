@@ -75,7 +75,10 @@ class Link(Protocol):
         """The WSGI side left: calls still waiting for it get their default (loop side)."""
 
     def cancel(self) -> None:
-        """Cancel the app's task (either side)."""
+        """Cancel the app's task (WSGI side)."""
+
+    def cancel_on_loop(self) -> None:
+        """Cancel the app's task now (loop side)."""
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         """The server closed a complete response and the app still runs (WSGI side): let
@@ -138,6 +141,8 @@ class ThreadLink:
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    cancel_on_loop = cancel  # this thread is the loop's
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # The work runs only while this thread runs the loop: here, bounded by seconds.
@@ -229,9 +234,11 @@ class SharedLink:
         # Thread-safe, and queued after start()'s callback, so the task exists by then.
         self.loop.call_soon_threadsafe(self._cancel)
 
-    def _cancel(self) -> None:
+    def cancel_on_loop(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    _cancel = cancel_on_loop
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # Background work runs on the shared loop by itself; bound it there.
