@@ -220,7 +220,7 @@ class Exchange:
                 self.state = FAILED
             if self.timer is not None:
                 self.timer.cancel()
-            self.link.notify()
+            self.link.notify_end()
 
     async def receive(self) -> Message:
         if self.state is GONE:

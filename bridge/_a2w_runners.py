@@ -62,6 +62,10 @@ class Link(Protocol):
     def notify(self) -> None:
         """Wake the WSGI thread: something changed (loop side)."""
 
+    def notify_end(self) -> None:
+        """Wake the WSGI thread: the app's task is ending, nothing changes after this
+        (loop side)."""
+
     def wait(self, timeout: float | None) -> None:
         """Block until notified or ``timeout`` passes (WSGI side)."""
 
@@ -117,6 +121,8 @@ class ThreadLink:
         if wake is not None and not wake.done():
             wake.set_result(None)
 
+    notify_end = notify
+
     def wait(self, timeout: float | None) -> None:
         loop = self.loop
         wake = loop.create_future()
@@ -163,13 +169,14 @@ class ThreadLink:
 class SharedLink:
     """A request on the shared loop thread: the WSGI thread waits on a doorbell."""
 
-    __slots__ = ("_calls", "_doorbell", "_ringing", "loop", "task")
+    __slots__ = ("_calls", "_doorbell", "_ended", "_ringing", "loop", "task")
 
     def __init__(self, loop: TaskLoop) -> None:
         self.loop = loop
         self.task: asyncio.Task[None] | None = None
         self._doorbell: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._ringing = False
+        self._ended = False
         # (function, future, default): what the loop side waits for the WSGI thread to run.
         self._calls: deque[tuple[Callable[[], Any], asyncio.Future[Any], Any]] = deque()
 
@@ -192,6 +199,12 @@ class SharedLink:
 
     def _ring(self) -> None:
         self._ringing = False
+        if not self._ended:
+            self._doorbell.put(None)
+
+    def notify_end(self) -> None:
+        # At once, not on the loop's next pass: the WSGI thread waits for nothing else.
+        self._ended = True
         self._doorbell.put(None)
 
     def wait(self, timeout: float | None) -> None:
