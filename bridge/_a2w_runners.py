@@ -169,7 +169,16 @@ class ThreadLink:
 class SharedLink:
     """A request on the shared loop thread: the WSGI thread waits on a doorbell."""
 
-    __slots__ = ("_calls", "_doorbell", "_ended", "_ringing", "loop", "task")
+    __slots__ = (
+        "_calls",
+        "_changed",
+        "_doorbell",
+        "_ended",
+        "_first_step",
+        "_ringing",
+        "loop",
+        "task",
+    )
 
     def __init__(self, loop: TaskLoop) -> None:
         self.loop = loop
@@ -177,6 +186,8 @@ class SharedLink:
         self._doorbell: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._ringing = False
         self._ended = False
+        self._first_step = False
+        self._changed = False
         # (function, future, default): what the loop side waits for the WSGI thread to run.
         self._calls: deque[tuple[Callable[[], Any], asyncio.Future[Any], Any]] = deque()
 
@@ -187,13 +198,24 @@ class SharedLink:
 
     def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
         # Its first step runs in this callback: one pass of the loop less per request.
-        self.task = self.loop.create_task_now(coro, _TASK_NAME)
+        self._first_step = True
+        try:
+            self.task = self.loop.create_task_now(coro, _TASK_NAME)
+        finally:
+            self._first_step = False
+        if self._changed and not self._ended:
+            self._changed = False
+            self._doorbell.put(None)  # the first step is over and did not end the task
 
     def notify(self) -> None:
         # Wake-ups are coalesced: one ring after everything the loop does now (say the
         # head and the body sent in one step), instead of one per change. The WSGI
-        # thread reads the state after every ring, so none is lost.
-        if not self._ringing:
+        # thread reads the state after every ring, so none is lost. During the first
+        # step, _create_task() rings right after it (or notify_end() does): no ring is
+        # scheduled at all for a response made in one step.
+        if self._first_step:
+            self._changed = True
+        elif not self._ringing:
             self._ringing = True
             self.loop.call_soon(self._ring)
 
