@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterator
 
-from bridge._a2w_exchange import Exchange, State
+from bridge._a2w_exchange import COMPLETE, DONE, STREAMING, Exchange
 from bridge._http import InvalidResponse
 
 
@@ -54,9 +54,9 @@ class ResponseBody:
                 return ex.take()
             if ex.path is not None:
                 return self._next_from_file(ex.path)
-            if state is State.STREAMING:
+            if state is STREAMING:
                 ex.wait_progress()
-            elif state is State.COMPLETE or state is State.DONE:
+            elif state is COMPLETE or state is DONE:
                 raise StopIteration
             else:
                 # Raising makes the server abort the connection rather than reuse it

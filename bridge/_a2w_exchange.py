@@ -60,14 +60,24 @@ class State(Enum):
     FAILED = auto()  # the app returned (or raised) without a whole response
 
 
-ENDED = frozenset({State.DONE, State.FAILED})
+# Module-level names for the members, used everywhere below: ``State.X`` runs the Enum
+# metaclass's Python code (over 100 ns a lookup), and a request reads states a dozen times.
+AWAITING_START = State.AWAITING_START
+STREAMING = State.STREAMING
+COMPLETE = State.COMPLETE
+REJECTED = State.REJECTED
+GONE = State.GONE
+DONE = State.DONE
+FAILED = State.FAILED
+
+ENDED = frozenset({DONE, FAILED})
 
 # (state, message type, more_body) -> next state. Anything missing is an app error.
 _SEND: dict[tuple[State, str, bool], State] = {
-    (State.AWAITING_START, "http.response.start", False): State.STREAMING,
-    (State.STREAMING, "http.response.body", True): State.STREAMING,
-    (State.STREAMING, "http.response.body", False): State.COMPLETE,
-    (State.STREAMING, "http.response.pathsend", False): State.COMPLETE,
+    (AWAITING_START, "http.response.start", False): STREAMING,
+    (STREAMING, "http.response.body", True): STREAMING,
+    (STREAMING, "http.response.body", False): COMPLETE,
+    (STREAMING, "http.response.pathsend", False): COMPLETE,
 }
 
 
@@ -79,6 +89,10 @@ class _Body(Enum):
     DONE = auto()  # everything delivered (or the client went away)
 
 
+_EMPTY = _Body.EMPTY
+_READING = _Body.READING
+_BODY_DONE = _Body.DONE
+
 _GONE_READ: tuple[bytes, bool, bool] = (b"", False, True)
 
 
@@ -89,6 +103,16 @@ def _disconnect() -> Message:
 def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def _too_long(expected: int) -> InvalidResponse:
+    return InvalidResponse(f"response body longer than its Content-Length {expected}")
+
+
+def _too_short(sent: int, expected: int) -> InvalidResponse:
+    return InvalidResponse(
+        f"response body ended after {sent} of its Content-Length {expected} bytes"
+    )
 
 
 class Settings:
@@ -121,29 +145,40 @@ class Exchange:
     remaining: int | None = 0  # request body bytes still to read (None: to EOF)
     early_hints: Callable[[list[tuple[str, str]]], object] | None = None  # the server's
 
+    body = _EMPTY  # the request body, as receive() hands it out
+    input: Any = None  # wsgi.input, when there is a body to read
+
     def __init__(self, environ: Environ, scope: Scope, link: Link, settings: Settings) -> None:
         self.scope = scope
         self.link = link
-        self.chunk_size = settings.chunk_size
-        self.background_timeout = settings.background_timeout
-        self.state = State.AWAITING_START
+        self.settings = settings
+        self.state = AWAITING_START
         self.chunks: deque[bytes] = deque()
-        self.input = environ["wsgi.input"]
         if "http.response.early_hint" in scope["extensions"]:
             self.early_hints = environ["wsgi.early_hints"]
         length = environ.get("CONTENT_LENGTH")
         if length:
             # ASCII digits only: int() would also take "-5" (read to EOF) or non-ASCII digits.
             length = length.strip()
-            self.remaining = int(length) if length.isascii() and length.isdigit() else 0
-            self.body = _Body.READING if self.remaining else _Body.EMPTY
+            remaining = int(length) if length.isascii() and length.isdigit() else 0
+            if remaining:
+                self.remaining = remaining
+                self.input = environ["wsgi.input"]
+                self.body = _READING
         elif environ.get("wsgi.input_terminated"):
             # Chunked upload: the server ends the stream at the end of the body.
             self.remaining = None
-            self.body = _Body.READING
-        else:
-            # PEP 3333: without CONTENT_LENGTH, do not read past what was declared.
-            self.body = _Body.EMPTY
+            self.input = environ["wsgi.input"]
+            self.body = _READING
+        # Else no body: PEP 3333 says not to read past what was declared.
+
+    @property
+    def chunk_size(self) -> int:
+        return self.settings.chunk_size
+
+    @property
+    def background_timeout(self) -> float:
+        return self.settings.background_timeout
 
     @property
     def request_line(self) -> str:
@@ -163,7 +198,7 @@ class Exchange:
             logger.debug("client went away: %s", self.request_line, exc_info=exc)
         except Exception as exc:
             self.error = exc
-            if self.state is State.COMPLETE or self.state is State.GONE:
+            if self.state is COMPLETE or self.state is GONE:
                 # The response is over, so no WSGI frame is left to report this.
                 logger.error(
                     "ASGI app raised after its response ended (complete or client gone): %s",
@@ -174,35 +209,35 @@ class Exchange:
             # The app returned: COMPLETE -> DONE, any other state -> FAILED. (Inline, not
             # a method: this runs for every request.)
             state = self.state
-            if state is State.COMPLETE:
-                self.state = State.DONE
+            if state is COMPLETE:
+                self.state = DONE
             else:
                 if self.error is None and self.invalid is None:
-                    what = "sending a" if state is State.AWAITING_START else "completing the"
+                    what = "sending a" if state is AWAITING_START else "completing the"
                     self.error = RuntimeError(
                         f"ASGI app returned without {what} response: {self.request_line}"
                     )
-                self.state = State.FAILED
+                self.state = FAILED
             if self.timer is not None:
                 self.timer.cancel()
-            self.link.notify()
+            self.link.notify_end()
 
     async def receive(self) -> Message:
-        if self.state is State.GONE:
+        if self.state is GONE:
             return _disconnect()  # the WSGI side is done with this request
         body = self.body
-        if body is _Body.EMPTY:
-            self.body = _Body.DONE
+        if body is _EMPTY:
+            self.body = _BODY_DONE
             return {"type": "http.request", "body": b"", "more_body": False}
-        if body is _Body.READING:
+        if body is _READING:
             data, more, gone = await self.link.in_wsgi_thread(self.read_chunk, _GONE_READ)
             if gone:
-                self.body = _Body.DONE
+                self.body = _BODY_DONE
                 return _disconnect()
             if not more:
-                self.body = _Body.DONE
+                self.body = _BODY_DONE
             return {"type": "http.request", "body": data, "more_body": more}
-        if self.state is State.STREAMING or self.state is State.AWAITING_START:
+        if self.state is STREAMING or self.state is AWAITING_START:
             # Body consumed, response still running: the client may yet disconnect, and
             # we only learn whether when the response ends (WSGI reports nothing sooner).
             if self.disconnect is None:
@@ -211,9 +246,55 @@ class Exchange:
         return _disconnect()
 
     async def send(self, message: Message) -> None:
+        # The two messages of almost every response, each in its expected state, take
+        # the straight paths here; everything else (and every error) goes through
+        # _send(), which is the full state machine.
         kind = message["type"]
         state = self.state
-        if state is State.GONE:
+        if kind == "http.response.body":
+            if state is STREAMING:
+                body = message.get("body", b"")
+                if type(body) is not bytes or message.get("more_body", False):
+                    await self._send(message)
+                    return
+                if not self.no_body:
+                    expected = self.expected
+                    if body:
+                        if expected is not None:
+                            sent = self.sent + len(body)
+                            if sent > expected:
+                                self._reject(_too_long(expected))
+                            self.sent = sent
+                        self.chunks.append(body)
+                    if expected is not None and self.sent < expected:
+                        self._reject(_too_short(self.sent, expected))
+                self.state = COMPLETE
+                if self.disconnect is not None:
+                    _resolve(self.disconnect)
+                self.link.notify()
+                return
+        elif kind == "http.response.start" and state is AWAITING_START:
+            try:
+                self.status, headers = response_head(message)
+                self.headers, self.expected = content_length(headers)
+            except InvalidResponse as exc:
+                self._reject(exc)
+            status = message["status"]
+            if status == 200:
+                # Only HEAD of a 200 has no body (has_no_body() spelled out).
+                self.no_body = self.scope.get("method") == "HEAD"
+            else:
+                self.no_body = has_no_body(self.scope.get("method"), status)
+            self.state = STREAMING
+            self.link.notify()
+            return
+        await self._send(message)
+
+    async def _send(self, message: Message) -> None:
+        """``send()`` for any message in any state."""
+        kind = message["type"]
+        state = self.state
+        if state is GONE:
             raise ClientDisconnected("the client went away before the response was complete")
         more = kind == "http.response.body" and bool(message.get("more_body", False))
         next_state = _SEND.get((state, kind, more))
@@ -238,11 +319,7 @@ class Exchange:
                 if expected is not None:
                     sent = self.sent + len(body)
                     if sent > expected:
-                        self._reject(
-                            InvalidResponse(
-                                f"response body longer than its Content-Length {expected}"
-                            )
-                        )
+                        self._reject(_too_long(expected))
                     self.sent = sent
                 self.chunks.append(body)
             if (
@@ -251,12 +328,7 @@ class Exchange:
                 and self.expected is not None
                 and self.sent < self.expected
             ):
-                self._reject(
-                    InvalidResponse(
-                        f"response body ended after {self.sent} of its "
-                        f"Content-Length {self.expected} bytes"
-                    )
-                )
+                self._reject(_too_short(self.sent, self.expected))
             self.state = next_state
             if not more:
                 if self.disconnect is not None:
@@ -293,7 +365,7 @@ class Exchange:
 
     async def _early_hint(self, message: Message) -> None:
         # Only before the head, and only where the server can send a 103; else dropped.
-        if self.state is not State.AWAITING_START or self.early_hints is None:
+        if self.state is not AWAITING_START or self.early_hints is None:
             return
         headers = early_hint_headers(message)
         if headers:
@@ -304,7 +376,7 @@ class Exchange:
         """The app broke HTTP framing: the response is refused before its head reaches
         the server, or aborted after; ``send()`` raises ``error`` to the app."""
         self.invalid = error
-        self.state = State.REJECTED
+        self.state = REJECTED
         self.link.notify()
         raise error
 
@@ -322,16 +394,23 @@ class Exchange:
                 self.background_timeout,
                 self.request_line,
             )
-            self.link.cancel()
+            self.link.cancel_on_loop()
 
     def on_left(self) -> None:
         """The WSGI side is done with this request (runs on the loop)."""
         if self.state not in ENDED:
-            self.state = State.GONE
+            self.state = GONE
         for future in (self.disconnect, self.drain):
             if future is not None:
                 _resolve(future)
         self.link.release()
+
+    def _abandon(self) -> None:
+        """The WSGI side ends a running request (runs on the loop): it leaves and the
+        task is cancelled in one step, so the app meets the cancellation wherever it
+        waits, not first the disconnect that leaving reports (as in thread mode)."""
+        self.on_left()
+        self.link.cancel_on_loop()
 
     # --- WSGI side (runs in the WSGI thread) -------------------------------------------
 
@@ -412,7 +491,7 @@ class Exchange:
         link = self.link
         state = self.state
         if state not in ENDED:
-            if state is State.COMPLETE:
+            if state is COMPLETE:
                 if not link.let_run(self.ended, self.background_timeout, self._bound_background):
                     logger.warning(
                         "ASGI background work exceeded background_timeout=%ss; cancelling: %s",
@@ -422,8 +501,7 @@ class Exchange:
                     link.cancel()
                     self._wait_cancelled()
             else:
-                link.call_on_loop(self.on_left)
-                link.cancel()
+                link.call_on_loop(self._abandon)
                 self._wait_cancelled()
         link.call_on_loop(self.on_left)
         link.settle()

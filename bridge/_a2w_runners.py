@@ -35,6 +35,9 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 T = TypeVar("T")
 
+# The name of every request's task (naming them costs per request; this one says whose).
+_TASK_NAME = "ASGIToWSGI request"
+
 
 def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
     if not future.done():
@@ -59,6 +62,10 @@ class Link(Protocol):
     def notify(self) -> None:
         """Wake the WSGI thread: something changed (loop side)."""
 
+    def notify_end(self) -> None:
+        """Wake the WSGI thread: the app's task is ending, nothing changes after this
+        (loop side)."""
+
     def wait(self, timeout: float | None) -> None:
         """Block until notified or ``timeout`` passes (WSGI side)."""
 
@@ -72,7 +79,10 @@ class Link(Protocol):
         """The WSGI side left: calls still waiting for it get their default (loop side)."""
 
     def cancel(self) -> None:
-        """Cancel the app's task (either side)."""
+        """Cancel the app's task (WSGI side)."""
+
+    def cancel_on_loop(self) -> None:
+        """Cancel the app's task now (loop side)."""
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         """The server closed a complete response and the app still runs (WSGI side): let
@@ -104,12 +114,14 @@ class ThreadLink:
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
         loop = self.loop
         self._mark = loop.scheduled
-        self.task = loop.start_task(coro)
+        self.task = loop.start_task(coro, _TASK_NAME)
 
     def notify(self) -> None:
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
+
+    notify_end = notify
 
     def wait(self, timeout: float | None) -> None:
         loop = self.loop
@@ -136,6 +148,8 @@ class ThreadLink:
         if self.task is not None:
             self.task.cancel()
 
+    cancel_on_loop = cancel  # this thread is the loop's
+
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # The work runs only while this thread runs the loop: here, bounded by seconds.
         deadline = time.monotonic() + seconds
@@ -155,19 +169,64 @@ class ThreadLink:
 class SharedLink:
     """A request on the shared loop thread: the WSGI thread waits on a doorbell."""
 
-    __slots__ = ("_calls", "_doorbell", "future", "loop")
+    __slots__ = (
+        "_calls",
+        "_changed",
+        "_doorbell",
+        "_ended",
+        "_first_step",
+        "_ringing",
+        "loop",
+        "task",
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: TaskLoop) -> None:
         self.loop = loop
-        self.future: concurrent.futures.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
         self._doorbell: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._ringing = False
+        self._ended = False
+        self._first_step = False
+        self._changed = False
         # (function, future, default): what the loop side waits for the WSGI thread to run.
         self._calls: deque[tuple[Callable[[], Any], asyncio.Future[Any], Any]] = deque()
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        self.future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        # One call_soon_threadsafe; no concurrent.futures.Future chained to the task
+        # (run_coroutine_threadsafe): the doorbell already reports the task's progress.
+        self.loop.call_soon_threadsafe(self._create_task, coro)
+
+    def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Its first step runs in this callback: one pass of the loop less per request.
+        self._first_step = True
+        try:
+            self.task = self.loop.create_task_now(coro, _TASK_NAME)
+        finally:
+            self._first_step = False
+        if self._changed and not self._ended:
+            self._changed = False
+            self._doorbell.put(None)  # the first step is over and did not end the task
 
     def notify(self) -> None:
+        # Wake-ups are coalesced: one ring after everything the loop does now (say the
+        # head and the body sent in one step), instead of one per change. The WSGI
+        # thread reads the state after every ring, so none is lost. During the first
+        # step, _create_task() rings right after it (or notify_end() does): no ring is
+        # scheduled at all for a response made in one step.
+        if self._first_step:
+            self._changed = True
+        elif not self._ringing:
+            self._ringing = True
+            self.loop.call_soon(self._ring)
+
+    def _ring(self) -> None:
+        self._ringing = False
+        if not self._ended:
+            self._doorbell.put(None)
+
+    def notify_end(self) -> None:
+        # At once, not on the loop's next pass: the WSGI thread waits for nothing else.
+        self._ended = True
         self._doorbell.put(None)
 
     def wait(self, timeout: float | None) -> None:
@@ -207,8 +266,14 @@ class SharedLink:
             _resolve(future, default)
 
     def cancel(self) -> None:
-        if self.future is not None:
-            self.future.cancel()  # thread-safe: cancels the task on the shared loop
+        # Thread-safe, and queued after start()'s callback, so the task exists by then.
+        self.loop.call_soon_threadsafe(self._cancel)
+
+    def cancel_on_loop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    _cancel = cancel_on_loop
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # Background work runs on the shared loop by itself; bound it there.
@@ -235,7 +300,7 @@ class _SharedContext:
 
     __slots__ = ("lifespan", "link", "loop")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, lifespan: Lifespan) -> None:
+    def __init__(self, loop: TaskLoop, lifespan: Lifespan) -> None:
         self.loop = loop
         self.lifespan = lifespan
         self.link: Callable[[], SharedLink] = functools.partial(SharedLink, loop)

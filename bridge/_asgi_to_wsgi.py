@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, cast
 from asgiref.compatibility import guarantee_single_callable
 
 from bridge._a2w_body import PathFile, ResponseBody
-from bridge._a2w_exchange import Exchange, RequestTimeout, Settings, State
+from bridge._a2w_exchange import (
+    AWAITING_START,
+    DONE,
+    FAILED,
+    REJECTED,
+    STREAMING,
+    Exchange,
+    RequestTimeout,
+    Settings,
+)
 from bridge._a2w_lifespan import (
     Lifespan,
     LifespanMode,
@@ -63,6 +72,9 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 ASGI2App: TypeAlias = Callable[[Scope], Callable[[Receive, Send], Awaitable[None]]]
 
 LoopMode = Literal["thread", "shared"]
+
+# Read on every request: a module-level name, not an Enum attribute lookup (Python code).
+_READY = LifespanPhase.READY
 
 
 def _plain_response(start_response: StartResponse, status: str, text: str) -> list[bytes]:
@@ -249,7 +261,7 @@ class ASGIToWSGI:
             return _plain_response(start_response, "503 Service Unavailable", "Unavailable")
         context = self._runner.ready()
         lifespan = context.lifespan
-        if lifespan.phase is not LifespanPhase.READY:
+        if lifespan.phase is not _READY:
             logger.error("ASGI lifespan startup failed; answering 500: %s", lifespan.failure)
             return _plain_response(
                 start_response, "500 Internal Server Error", "Internal Server Error"
@@ -269,7 +281,7 @@ class ASGIToWSGI:
         if self.request_timeout is not None:
             ex.deadline = time.monotonic() + self.request_timeout
         try:
-            while ex.state is State.AWAITING_START:
+            while ex.state is AWAITING_START:
                 ex.wait_progress()
         except RequestTimeout as exc:
             ex.finish()  # cancels the task
@@ -280,7 +292,7 @@ class ASGIToWSGI:
             raise
 
         state = ex.state
-        if state is State.REJECTED or state is State.FAILED:
+        if state is REJECTED or state is FAILED:
             # Nothing has reached the server yet: it gets the app's own exception, so it
             # answers 500 and logs it, and enclosing WSGI apps and tracers see it.
             error = ex.failure()
@@ -288,14 +300,14 @@ class ASGIToWSGI:
             logger.debug("ASGI app failed before the response started: %s", ex.request_line)
             raise error
 
-        if state is State.DONE and ex.path is None:
+        if state is DONE and ex.path is None:
             # The whole response is known and nothing runs after it: a plain list.
             ex.link.settle()
             start_response(ex.status, ex.headers)
             return list(ex.chunks)
 
         body = ResponseBody(ex)
-        if state is not State.STREAMING and ex.path is not None and not ex.chunks:
+        if state is not STREAMING and ex.path is not None and not ex.chunks:
             file_wrapper = environ.get("wsgi.file_wrapper")
             if file_wrapper is not None:
                 path = ex.path

@@ -85,6 +85,9 @@ else:  # pragma: no cover - interpreters without the hook
     atexit.register(_close_at_exit)
 
 
+_set_running_loop = asyncio._set_running_loop
+
+
 def _nothing() -> None:
     return None
 
@@ -104,14 +107,19 @@ class TaskLoop(asyncio.SelectorEventLoop):
     task that then waits on something needs the loop to run.
     """
 
-    _capture: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] | None
-    _capture = None
+    # While start_task() creates a task: the step Task.__init__ schedules, kept here
+    # (callback, context) instead of being scheduled.
+    _capturing = False
+    _step: tuple[Callable[..., object], contextvars.Context] | None = None
     # Counts callbacks scheduled through call_soon, so that the adapter can tell whether
     # a request left work behind (a fire-and-forget task) that deserves a loop pass.
     scheduled = 0
 
-    def __init__(self) -> None:
+    def __init__(self, *, dedicated: bool = False) -> None:
         super().__init__()
+        #: The loop serves one WSGI thread and runs only while that thread waits on it
+        #: (thread mode), so blocking work may run inline; not so for the shared loop.
+        self.dedicated = dedicated
         # Returned for the captured step; Task.__init__ ignores the handle it gets.
         self._unscheduled = asyncio.Handle(_nothing, (), self)
 
@@ -121,12 +129,11 @@ class TaskLoop(asyncio.SelectorEventLoop):
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
-        capture = self._capture
-        if capture is not None and context is not None:
+        if self._capturing and context is not None and not args:
             # The one call_soon made by Task.__init__ while start_task() listens: keep
             # the step to run it inline. The handle is never scheduled.
-            self._capture = None
-            capture.append((callback, args, context))
+            self._capturing = False
+            self._step = (callback, context)
             return self._unscheduled
         self.scheduled += 1
         return super().call_soon(callback, *args, context=context)
@@ -135,28 +142,47 @@ class TaskLoop(asyncio.SelectorEventLoop):
         """Run the callbacks that are ready now (one short loop run), then return."""
         self.run_until_complete(_one_step())
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Wrap ``coro`` in a task on this loop and run its first step in this thread."""
-        if asyncio._get_running_loop() is not None:
-            coro.close()
-            raise RuntimeError(
-                "ASGIToWSGI was called from a thread that is running an event loop; "
-                "call it from a WSGI server thread, or use loop_mode='shared'"
-            )
-        captured: list[tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]] = []
-        self._capture = captured
+    def start_task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Wrap ``coro`` in a task on this loop and run its first step in this thread.
+
+        The caller makes sure that no event loop runs in this thread (this loop then
+        briefly counts as running, for the app's ``get_running_loop()``).
+        """
+        # _task_and_step() spelled out: this runs for every request.
+        self._capturing = True
         try:
-            task: asyncio.Task[None] = asyncio.Task(coro, loop=self)
+            # A name given saves formatting a unique "Task-N" for every request.
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
         finally:
-            self._capture = None
-        if captured:
-            callback, args, context = captured[0]
-            asyncio._set_running_loop(self)
+            self._capturing = False
+        step = self._step
+        if step is not None:
+            self._step = None
+            _set_running_loop(self)
             try:
-                context.run(callback, *args)
+                step[1].run(step[0])
             finally:
-                asyncio._set_running_loop(None)
+                _set_running_loop(None)
         return task
+
+    def create_task_now(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """From a callback on this loop while it runs: a task whose first step runs now,
+        not on the next pass of the loop."""
+        task, step = self._task_and_step(coro, name)
+        if step is not None:
+            step[1].run(step[0])
+        return task
+
+    def _task_and_step(
+        self, coro: Coroutine[Any, Any, None], name: str
+    ) -> tuple[asyncio.Task[None], tuple[Callable[..., object], contextvars.Context] | None]:
+        self._capturing = True
+        try:
+            task: asyncio.Task[None] = asyncio.Task(coro, loop=self, name=name)
+        finally:
+            self._capturing = False
+        step, self._step = self._step, None
+        return task, step
 
 
 def close_loop(loop: asyncio.AbstractEventLoop, grace: float = 5.0) -> int:
@@ -212,7 +238,7 @@ class PerThreadLoops(Generic[T]):
             return value
         if self._dead:
             self.reap()
-        value = self._factory(TaskLoop())
+        value = self._factory(TaskLoop(dedicated=True))
         with self._lock:
             key = self._next_key
             self._next_key += 1
@@ -262,17 +288,17 @@ class SharedLoop:
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: TaskLoop | None = None
         self._thread: threading.Thread | None = None
         forget_after_fork(self)
 
-    def get(self) -> asyncio.AbstractEventLoop:
+    def get(self) -> TaskLoop:
         loop = self._loop
         if loop is not None:
             return loop
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
+                loop = TaskLoop()
                 running = threading.Event()
                 thread = threading.Thread(
                     target=self._run, args=(loop, running), name=self._name, daemon=True

@@ -43,10 +43,11 @@ _HTTP_VERSIONS = {
     "HTTP/3.0": "3",
 }
 
-# HTTP_* environ key -> ASGI header name, memoised because the same few dozen keys
-# arrive on every request. Bounded so that clients inventing header names cannot grow
-# it forever.
-_HEADER_NAMES: dict[str, bytes] = {}
+# Environ key -> ASGI header name (None for keys that are no header: CGI variables,
+# wsgi.*, server extras), memoised because the same few dozen keys arrive on every
+# request. Bounded so that clients inventing header names cannot grow it forever.
+_HEADER_NAMES: dict[str, bytes | None] = {}
+_UNSEEN = b"<unseen>"  # compared by identity
 _HEADER_NAMES_MAX = 1024
 # ... and bounded in bytes: a longer key (registered header names are at most 40 bytes,
 # "HTTP_" adds 5) is converted on every request and never stored, so that one request
@@ -75,8 +76,11 @@ def http_version(server_protocol: str) -> str:
     return _HTTP_VERSIONS.get(server_protocol.upper(), "1.1")
 
 
-def _header_name(key: str) -> bytes:
-    name = key[5:].replace("_", "-").lower().encode("latin-1")
+def _header_name(key: str) -> bytes | None:
+    """The ASGI header name for environ key ``key``, or ``None`` when it is no header."""
+    name = None
+    if key[:5] == "HTTP_" and key not in _SHADOWED:
+        name = key[5:].replace("_", "-").lower().encode("latin-1")
     if len(key) <= _MAX_CACHED_NAME and len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[key] = name
     return name
@@ -88,12 +92,19 @@ def request_headers(environ: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     Values are str of latin-1 code points per PEP 3333, so ``encode("latin-1")`` gives
     back the bytes the client sent.
     """
-    names = _HEADER_NAMES
+    # Every environ key is looked up once in the memo (header name, or None for the
+    # CGI and wsgi.* keys): cheaper per key than testing its prefix.
+    known = _HEADER_NAMES.get
     headers = []
-    for key in environ:
-        # key[:1] first: one-character strings are cached, so it allocates nothing.
-        if key[:1] == "H" and key[:5] == "HTTP_" and key not in _SHADOWED:
-            headers.append((names.get(key) or _header_name(key), environ[key].encode("latin-1")))
+    for key, value in environ.items():
+        name = known(key, _UNSEEN)
+        if name is None:
+            continue
+        if name is _UNSEEN:
+            name = _header_name(key)
+            if name is None:
+                continue
+        headers.append((name, value.encode("latin-1")))
     value = environ.get("CONTENT_TYPE")
     if value:
         headers.append((b"content-type", value.encode("latin-1")))
@@ -156,36 +167,75 @@ def http_scope(
 
     Raises ``ScopeError`` when ``SCRIPT_NAME``/``PATH_INFO`` are not UTF-8 (answer 400).
     """
-    script_name: str = environ.get("SCRIPT_NAME", "")
-    path_info: str = environ.get("PATH_INFO", "")
-    try:
-        path_bytes = (script_name + path_info).encode("latin-1")
-        path = path_bytes.decode("utf-8")
-        root_path = script_name.encode("latin-1").decode("utf-8") if script_name else ""
-    except UnicodeError as exc:
-        raise ScopeError(f"request path is not UTF-8: {script_name + path_info!r}") from exc
-    query: str = environ.get("QUERY_STRING", "")
-    try:
-        query_string = query.encode("latin-1")
-    except UnicodeEncodeError:
-        # Not PEP 3333 (the server decoded as something other than latin-1): keep the
-        # characters rather than fail the request.
-        query_string = query.encode("utf-8")
-    scheme: str = environ.get("wsgi.url_scheme", "http")
+    # Runs for every ASGIToWSGI request, so the common shapes (ASCII path, numeric
+    # ports, a raw target equal to the path) are handled inline; anything else goes
+    # through the general helpers above, which define the behaviour.
+    get = environ.get
+    script_name: str = get("SCRIPT_NAME", "")
+    path_info: str = get("PATH_INFO", "")
+    full = script_name + path_info if script_name else path_info
+    if full.isascii():
+        # ASCII is its own latin-1 and UTF-8 form: the str is already the path.
+        path = full
+        path_bytes = full.encode("ascii")
+        root_path = script_name
+        target = get("RAW_URI") or get("REQUEST_URI")
+        if not target:
+            raw_path = path_bytes if not path_bytes.rstrip(_PATH_SAFE_BYTES) else None
+        elif type(target) is str and target.partition("?")[0] == full and "#" not in full:
+            # The server's raw target names this very path ("://" would have made the
+            # absolute-form rule apply, so it must not be there either).
+            raw_path = path_bytes if "://" not in full else None
+        else:
+            raw_path = None
+        if raw_path is None:
+            raw_path = _raw_path(environ, path_bytes)
+    else:
+        try:
+            path_bytes = full.encode("latin-1")
+            path = path_bytes.decode("utf-8")
+            root_path = script_name.encode("latin-1").decode("utf-8") if script_name else ""
+        except UnicodeError as exc:
+            raise ScopeError(f"request path is not UTF-8: {full!r}") from exc
+        raw_path = _raw_path(environ, path_bytes)
+    query: str = get("QUERY_STRING", "")
+    if query.isascii():
+        query_string = query.encode("ascii")
+    else:
+        try:
+            query_string = query.encode("latin-1")
+        except UnicodeEncodeError:
+            # Not PEP 3333 (the server decoded as something other than latin-1): keep
+            # the characters rather than fail the request.
+            query_string = query.encode("utf-8")
+    scheme: str = get("wsgi.url_scheme", "http")
+    protocol = get("SERVER_PROTOCOL", "HTTP/1.1")
+    name = get("SERVER_NAME")
+    port = get("SERVER_PORT")
+    if name and type(port) is str and port.isdigit():
+        server: tuple[str, int | None] | None = (name, int(port))
+    else:
+        server = _server(environ, scheme)
+    host = get("REMOTE_ADDR")
+    port = get("REMOTE_PORT")
+    if host and type(port) is str and port.isdigit():
+        client: tuple[str, int | None] | None = (host, int(port))
+    else:
+        client = _client(environ)
     scope: Scope = {
         "type": "http",
         # A fresh dict per scope: apps may write to scope dicts.
         "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": http_version(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
-        "method": environ.get("REQUEST_METHOD", "GET").upper(),
+        "http_version": _HTTP_VERSIONS.get(protocol) or http_version(protocol),
+        "method": get("REQUEST_METHOD", "GET").upper(),
         "scheme": scheme,
         "path": path,
-        "raw_path": _raw_path(environ, path_bytes),
+        "raw_path": raw_path,
         "query_string": query_string,
         "root_path": root_path,
         "headers": request_headers(environ),
-        "client": _client(environ),
-        "server": _server(environ, scheme),
+        "client": client,
+        "server": server,
         "extensions": extensions if extensions is not None else {},
     }
     if state is not None:
@@ -221,7 +271,14 @@ def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
             name, value = item
         except (TypeError, ValueError):
             raise InvalidResponse(f"header {item!r} is not a (name, value) pair") from None
-        if not isinstance(value, bytes) or invalid_value_bytes(value):
+        if not isinstance(value, bytes):
+            raise InvalidResponse(
+                f"header {name!r} value {value!r} is not bytes free of CR, LF, NUL"
+            )
+        text = value.decode("latin-1")
+        # A printable str has no control character at all (checked in C); anything else
+        # (a tab, bytes 0x80-0xA0) gets the exact test.
+        if not text.isprintable() and invalid_value_bytes(value):
             raise InvalidResponse(
                 f"header {name!r} value {value!r} is not bytes free of CR, LF, NUL"
             )
@@ -231,7 +288,7 @@ def response_head(message: Mapping[str, Any]) -> tuple[str, Headers]:
         if text_name is _NOT_CACHED:
             text_name = _response_name(name)
         if text_name is not None:
-            headers.append((text_name, value.decode("latin-1")))
+            headers.append((text_name, text))
     line = _STATUS_LINES.get(status)
     if line is None:
         line = _STATUS_LINES[status] = status_line(status)

@@ -229,7 +229,8 @@ class ThreadSensitiveApp:
             # The lifespan task outlives every request; asgiref's default suits it.
             await self.app(scope, receive, send)
             return
-        if _INLINE and _HAS_EXECUTOR_API and type(asyncio.get_running_loop()) is TaskLoop:
+        loop = asyncio.get_running_loop()
+        if _INLINE and _HAS_EXECUTOR_API and type(loop) is TaskLoop and loop.dedicated:
             async with ThreadSensitiveContext(executor=_INLINE_EXECUTOR):
                 await self.app(scope, receive, send)
             return

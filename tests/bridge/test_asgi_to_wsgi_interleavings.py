@@ -19,6 +19,7 @@ import pytest
 
 from bridge import _asgi_to_wsgi
 from bridge._a2w_exchange import ENDED, Exchange, State
+from bridge._a2w_runners import SharedLink
 from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
 
@@ -167,3 +168,48 @@ def test_a_response_completed_between_the_head_and_the_end_check_is_served_whole
     this = scenario(0, "state", _saw_streaming)
     assert _get(make(this.app, loop_mode="shared")) == b"".join(CHUNKS) + b"end"
     assert this.paused == 1
+
+
+def test_an_abandoned_request_is_cancelled_though_the_loop_runs_between_the_wsgi_calls(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[..., ASGIToWSGI]
+) -> None:
+    # The WSGI thread gives up on a request (here its request_timeout) while the app
+    # waits in receive() for the end of the response. Leaving reports a disconnect to
+    # receive(); the app must meet the cancellation instead, even when the loop thread
+    # runs everything the leaving scheduled before the WSGI thread asks for anything
+    # else (forced here: each call onto the loop waits until the loop has run it, and
+    # a little more). The cancellation was once a second, separate call.
+    original = SharedLink.call_on_loop
+
+    def call_on_loop_then_let_the_loop_run(
+        self: SharedLink, function: Callable[..., object], *args: Any
+    ) -> None:
+        ran = threading.Event()
+
+        def run() -> None:
+            function(*args)
+            ran.set()
+
+        original(self, run)
+        assert ran.wait(WAIT)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(SharedLink, "call_on_loop", call_on_loop_then_let_the_loop_run)
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            assert (await receive())["type"] == "http.request"  # the empty body
+            seen.append((await receive())["type"])
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
+    setup_testing_defaults(environ)
+    statuses: list[str] = []
+    adapter = make(app, loop_mode="shared", request_timeout=0.2)
+    body = adapter(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["504 Gateway Timeout"]
+    assert b"".join(body) == b"Gateway Timeout"
+    assert seen == ["cancelled"]
