@@ -158,7 +158,9 @@ def test_connections_kept_per_thread_and_threads_flat(site: str, request: Any) -
         # A pool of one-thread executors, one per request in flight, reused: it may
         # still grow a little; the loop thread and the pool are the only extra threads.
         assert opened <= 2 * SERVER_THREADS
-        assert after["threads"] <= 2 + SERVER_THREADS + opened
+        # (+2: as in thread mode, asgiref's short-lived threads under load, and an
+        # executor lent to a request that opened no connection, such as /stats itself.)
+        assert after["threads"] <= 2 + SERVER_THREADS + opened + 2
 
 
 def test_same_project_on_gunicorns_asgi_worker(database: Path) -> None:

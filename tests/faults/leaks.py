@@ -42,7 +42,9 @@ def open_loops() -> list[asyncio.AbstractEventLoop]:
     return [
         obj
         for obj in gc.get_objects()
-        if isinstance(obj, asyncio.AbstractEventLoop) and not obj.is_closed()
+        # type(), not isinstance(): isinstance asks a weakref.proxy for its __class__,
+        # which raises ReferenceError once the proxied object is gone.
+        if issubclass(type(obj), asyncio.AbstractEventLoop) and not obj.is_closed()
     ]
 
 
