@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks._load import http_load
+from benchmarks._load import UNIT, http_load, run_wrk
 from benchmarks._report import fmt
-from benchmarks._servers import LOAD_CPU, pinned
 
-_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b")
-_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
-_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _PERCENTILE = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s|m)\s*$", re.MULTILINE)
-_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
 
 @dataclass
@@ -50,34 +44,20 @@ def latency_load(
     if use != "wrk":
         result = http_load(url, connections, duration, use, timeout)
         return Point(result.rate, math.nan, math.nan, result.non2xx, result.errors)
-    # wrk needs at least one connection per thread; one thread: the load core is one core.
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
-    argv += [f"--timeout={max(2, round(timeout))}s"]
+    extra = ["--latency"]
     for header in headers:
-        argv += ["-H", header]
-    argv.append(url)
-    out = subprocess.run(
-        pinned(LOAD_CPU, argv),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=duration + timeout + 30,
-    ).stdout
-    total = _TOTAL.search(out)
-    if total is None:
-        raise RuntimeError(f"could not read wrk output:\n{out}")
-    seconds = float(total.group(2)) * _UNIT[total.group(3)]
-    non2xx_match = _NON2XX.search(out)
-    non2xx = int(non2xx_match.group(1)) if non2xx_match else 0
-    errors_match = _ERRORS.search(out)
-    errors = sum(int(n) for n in errors_match.groups()) if errors_match else 0
+        extra += ["-H", header]
+    result, out = run_wrk(url, connections, duration, timeout, extra)
     percentiles = {
-        match.group(1): float(match.group(2)) * _UNIT[match.group(3)] * 1000
+        match.group(1): float(match.group(2)) * UNIT[match.group(3)] * 1000
         for match in _PERCENTILE.finditer(out)
     }
-    rate = (int(total.group(1)) - non2xx) / seconds if seconds > 0 else 0.0
     return Point(
-        rate, percentiles.get("50", math.nan), percentiles.get("99", math.nan), non2xx, errors
+        result.rate,
+        percentiles.get("50", math.nan),
+        percentiles.get("99", math.nan),
+        result.non2xx,
+        result.errors,
     )
 
 
@@ -126,3 +106,22 @@ def _tick(value: float) -> str:
         if value >= size and value % size == 0:
             return f"{int(value // size)} {unit}"
     return str(int(value)) if value == int(value) else fmt(value)
+
+
+def concurrency_plot(
+    out: Path, name: str, title: str, levels: Sequence[int], data: dict[str, dict[str, list[float]]]
+) -> str:
+    """req/s, p50 and p99 against connections, one line per contender in ``data``."""
+    return line_plot(
+        out,
+        name,
+        title=title,
+        x=levels,
+        xlabel="keep-alive connections",
+        panels={
+            "req/s (higher is better)": {n: d["rate"] for n, d in data.items()},
+            "p50 latency, ms": {n: d["p50_ms"] for n, d in data.items()},
+            "p99 latency, ms": {n: d["p99_ms"] for n, d in data.items()},
+        },
+        log_y=["p50 latency, ms", "p99 latency, ms"],
+    )

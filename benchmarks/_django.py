@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._config import Config
-from benchmarks._load import LoadResult, http_load
+from benchmarks._load import LoadResult, Rounds, paired_rounds
 from benchmarks._measure import median
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 from benchmarks._servers import GTHREAD_THREADS, ROOT, Server, pinned, running
@@ -152,33 +152,13 @@ def _prepare(database: Path) -> None:
     )
 
 
-Rounds = tuple[dict[str, list[LoadResult]], dict[str, list[float]]]
-
-
 def _rounds(cfg: Config, baseline: _Contender, others: list[_Contender]) -> Rounds:
-    """B C1 B C2 ... Cn B, ``http_rounds`` times: (results, same-round ratios) by label."""
-    results: dict[str, list[LoadResult]] = {s.label: [] for s in [baseline, *others]}
-    ratios: dict[str, list[float]] = {s.label: [] for s in [baseline, *others]}
-
-    def point(server: _Contender) -> float:
-        result = http_load(server.url + server.path, cfg.connections, cfg.duration, cfg.loadgen)
-        results[server.label].append(result)
-        return result.rate
-
-    if not cfg.quick:  # warm up: imports, thread pools, caches
-        for server in [baseline, *others]:
-            http_load(server.url + server.path, cfg.connections, 1.0, cfg.loadgen)
-    for index in range(cfg.http_rounds):
-        shift = index % len(others)
-        before = point(baseline)
-        for server in others[shift:] + others[:shift]:
-            rate = point(server)
-            after = point(baseline)
-            mean = (before + after) / 2
-            ratios[server.label].append(rate / mean if mean > 0 else float("nan"))
-            ratios[baseline.label].append(after / before if before > 0 else float("nan"))
-            before = after
-    return results, ratios
+    """:func:`paired_rounds` on each contender's path: (results, same-round ratios)."""
+    return paired_rounds(
+        cfg,
+        (baseline.label, baseline.url + baseline.path),
+        [(s.label, s.url + s.path) for s in others],
+    )
 
 
 def run(cfg: Config) -> Section:

@@ -15,7 +15,7 @@ import time
 
 from benchmarks._apps import SLEEP, a2wsgi_available, serves, starlette_wsgi_available
 from benchmarks._config import Config
-from benchmarks._load import LoadResult, http_load, transfer
+from benchmarks._load import LoadResult, http_load, paired_rounds, transfer
 from benchmarks._measure import median
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 from benchmarks._servers import GTHREAD_THREADS, Server, reset_peak, running, vm_kib
@@ -76,33 +76,11 @@ def _throughput(
 def _paired(
     cfg: Config, baseline: Server, others: list[Server]
 ) -> tuple[dict[str, list[LoadResult]], dict[str, list[float]]]:
-    """Rounds of B C1 B C2 ... Cn B: each contender is measured between two baseline
-    points, and its ratio is to their mean, so drift slower than one point cancels.
-    Returns (results by label, per-round ratios by label)."""
-    results: dict[str, list[LoadResult]] = {_label(s): [] for s in [baseline, *others]}
-    ratios: dict[str, list[float]] = {_label(s): [] for s in [baseline, *others]}
-    base = _label(baseline)
-
-    def point(server: Server) -> float:
-        result = http_load(server.url + "/", cfg.connections, cfg.duration, cfg.loadgen)
-        results[_label(server)].append(result)
-        return result.rate
-
+    """:func:`paired_rounds` on ``GET /`` of each server, all running."""
     with running([baseline, *others], cfg.logs):
-        if not cfg.quick:  # warm up: imports, thread pools, caches
-            for server in [baseline, *others]:
-                http_load(server.url + "/", cfg.connections, 1.0, cfg.loadgen)
-        for index in range(cfg.http_rounds):
-            shift = index % len(others)
-            before = point(baseline)
-            for server in others[shift:] + others[:shift]:
-                rate = point(server)
-                after = point(baseline)
-                mean = (before + after) / 2
-                ratios[_label(server)].append(rate / mean if mean > 0 else float("nan"))
-                ratios[base].append(after / before if before > 0 else float("nan"))
-                before = after
-    return results, ratios
+        return paired_rounds(
+            cfg, (_label(baseline), baseline.url + "/"), [(_label(s), s.url + "/") for s in others]
+        )
 
 
 def _throughput_section(

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from benchmarks._apps import a2wsgi_available
 from benchmarks._config import Config
-from benchmarks._curves import Point, latency_load, line_plot
+from benchmarks._curves import Point, concurrency_plot, latency_load
 from benchmarks._measure import median
 from benchmarks._report import Section, Table, fmt
 from benchmarks._servers import GTHREAD_THREADS, Server, running
@@ -185,18 +185,12 @@ def run(cfg: Config) -> Section:
     section.tables.append(table)
     section.data = {"levels": list(levels), **data}
     section.plots.append(
-        line_plot(
+        concurrency_plot(
             cfg.out,
             "realistic",
-            title="Realistic Flask page: ours, a2wsgi and native gunicorn against concurrency",
-            x=levels,
-            xlabel="keep-alive connections",
-            panels={
-                "req/s (higher is better)": {n: d["rate"] for n, d in data.items()},
-                "p50 latency, ms": {n: d["p50_ms"] for n, d in data.items()},
-                "p99 latency, ms": {n: d["p99_ms"] for n, d in data.items()},
-            },
-            log_y=["p50 latency, ms", "p99 latency, ms"],
+            "Realistic Flask page: ours, a2wsgi and native gunicorn against concurrency",
+            levels,
+            data,
         )
     )
     section.seconds = time.monotonic() - started

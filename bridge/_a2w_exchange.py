@@ -258,14 +258,9 @@ class Exchange:
                     await self._send(message)
                     return
                 if not self.no_body:
-                    expected = self.expected
                     if body:
-                        if expected is not None:
-                            sent = self.sent + len(body)
-                            if sent > expected:
-                                self._reject(_too_long(expected))
-                            self.sent = sent
-                        self.chunks.append(body)
+                        self._take(body)
+                    expected = self.expected
                     if expected is not None and self.sent < expected:
                         self._reject(_too_short(self.sent, expected))
                 self.state = COMPLETE
@@ -315,13 +310,7 @@ class Exchange:
                     )
                 body = bytes(body)
             if body and not self.no_body:
-                expected = self.expected
-                if expected is not None:
-                    sent = self.sent + len(body)
-                    if sent > expected:
-                        self._reject(_too_long(expected))
-                    self.sent = sent
-                self.chunks.append(body)
+                self._take(body)
             if (
                 not more
                 and not self.no_body
@@ -371,6 +360,17 @@ class Exchange:
         if headers:
             # The server's socket is the WSGI thread's to write, before the head.
             await self.link.in_wsgi_thread(functools.partial(self.send_hint, headers), None)
+
+    def _take(self, body: bytes) -> None:
+        """Queue ``body`` for the WSGI side, counted against the declared length: bytes
+        past it are never queued (the response is rejected instead)."""
+        expected = self.expected
+        if expected is not None:
+            sent = self.sent + len(body)
+            if sent > expected:
+                self._reject(_too_long(expected))
+            self.sent = sent
+        self.chunks.append(body)
 
     def _reject(self, error: Exception) -> NoReturn:
         """The app broke HTTP framing: the response is refused before its head reaches

@@ -494,6 +494,20 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     return send_through, started
 
 
+async def _call_rewriting(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, wrapped: tuple[Send, list[bool]]
+) -> None:
+    """Call ``app`` with ``wrapped``'s start-rewriting ``send``; an app that raises before
+    its response started gets a 500 through the same rewriting, then the error goes on."""
+    send_through, started = wrapped
+    try:
+        await app(scope, receive, send_through)
+    except Exception:
+        if not started[0]:
+            await _head_error(send_through, send)
+        raise
+
+
 async def _head_error(send_through: Send, send: Send) -> None:
     """The app raised before its response started: a 500, its head through the core
     (CORS headers on it, as in :meth:`_Exchange.run`)."""
@@ -530,39 +544,21 @@ class ASGIDriver:
                 await self.app(scope, receive, send)  # the do-nothing path, kept shortest
                 return
             if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
-                send_through, started = _adding_send(handler, send)
-                try:
-                    await self.app(scope, receive, send_through)
-                except Exception:
-                    if not started[0]:
-                        await _head_error(send_through, send)
-                    raise
+                await _call_rewriting(self.app, scope, receive, send, _adding_send(handler, send))
                 return
         token = None if state is None else request_state.set(state)
         try:
             if handler is None:
                 await self.app(scope, receive, send)
             elif isinstance(handler, AddHeaders):
-                send_through, started = _adding_send(handler, send)
-                try:
-                    await self.app(scope, receive, send_through)
-                except Exception:
-                    if not started[0]:
-                        await _head_error(send_through, send)
-                    raise
+                await _call_rewriting(self.app, scope, receive, send, _adding_send(handler, send))
             elif isinstance(handler, Response):
                 await _send_response(scope, send, handler)
             else:
                 if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
                     receive = _reading(handler, receive)
                 if handler.head_only:
-                    send_through, started = _head_send(handler, send)
-                    try:
-                        await self.app(scope, receive, send_through)
-                    except Exception:
-                        if not started[0]:
-                            await _head_error(send_through, send)
-                        raise
+                    await _call_rewriting(self.app, scope, receive, send, _head_send(handler, send))
                 else:
                     # _Exchange.run, inlined: one coroutine frame less per request.
                     exchange = _Exchange(handler, receive, send)

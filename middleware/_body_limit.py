@@ -23,7 +23,7 @@ pieces, so the server never buffers much more than the limit for it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead, Response
@@ -136,6 +136,26 @@ def _answerable(error: RequestBodyTooLarge) -> bool:
     return handler is not None and not handler.released
 
 
+def _in_pieces(read: Callable[[int], bytes], size: int | None, *, line: bool) -> bytes:
+    """``read(size)`` of a stream, an unbounded (or large) size asked for in 64 KiB
+    pieces so that each piece is counted before the next is pulled; a line ends at
+    its newline."""
+    if size is not None and 0 <= size <= _PIECE:
+        return read(size)
+    want = -1 if size is None else size
+    parts: list[bytes] = []
+    while want:
+        data = read(_PIECE if want < 0 else min(want, _PIECE))
+        if not data:
+            break
+        parts.append(data)
+        if line and data.endswith(b"\n"):
+            break
+        if want > 0:
+            want -= len(data)
+    return b"".join(parts)
+
+
 class _BoundedInput:
     """``wsgi.input`` whose unbounded reads go in 64 KiB pieces, each one counted."""
 
@@ -145,36 +165,10 @@ class _BoundedInput:
         self._stream = stream
 
     def read(self, size: int | None = -1) -> bytes:
-        if size is not None and 0 <= size <= _PIECE:
-            data: bytes = self._stream.read(size)
-            return data
-        want = -1 if size is None else size
-        parts: list[bytes] = []
-        while want:
-            data = self._stream.read(_PIECE if want < 0 else min(want, _PIECE))
-            if not data:
-                break
-            parts.append(data)
-            if want > 0:
-                want -= len(data)
-        return b"".join(parts)
+        return _in_pieces(self._stream.read, size, line=False)
 
     def readline(self, size: int | None = -1) -> bytes:
-        if size is not None and 0 <= size <= _PIECE:
-            line: bytes = self._stream.readline(size)
-            return line
-        want = -1 if size is None else size
-        parts: list[bytes] = []
-        while want:
-            data = self._stream.readline(_PIECE if want < 0 else min(want, _PIECE))
-            if not data:
-                break
-            parts.append(data)
-            if data.endswith(b"\n"):
-                break
-            if want > 0:
-                want -= len(data)
-        return b"".join(parts)
+        return _in_pieces(self._stream.readline, size, line=True)
 
     def readlines(self, hint: int = -1) -> list[bytes]:
         return list(iter(self.readline, b""))

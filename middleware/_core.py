@@ -50,6 +50,7 @@ from collections.abc import Iterable
 from typing import ClassVar, NamedTuple, TypeAlias
 
 from bridge import interface_of
+from middleware._headers import add_vary
 from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
@@ -168,39 +169,8 @@ class AddHeaders:
         present = {pair[0] for pair in out}
         out += [pair for pair in self.headers if pair[0] not in present]
         for token in self.vary:
-            _add_vary(out, token, token.lower())
+            add_vary(out, token, token.lower())
         return out
-
-
-def _split_tokens(value: bytes) -> list[bytes]:
-    """A comma-separated list field as lower-case tokens, empty elements dropped."""
-    return [item.strip().lower() for item in value.split(b",") if item.strip()]
-
-
-def _add_vary(headers: HeaderList, token: bytes, token_lower: bytes) -> None:
-    """Add ``token`` to ``Vary`` in place unless it (or ``*``) is already listed (the
-    drivers' copy of ``_headers.add_vary``, which middleware built on the public API use).
-
-    The token joins the first existing ``Vary`` line rather than adding a second one,
-    so caches and humans see one list (RFC 9110 12.5.5 and 5.3: recipients combine
-    repeated list fields with commas).
-    """
-    first = -1
-    for index, (key, value) in enumerate(headers):
-        if key == b"vary":
-            lowered = value.lower()
-            if token_lower in lowered or b"*" in value:
-                # Substring test first (cheap); confirm on the split list.
-                tokens = _split_tokens(lowered)
-                if token_lower in tokens or b"*" in tokens:
-                    return
-            if first < 0:
-                first = index
-    if first < 0:
-        headers.append((b"vary", token))
-    else:
-        value = headers[first][1]
-        headers[first] = (b"vary", value + b", " + token if value.strip() else token)
 
 
 class ProtocolError(RuntimeError):

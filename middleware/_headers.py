@@ -6,7 +6,10 @@ and recipients combine them with commas) decide the merging rules here.
 
 from __future__ import annotations
 
-from middleware.api import HeaderList
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # at run time this module imports nothing: _core uses it too
+    from middleware.api import HeaderList
 
 __all__ = ["add_vary", "find", "split_tokens"]
 
