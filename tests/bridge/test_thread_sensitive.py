@@ -34,6 +34,7 @@ import bridge._thread_sensitive as thread_sensitive_module
 from bridge import ASGIToWSGI, thread_sensitive
 from bridge._thread_sensitive import ThreadSensitiveApp, thread_sensitive_if_django
 from tests.servers import ROOT
+from tests.wsgi_call import call_wsgi_app
 
 WSGI_THREADS = 4
 REQUESTS = 40
@@ -82,20 +83,7 @@ class DjangoLike:
 def _call(app: Any, path: str = "/") -> tuple[str, bytes]:
     environ: dict[str, Any] = {"PATH_INFO": path, "wsgi.input": io.BytesIO()}
     setup_testing_defaults(environ)
-    statuses: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-        statuses.append(status)
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return statuses[0], body
+    return call_wsgi_app(app, environ)
 
 
 def _serve(app: Any, requests: int = REQUESTS, threads: int = WSGI_THREADS) -> list[str]:

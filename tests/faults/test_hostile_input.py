@@ -28,6 +28,7 @@ from bridge._asgi_to_wsgi import ASGIToWSGI
 from tests.bridge.harness import http_scope, request
 from tests.faults.leaks import Snapshot, assert_no_leaks
 from tests.servers import asgi_server_argv, free_port, require_module, serve, wsgi_server_argv
+from tests.wsgi_call import call_wsgi_app
 
 W2A = "bridge.wsgi_to_asgi"
 A2W = "bridge.asgi_to_wsgi"
@@ -430,15 +431,7 @@ def _environ(**extra: Any) -> dict[str, Any]:
 
 
 def _call(app: Any, environ: dict[str, Any]) -> tuple[str, bytes]:
-    status: list[str] = []
-    result = app(environ, lambda s, h, e=None: status.append(s))
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return status[0], body
+    return call_wsgi_app(app, environ)
 
 
 def test_asgi_to_wsgi_non_utf8_path_is_400(caplog: pytest.LogCaptureFixture) -> None:

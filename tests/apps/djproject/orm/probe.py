@@ -17,6 +17,8 @@ import threading
 from collections import Counter
 from typing import Any
 
+from tests.wsgi_call import call_wsgi_app
+
 
 def _environ(path: str) -> dict[str, Any]:
     return {
@@ -40,20 +42,7 @@ def _environ(path: str) -> dict[str, Any]:
 
 
 def call(app: Any, path: str) -> tuple[str, bytes]:
-    seen: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-        seen.append(status)
-        return lambda data: None
-
-    result = app(_environ(path), start_response)
-    try:
-        body = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return seen[0], body
+    return call_wsgi_app(app, _environ(path))
 
 
 def main(database: str, which: str, requests: int, threads: int) -> dict[str, Any]:
