@@ -95,7 +95,7 @@ _COMPRESSING = _Phase.COMPRESSING
 _DONE = _Phase.DONE
 
 
-def _compressed_headers(headers: HeaderList, coding: bytes, length: int | None) -> HeaderList:
+def _compressed_headers(headers: HeaderList, coding: bytes, length: bytes | None) -> HeaderList:
     """The head of a compressed response, built in one pass over the app's headers."""
     out: HeaderList = []
     has_vary = False
@@ -111,7 +111,7 @@ def _compressed_headers(headers: HeaderList, coding: bytes, length: int | None) 
             has_vary = True
         out.append(pair)
     if length is not None:
-        out.append((b"content-length", str(length).encode()))
+        out.append((b"content-length", length))
     out.append((b"content-encoding", coding))
     if has_vary:
         add_vary(out, b"Accept-Encoding", b"accept-encoding")
@@ -153,20 +153,75 @@ class _CompressHandler(Handler):
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
         # May run twice (a WSGI app's start_response with exc_info): start over.
-        eligibility, length = self._core.eligibility(status, headers)
-        if eligibility is not _MAYBE:
+        # CompressionCore.eligibility, inlined: this and on_body are the whole per-response
+        # cost beside zlib's, and a call frame is a measurable share of it (issue 15).
+        if status < 200 or status in _UNCHANGED_STATUSES:
             self._phase = _PASSING
             return status, headers
-        # With a declared length the end of the body is known before the server says
-        # so (a WSGI iterable only ends with StopIteration), so a first chunk of that
-        # length is the whole body: compressed at once, with an exact Content-Length.
-        self._expected = length
-        self._phase = _HOLDING
-        self._head = (status, headers)
-        return None
+        core = self._core
+        length = -1
+        for key, value in headers:
+            if key == b"content-type":
+                excluded = core._types.get(value)
+                if excluded is None:
+                    excluded = core.excluded_type(value)
+                if excluded:
+                    break
+            elif key == b"content-length":
+                if value.isdigit():
+                    length = int(value)
+            elif key == b"content-encoding":
+                break  # any coding, identity included: the app's opt-out (module docs)
+            elif key == b"content-range" or (
+                key == b"cache-control" and b"no-transform" in value.lower()
+            ):
+                break
+        else:
+            if length < 0 or length >= core.minimum_size:
+                # With a declared length the end of the body is known before the server
+                # says so (a WSGI iterable only ends with StopIteration), so a first chunk
+                # of that length is the whole body: compressed at once, with an exact
+                # Content-Length.
+                self._expected = length
+                self._phase = _HOLDING
+                self._head = (status, headers)
+                return None
+        self._phase = _PASSING
+        return status, headers
 
     def on_body(self, chunk: bytes, more: bool) -> bytes:
         phase = self._phase
+        if phase is _HOLDING:
+            head = self._head
+            assert head is not None
+            size = len(chunk)
+            if not more or size == self._expected:
+                # The whole body at once: the usual response, and the one worth the
+                # shortest path (one zlib call, the head built in the same frame).
+                self._head = None
+                if size < self._core.minimum_size:
+                    # Small: sent as is, but it could have been compressed.
+                    headers = [*head[1]]  # a new list: see the rules of _core
+                    add_vary(headers, b"Accept-Encoding", b"accept-encoding")
+                    self._ready = (head[0], headers)
+                    self._phase = _PASSING
+                    return chunk
+                body = self._spec.one_shot(chunk)
+                self._ready = (
+                    head[0],
+                    _compressed_headers(head[1], self._spec.token, str(len(body)).encode()),
+                )
+                self._phase = _DONE
+                return body
+            if not chunk:
+                return b""  # nothing to decide on yet, and nothing held back
+            # A stream (or the first part of a body already known to be big enough):
+            # compress from here on, flushing each chunk so none is held back.
+            self._head = None
+            self._ready = (head[0], _compressed_headers(head[1], self._spec.token, None))
+            self._phase = _COMPRESSING
+            started = self._compressor = self._spec.streaming()
+            return started.compress(chunk)
         if phase is _COMPRESSING:
             compressor = self._compressor
             assert compressor is not None
@@ -176,36 +231,9 @@ class _CompressHandler(Handler):
             return compressor.compress(chunk)
         if phase is _PASSING:
             return chunk
-        if phase is _DONE:
-            # Bytes past a declared Content-Length that went out compressed: the app's
-            # bug, and appending them raw would corrupt the coded body.
-            return b""
-        size = len(chunk)
-        if size == self._expected:
-            more = False
-        if more and not chunk:
-            return b""  # nothing to decide on yet, and nothing held back
-        head = self._head
-        assert head is not None
-        self._head = None
-        if more:
-            # A stream (or the first part of a body already known to be big enough):
-            # compress from here on, flushing each chunk so none is held back.
-            self._ready = (head[0], _compressed_headers(head[1], self._spec.token, None))
-            self._phase = _COMPRESSING
-            compressor = self._compressor = self._spec.streaming()
-            return compressor.compress(chunk)
-        if size < self._core.minimum_size:
-            # The whole body is small: send it as is, but it could have been compressed.
-            headers = [*head[1]]  # a new list: see the rules of _core
-            add_vary(headers, b"Accept-Encoding", b"accept-encoding")
-            self._ready = (head[0], headers)
-            self._phase = _PASSING
-            return chunk
-        body = self._spec.one_shot(chunk)
-        self._ready = (head[0], _compressed_headers(head[1], self._spec.token, len(body)))
-        self._phase = _DONE
-        return body
+        # _DONE: bytes past a declared Content-Length that went out compressed: the
+        # app's bug, and appending them raw would corrupt the coded body.
+        return b""
 
     def pending_head(self) -> Head | None:
         ready, self._ready = self._ready, None
