@@ -23,7 +23,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Collection
-from threading import current_thread, get_ident
+from threading import current_thread, get_ident, local
 from typing import Any
 
 from middleware._headers import find
@@ -223,7 +223,9 @@ class _AccessHandler(Handler):
                 atoms[atom] = get(self)
         # No logger.log(): it walks the stack to find the caller (the costliest step,
         # and the caller is always this module anyway).
-        core._logger.handle(core._records.make(core._level, core._format, atoms, fields))
+        core._logger.handle(
+            core._records.make(core._level, core._format, atoms, fields, self.wall + duration)
+        )
 
 
 def _micros(h: _AccessHandler) -> int:
@@ -307,11 +309,11 @@ class _Records:
     program's ``setLogRecordFactory`` or Logger subclass is still honoured.
     """
 
-    __slots__ = ("_logger", "_pid", "_template")
+    __slots__ = ("_forks", "_logger", "_template")
 
     def __init__(self, logger: logging.Logger, level: int, fmt: str) -> None:
         self._logger = logger
-        self._pid = -1
+        self._forks = -1
         self._template: dict[str, Any] = {}
         self._refresh(level, fmt)
 
@@ -321,9 +323,12 @@ class _Records:
             self._logger.name, level, __file__, 0, fmt, None, None, "AccessLog"
         )
         self._template = dict(vars(record))
-        self._pid = os.getpid()
+        self._forks = _forks
 
-    def make(self, level: int, fmt: str, args: dict[str, object], http: dict[str, Any]) -> Any:
+    def make(
+        self, level: int, fmt: str, args: dict[str, object], http: dict[str, Any], now: float
+    ) -> Any:
+        """The record, created at ``now`` (a ``time.time()`` value)."""
         logger = self._logger
         if (
             logging.getLogRecordFactory() is not _LogRecord
@@ -332,22 +337,27 @@ class _Records:
             return logger.makeRecord(
                 logger.name, level, __file__, 0, fmt, (args,), None, "AccessLog", {"http": http}
             )
-        if os.getpid() != self._pid:
+        if self._forks != _forks:
             self._refresh(level, fmt)
-        record = _new(_LogRecord)
-        values = record.__dict__
-        values.update(self._template)
-        now = time.time()
+        # A copy of the template becomes the record's __dict__: one C copy rather than
+        # an insert per attribute into the new record's own dict.
+        values = self._template.copy()
         values["args"] = args
         values["created"] = now
         values["msecs"] = int((now - int(now)) * 1000) + 0.0
         values["relativeCreated"] = (now - _START) * 1000
         if values["thread"] is not None:
             values["thread"] = get_ident()
-            values["threadName"] = current_thread().name
+            try:
+                thread = _threads.current
+            except AttributeError:
+                thread = _threads.current = current_thread()
+            values["threadName"] = thread.name
         if "taskName" in values:  # Python 3.12+
             values["taskName"] = _task_name()
         values["http"] = http
+        record = _new(_LogRecord)
+        record.__dict__ = values
         return record
 
 
@@ -355,6 +365,21 @@ _LogRecord = logging.LogRecord
 _MAKE_RECORD = logging.Logger.makeRecord
 _START: float = getattr(logging, "_startTime", time.time())
 _new = object.__new__
+# The Thread object of each thread that logged (its name is read per record, as logging
+# does): threading.current_thread() costs more than the rest of the record's thread facts.
+_threads = local()
+# Forks seen by this process: a forked worker (new pid, maybe a new process name) makes
+# its template again, found without a getpid() system call per record.
+_forks = 0
+
+
+def _forked() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _task_name() -> str | None:
