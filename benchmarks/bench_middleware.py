@@ -34,7 +34,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from benchmarks._measure import drain_wsgi
 from middleware import CORS, AccessLog, GZip
-from middleware.api import Core, CoreMiddleware, RequestHead
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, RequestHead
 
 
 class _NothingCore(Core):
@@ -63,6 +63,74 @@ class _ForwardWSGI:
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         return self.app(environ, start_response)
+
+
+class _HeldHead(Handler):
+    """Holds the head, then sends bytes and headers made in advance: all a driver costs
+    for a handler that rewrites a whole body (GZip's shape), with no work of its own."""
+
+    __slots__ = ("_body", "_headers", "_status")
+
+    def __init__(self, body: bytes, headers: HeaderList) -> None:
+        self._body = body
+        self._headers = headers
+        self._status = 0
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
+        self._status = status
+        return None
+
+    def on_body(self, chunk: bytes, more: bool) -> bytes:
+        return self._body
+
+    def pending_head(self) -> Head | None:
+        return self._status, self._headers
+
+
+class _HeldHeadCore(Core):
+    def __init__(self, body: bytes, headers: HeaderList) -> None:
+        self._body = body
+        self._headers = headers
+
+    def on_request(self, head: RequestHead) -> Handler:
+        return _HeldHead(self._body, list(self._headers))
+
+
+def held_head(body: bytes) -> Callable[[Any], Any]:
+    """The driver's floor for GZip: the same compressed bytes and head, made in advance."""
+    compressed = zlib.compress(body, 9, wbits=31)
+    headers: HeaderList = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(compressed)).encode()),
+        (b"content-encoding", b"gzip"),
+        (b"vary", b"Accept-Encoding"),
+    ]
+
+    class HeldHead(CoreMiddleware):
+        def __init__(self, app: Any) -> None:
+            super().__init__(app, _HeldHeadCore(compressed, headers))
+
+    return HeldHead
+
+
+class _Completing(Handler):
+    __slots__ = ()
+
+    def on_complete(self, outcome: Any) -> None:
+        return None
+
+
+class _CompletingCore(Core):
+    def on_request(self, head: RequestHead) -> Handler:
+        return _Completing()
+
+
+class Completing(CoreMiddleware):
+    """The driver's floor for AccessLog: a handler told when the response is complete
+    (``on_complete``), which does nothing."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app, _CompletingCore())
 
 
 def forward(app: Any) -> Any:
@@ -272,6 +340,8 @@ def raw_record(logger: logging.Logger) -> dict[str, Callable[[], None]]:
     }
 
 
+FLOOR_HELD = "floor: a held-head handler, output made in advance"
+FLOOR_COMPLETING = "floor: a handler with an empty on_complete"
 ORIGIN = [(b"origin", b"https://app.example.com")]
 GZIP = [(b"accept-encoding", b"gzip, deflate, br")]
 
@@ -358,7 +428,7 @@ def collect(rounds: int, target: float, only: str = "") -> list[Row]:
         "GZip 1 KiB JSON",
         body=small,
         headers=GZIP,
-        ours={"GZip": GZip},
+        ours={"GZip": GZip, FLOOR_HELD: held_head(small)},
         starlette={"Starlette GZipMiddleware": GZipMiddleware},
         extra=raw_zlib(small),
     )
@@ -387,6 +457,7 @@ def collect(rounds: int, target: float, only: str = "") -> list[Row]:
         ours={
             "AccessLog (formatted, to a sink)": lambda app: AccessLog(app, logger=logger),
             "AccessLog (logger disabled)": lambda app: AccessLog(app, logger=quiet),
+            FLOOR_COMPLETING: Completing,
         },
         starlette={},
         extra=raw_record(logger),
