@@ -206,11 +206,14 @@ class _AccessHandler(Handler):
                 if query
                 else (f"{method} {path} HTTP/{version}")
             )
+            authorization = head.header(b"authorization")
+            wall = self.wall
+            cached = _last_time  # _request_time's memo, read here first: no call per line
             atoms: dict[str, object] = {
                 "h": "-" if host is None else _escape(str(host)),
                 "l": "-",
-                "u": _escape(_basic_user(head.header(b"authorization")) or "-"),
-                "t": _request_time(self.wall),
+                "u": "-" if authorization is None else _escape(_basic_user(authorization) or "-"),
+                "t": cached[1] if cached[0] == int(wall) else _request_time(wall),
                 "r": _escape(line),
                 "s": status,
                 "b": self.sent,
