@@ -344,3 +344,101 @@ def test_a_programs_record_factory_is_honoured(caplog: pytest.LogCaptureFixture)
     (record,) = [r for r in caplog.records if r.name == "middleware.access"]
     assert record.tenant == "acme"  # type: ignore[attr-defined]
     assert record.http["status"] == 200  # type: ignore[attr-defined]
+
+
+def _default_line_args(head: PlainHead, *, generic: bool, status: int = 200) -> dict[str, Any]:
+    core = AccessLog(lambda environ, start_response: [])._core
+    if generic:
+        core._default = False  # the per-atom getters every other format uses
+    logger = logging.getLogger("middleware.access")
+    seen: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    keep = _Keep()
+    logger.addHandler(keep)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        handler = core.on_request(head)
+        assert handler is not None
+        handler.on_response_start(status, [])
+        handler.on_body(b"abc", False)
+        handler.on_complete(Outcome.COMPLETED)
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(old_level)
+    (record,) = seen
+    assert record.msg == DEFAULT_FORMAT
+    args = dict(record.args)  # type: ignore[call-overload]
+    args.pop("t")  # the clock's second: may differ between the two calls
+    return args
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        PlainHead("GET", "/"),
+        PlainHead(
+            "POST",
+            "/items/7",
+            query=b"page=2",
+            client=("10.0.0.1", 4242),
+            headers=[
+                (b"user-agent", b"curl/8.0"),
+                (b"referer", b"https://ref.example/"),
+                (b"authorization", _basic("alice")),
+            ],
+            http_version="2",
+        ),
+        PlainHead("GET", "/", headers=[(b"authorization", b"Bearer x")]),
+        # Everything a client can influence in gunicorn's default line, hostile.
+        PlainHead(
+            TEXT_PAYLOAD,
+            TEXT_PAYLOAD,
+            query=BYTES_PAYLOAD,
+            client=(TEXT_PAYLOAD, 1),
+            headers=[
+                (b"authorization", _basic(USER_PAYLOAD)),
+                (b"referer", BYTES_PAYLOAD),
+                (b"user-agent", BYTES_PAYLOAD),
+            ],
+            http_version=TEXT_PAYLOAD,
+        ),
+    ],
+    ids=["bare", "full", "bearer", "hostile"],
+)
+def test_the_default_line_is_built_as_the_atoms_build_it(head: PlainHead) -> None:
+    # gunicorn's default format has its own code path (built in one frame): it must
+    # give every atom exactly what the per-atom getters give, escaping included.
+    fast = _default_line_args(head, generic=False)
+    assert fast == _default_line_args(head, generic=True)
+    assert all(str(value).isprintable() for value in fast.values())
+
+
+def test_the_default_line_escapes_what_a_client_sent(records: Sequence[logging.LogRecord]) -> None:
+    head = PlainHead(
+        "GET",
+        TEXT_PAYLOAD,
+        query=BYTES_PAYLOAD,
+        client=(TEXT_PAYLOAD, 1),
+        headers=[
+            (b"authorization", _basic(USER_PAYLOAD)),
+            (b"referer", BYTES_PAYLOAD),
+            (b"user-agent", BYTES_PAYLOAD),
+        ],
+    )
+    core = AccessLog(lambda environ, start_response: [])._core
+    handler = core.on_request(head)
+    assert handler is not None
+    handler.on_response_start(200, [])
+    handler.on_body(b"abc", False)
+    handler.on_complete(Outcome.COMPLETED)
+    (record,) = records
+    stamp = record.args["t"]  # type: ignore[call-overload,index]
+    assert record.getMessage() == (
+        f'{TEXT_ESCAPED} - {USER_ESCAPED} {stamp} "GET {TEXT_ESCAPED}?{BYTES_ESCAPED} '
+        f'HTTP/1.1" 200 3 "{BYTES_ESCAPED}" "{BYTES_ESCAPED}"'
+    )
