@@ -347,7 +347,9 @@ class _Records:
         values = self._template.copy()
         values["args"] = args
         values["created"] = now
-        values["msecs"] = int((now - int(now)) * 1000) + 0.0
+        # LogRecord's int((now - int(now)) * 1000) + 0.0, in float arithmetic alone: for
+        # a positive time, now % 1.0 is exactly now - int(now), and // 1.0 truncates.
+        values["msecs"] = now % 1.0 * 1000 // 1.0
         values["relativeCreated"] = (now - _START) * 1000
         if values["thread"] is not None:
             values["thread"] = get_ident()
@@ -412,7 +414,8 @@ class _AccessLogCore(Core):
         self._records = _Records(logger, level, fmt)
 
     def on_request(self, head: RequestHead) -> Handler | None:
-        if head.path in self._exclude or not self._logger.isEnabledFor(self._level):
+        exclude = self._exclude
+        if (exclude and head.path in exclude) or not self._logger.isEnabledFor(self._level):
             return None
         # _AccessHandler(self, head), inlined: one Python frame less per request.
         handler: _AccessHandler = _new(_AccessHandler)

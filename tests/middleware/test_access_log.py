@@ -323,6 +323,8 @@ def test_a_record_has_what_logger_make_record_would_give_it(
         k: v for k, v in vars(expected).items() if k not in timed
     }
     assert before <= record.created <= time.time()
+    # What LogRecord (3.10-3.12) derives from the time, here computed in floats alone.
+    assert record.msecs == int((record.created - int(record.created)) * 1000) + 0.0
     assert record.thread == threading.get_ident()
     assert record.getMessage() == expected.getMessage()
 
