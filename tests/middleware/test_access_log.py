@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -444,3 +445,57 @@ def test_the_default_line_escapes_what_a_client_sent(records: Sequence[logging.L
         f'{TEXT_ESCAPED} - {USER_ESCAPED} {stamp} "GET {TEXT_ESCAPED}?{BYTES_ESCAPED} '
         f'HTTP/1.1" 200 3 "{BYTES_ESCAPED}" "{BYTES_ESCAPED}"'
     )
+
+
+def _log_one(core: Any) -> None:
+    handler = core.on_request(PlainHead("GET", "/"))
+    handler.on_response_start(200, [])
+    handler.on_body(b"", False)
+    handler.on_complete(Outcome.COMPLETED)
+
+
+def test_a_record_names_the_thread_that_logged_by_its_current_name(
+    records: Sequence[logging.LogRecord],
+) -> None:
+    # Each thread's Thread object is kept between records; its name is read each time.
+    import threading
+
+    core = AccessLog(lambda environ, start_response: [])._core
+
+    def work() -> None:
+        _log_one(core)
+        threading.current_thread().name = "renamed"
+        _log_one(core)
+
+    worker = threading.Thread(target=work, name="worker-7")
+    worker.start()
+    worker.join()
+    _log_one(core)
+    assert [(r.threadName, r.thread) for r in records] == [
+        ("worker-7", worker.ident),
+        ("renamed", worker.ident),
+        (threading.current_thread().name, threading.get_ident()),
+    ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_worker_logs_its_own_pid(caplog: pytest.LogCaptureFixture) -> None:
+    # The record template (pid, process name) is made again after a fork, found by an
+    # at-fork hook rather than a getpid() per record.
+    caplog.set_level(logging.INFO, "middleware.access")
+    core = AccessLog(lambda environ, start_response: [])._core
+    _log_one(core)  # the template is in use before the fork
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            _log_one(core)
+            os.write(write, str(caplog.records[-1].process).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        reported = pipe.read()
+    os.waitpid(pid, 0)
+    assert reported == str(pid)
+    assert caplog.records[0].process == os.getpid()
