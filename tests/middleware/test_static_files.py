@@ -633,3 +633,16 @@ def test_check_changes_false_learns_a_file_once(
         "new.txt.gz",
         "nope.txt",
     ]
+
+
+def test_html_redirect_never_names_another_host(pages: Path) -> None:
+    request = PlainRequest(
+        path="/static/docs", headers=[(b"host", b"evil.example"), (b"x-forwarded-host", b"x")]
+    )
+    for way, result in run(static(pages, html=True), request).items():
+        assert result.header(b"location") == b"/static/docs/", way
+    # A mount whose path would start the Location with "//" gets no redirect at all.
+    request = PlainRequest(path="/static/docs", root_path="//evil.example")
+    for way, result in run(static(pages, html=True), request).items():
+        assert (result.status, result.header(b"location")) == (404, None), way
+    assert html(pages, "//evil.example/docs", prefix="").header(b"location") is None
