@@ -63,7 +63,7 @@ _NOT_FOUND = b"Not Found"
 _NOT_ALLOWED = b"Method Not Allowed"
 _INDEX = "index.html"
 _NOT_FOUND_PAGE = "404.html"
-# Characters a path keeps in Location: the unreserved set and the sub-delimiters.
+# What Location keeps unescaped: RFC 3986 path characters (quote() adds letters, digits, "-._").
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 _QUERY_SAFE = "/?:@!$&'()*+,;=~%"
 
