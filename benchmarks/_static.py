@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks import bench_middleware
 from benchmarks._config import Config
-from benchmarks._load import LoadResult, http_load
+from benchmarks._load import http_load
 from benchmarks._measure import interleave, median
 from benchmarks._report import Section, Table, Target, bar_plot, fmt
 from benchmarks._servers import GTHREAD_THREADS, Server, running
@@ -35,11 +35,14 @@ CONNECTIONS = 8  # 1 MiB answers: a few connections already fill the server's co
 STATIC_RATIO = 1.0
 _HELLO = b"Hello, world!"
 
-# (contender, server kind, reference it is measured against)
+# (contender, server kind, reference it is measured against, rounds per cfg.http_rounds)
 _PAIRS = [
-    ("StaticFiles (Starlette app)", "uvicorn", "Starlette StaticFiles"),
-    ("StaticFiles (raw WSGI app)", "gunicorn", "WhiteNoise"),
+    ("StaticFiles (Starlette app)", "uvicorn", "Starlette StaticFiles", 2),
+    # Both send the file with gunicorn's sendfile, so the kernel's work per request is
+    # the same and the ratio sits near 1: twice the rounds again, for a steadier median.
+    ("StaticFiles (raw WSGI app)", "gunicorn", "WhiteNoise", 4),
 ]
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 # --- what the servers load --------------------------------------------------------------
@@ -125,29 +128,45 @@ def _site() -> Iterator[str]:
 # --- over HTTP ------------------------------------------------------------------------
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class _Point:
+    """One load point and the serving process's CPU µs per request during it."""
+
+    def __init__(self, cfg: Config, server: Server) -> None:
+        pid = server.serving_pid()
+        cpu = _cpu_seconds(pid)
+        self.load = http_load(server.url + URL_PATH, CONNECTIONS, cfg.duration, cfg.loadgen)
+        used = _cpu_seconds(pid) - cpu
+        self.cpu_us = used / self.load.requests * 1e6 if self.load.requests else float("nan")
+
+
 def _pair(
-    cfg: Config, ours: Server, reference: Server
-) -> tuple[list[LoadResult], list[LoadResult], list[float]]:
+    cfg: Config, ours: Server, reference: Server, rounds: int
+) -> tuple[list[_Point], list[_Point], list[float]]:
     """Rounds of R O R O ... R: (our points, the reference's points, our ratios)."""
-    mine: list[LoadResult] = []
-    theirs: list[LoadResult] = []
+    mine: list[_Point] = []
+    theirs: list[_Point] = []
     ratios: list[float] = []
-
-    def point(server: Server) -> LoadResult:
-        return http_load(server.url + URL_PATH, CONNECTIONS, cfg.duration, cfg.loadgen)
-
-    for server in (ours, reference):  # warm up; and check the bytes are right
-        point(server)
-    before = point(reference)
+    for server in (ours, reference):  # warm up
+        _Point(cfg, server)
+    before = _Point(cfg, reference)
     theirs.append(before)
-    # Twice the usual rounds: on a shared machine one 1 MiB point swings by +-30 %.
-    for _ in range(cfg.http_rounds * 2 + 1):
-        result = point(ours)
-        after = point(reference)
+    # On a shared machine one 1 MiB point swings by +-30 %: many short rounds.
+    for _ in range(rounds):
+        result = _Point(cfg, ours)
+        after = _Point(cfg, reference)
         mine.append(result)
         theirs.append(after)
-        mean = (before.rate + after.rate) / 2
-        ratios.append(result.rate / mean if mean > 0 else float("nan"))
+        mean = (before.load.rate + after.load.rate) / 2
+        ratios.append(result.load.rate / mean if mean > 0 else float("nan"))
         before = after
     return mine, theirs, ratios
 
@@ -168,14 +187,15 @@ def _http_rows(cfg: Config, table: Table, section: Section) -> None:
     with _site() as folder:
         expected = Path(folder, FILE).read_bytes()
         servers = {}
-        for ours, kind, reference in _PAIRS:
+        for ours, kind, reference, _ in _PAIRS:
             servers[ours] = _StaticServer(ours, kind)
             servers[reference] = _StaticServer(reference, kind)
         with running(list(servers.values()), cfg.logs):
             for server in servers.values():
                 _check(server, expected)
-            for ours, kind, reference in _PAIRS:
-                mine, theirs, ratios = _pair(cfg, servers[ours], servers[reference])
+            for ours, kind, reference, scale in _PAIRS:
+                rounds = cfg.http_rounds * scale + 1
+                mine, theirs, ratios = _pair(cfg, servers[ours], servers[reference], rounds)
                 _report_pair(
                     section,
                     table,
@@ -195,12 +215,16 @@ def _report_pair(
     ours: str,
     kind: str,
     reference: str,
-    mine: list[LoadResult],
-    theirs: list[LoadResult],
+    mine: list[_Point],
+    theirs: list[_Point],
     ratios: list[float],
 ) -> None:
     ratio = median(ratios)
-    rates = {ours: median([r.rate for r in mine]), reference: median([r.rate for r in theirs])}
+    rates = {
+        ours: median([p.load.rate for p in mine]),
+        reference: median([p.load.rate for p in theirs]),
+    }
+    cpu = {ours: median([p.cpu_us for p in mine]), reference: median([p.cpu_us for p in theirs])}
     where = "uvicorn" if kind == "uvicorn" else f"gunicorn gthread ({GTHREAD_THREADS} threads)"
     for name, runs, shown in (
         (reference, theirs, "1.00x (reference)"),
@@ -212,17 +236,24 @@ def _report_pair(
                 fmt(rates[name]),
                 fmt(rates[name] * SIZE / (1 << 20)),
                 shown,
-                str(sum(r.non2xx for r in runs)),
-                str(sum(r.errors for r in runs)),
+                fmt(cpu[name]),
+                str(sum(p.load.non2xx for p in runs)),
+                str(sum(p.load.errors for p in runs)),
             ]
         )
     section.data[f"{ours} vs {reference}"] = {
         "ratio": ratio,
         "ratios": ratios,
-        "ours": [r.rate for r in mine],
-        "reference": [r.rate for r in theirs],
+        "ours": [p.load.rate for p in mine],
+        "reference": [p.load.rate for p in theirs],
+        "cpu_us_ours": [p.cpu_us for p in mine],
+        "cpu_us_reference": [p.cpu_us for p in theirs],
+        "cpu_ratio": cpu[ours] / cpu[reference] if cpu[reference] > 0 else float("nan"),
     }
-    context = f"{fmt(rates[ours])} vs {fmt(rates[reference])} req/s"
+    context = (
+        f"{fmt(rates[ours])} vs {fmt(rates[reference])} req/s; "
+        f"server CPU {fmt(cpu[ours])} vs {fmt(cpu[reference])} µs/request"
+    )
     section.targets.append(
         Target(f"StaticFiles 1 MiB req/s ÷ {reference}", ratio, STATIC_RATIO, ">=", "x", context)
     )
@@ -264,6 +295,9 @@ def _wsgi_rows(cfg: Config, table: Table, section: Section) -> None:
         apps = {
             "WhiteNoise": WhiteNoise(_wsgi_hello, root=folder, prefix="static/"),
             "StaticFiles": StaticFiles(_wsgi_hello, directory=folder),
+            "StaticFiles (check_changes=False)": StaticFiles(
+                _wsgi_hello, directory=folder, check_changes=False
+            ),
         }
 
         def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
@@ -331,7 +365,16 @@ def _limit_rows(cfg: Config, table: Table, section: Section) -> None:
 def run(cfg: Config) -> Section:
     started = time.monotonic()
     files = Table(
-        ["contender", "median req/s", "MiB/s", "ratio to reference", "non-2xx", "errors"], []
+        [
+            "contender",
+            "median req/s",
+            "MiB/s",
+            "ratio to reference",
+            "server CPU µs / request",
+            "non-2xx",
+            "errors",
+        ],
+        [],
     )
     limit = Table(["request", "variant", "µs / request", "µs added"], [])
     section = Section(
@@ -341,15 +384,20 @@ def run(cfg: Config) -> Section:
         "our `StaticFiles` around a Starlette app on uvicorn vs Starlette's `StaticFiles` "
         "mounted in that app, and around a raw WSGI app on gunicorn gthread vs WhiteNoise "
         "around the same app. Rounds of R O R O ... R; a ratio is the median of our req/s "
-        "over the mean of the reference points just before and after it. Below: the µs "
+        "over the mean of the reference points just before and after it; server CPU is the "
+        "serving process's user + system time over a point ÷ its requests (most of it the "
+        "kernel's: sendfile and loopback TCP). Below: the µs "
         "`BodyLimit` adds to an ASGI request next to uvicorn's `ProxyHeadersMiddleware` "
         "(trusted 127.0.0.1, X-Forwarded-For and -Proto present), driven without a loop; "
         "and the µs of Python work each WSGI contender does per file request (everything "
-        "but sending the bytes, which gunicorn does with sendfile for both).",
+        "but sending the bytes, which gunicorn does with sendfile for both), ours also "
+        "with `check_changes=False` (no stat per request, as WhiteNoise's default).",
         [files, limit],
         notes=[
             f"Load: `{cfg.loadgen}` on core 1, {fmt(cfg.duration)} s per point, "
-            f"{cfg.http_rounds} rounds; servers pinned to core 0; gunicorn `-k gthread -w 1 "
+            f"{cfg.http_rounds * 2 + 1} rounds on uvicorn, {cfg.http_rounds * 4 + 1} on "
+            "gunicorn (where the ratio is near 1); servers pinned to core 0; "
+            f"gunicorn `-k gthread -w 1 "
             f"--threads {GTHREAD_THREADS}`; uvicorn uvloop + httptools (no pathsend there, "
             "so both ASGI contenders read the file in Python; WhiteNoise and ours both "
             "hand gunicorn a `wsgi.file_wrapper`, which it sends with sendfile).",

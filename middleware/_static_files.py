@@ -24,10 +24,15 @@ where the ASGI server offers it, ``wsgi.file_wrapper`` (``sendfile``) on WSGI, e
   as 404 before the file system is asked, and a file whose real path (symlinks
   resolved) is outside the directory is 404.
 
+* ``html=True``: ``dir/`` serves ``dir/index.html``, ``dir`` redirects (307) to
+  ``dir/`` when that index exists, and a missing file gets ``404.html`` (status 404)
+  when the directory has one.
+
 ``on_request`` reads file metadata (``stat``, once per request; ``realpath`` when a
-file is first seen or changed): a local metadata lookup of microseconds, the one
-I/O this core does, since the response head depends on it. The body is never read
-here.
+file is first seen or changed; none for a known file with ``check_changes=False``): a
+local metadata lookup of microseconds, the one I/O this core does, since the response
+head depends on it. Each file's response heads are built once and kept until the file
+changes (at most 4096 files, only files that exist). The body is never read here.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import re
 import stat
 from collections.abc import Callable
 from typing import Any, NamedTuple
+from urllib.parse import quote, quote_from_bytes
 
 from middleware.api import Core, CoreMiddleware, Handler, HeaderList, RequestHead, Response
 
@@ -55,6 +61,11 @@ _ENCODINGS = ((b"br", ".br"), (b"gzip", ".gz"))  # the order breaks q ties
 _TEXT_TYPES = ("text/", "application/javascript")
 _NOT_FOUND = b"Not Found"
 _NOT_ALLOWED = b"Method Not Allowed"
+_INDEX = "index.html"
+_NOT_FOUND_PAGE = "404.html"
+# What Location keeps unescaped: RFC 3986 path characters (quote() adds letters, digits, "-._").
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+_QUERY_SAFE = "/?:@!$&'()*+,;=~%"
 
 
 def _plain(status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
@@ -189,7 +200,9 @@ class _StaticCore(Core):
         "_accept_cache",
         "_cache",
         "_cache_control",
+        "_check_changes",
         "_fallthrough",
+        "_html",
         "_immutable",
         "_not_allowed",
         "_not_found",
@@ -209,6 +222,8 @@ class _StaticCore(Core):
         immutable: Callable[[str], Any] | None,
         precompressed: bool,
         fallthrough: bool,
+        html: bool,
+        check_changes: bool,
     ) -> None:
         self._root = root
         self._root_slash = root.rstrip("/") + "/"
@@ -217,6 +232,8 @@ class _StaticCore(Core):
         self._immutable = immutable
         self._precompressed = precompressed
         self._fallthrough = fallthrough
+        self._html = html
+        self._check_changes = check_changes
         self._cache: dict[str, _Entry] = {}
         self._accept_cache: dict[bytes, dict[bytes, float]] = {}
         self._not_found = _plain(404, _NOT_FOUND)
@@ -232,8 +249,11 @@ class _StaticCore(Core):
 
     def _entry(self, relative: str) -> _Entry | None:
         cached = self._cache.get(relative)
-        if cached is None and not _safe(relative):
-            return None  # (only safe paths are ever cached)
+        if cached is None:
+            if not _safe(relative):
+                return None  # (only safe paths are ever cached)
+        elif not self._check_changes:
+            return cached
         path = self._root_slash + relative
         try:
             info = os.stat(path)
@@ -244,6 +264,7 @@ class _StaticCore(Core):
         if cached is not None and cached.key == key:
             return cached
         if not stat.S_ISREG(info.st_mode) or not self._inside(path):
+            self._cache.pop(relative, None)
             return None
         entry = self._build(relative, path, info, key)
         if len(self._cache) >= _CACHE_LIMIT:
@@ -339,22 +360,25 @@ class _StaticCore(Core):
         if not path.startswith(prefix):
             return None
         relative = path[len(prefix) :]
+        indexed = False
         if relative[:1] != "/":
             if relative:
                 return None  # "/staticfoo" is not under "/static"
+            # Exactly the prefix ("/static"): its index is reached by a redirect.
         else:
             relative = relative[1:]
+            if self._html and (not relative or relative[-1] == "/"):
+                relative += _INDEX
+                indexed = True
         method = head.method
         entry = self._entry(relative)
         if entry is None:
-            if self._fallthrough:
-                return None
-            return self._not_allowed if method not in ("GET", "HEAD") else self._not_found
+            return self._missing(head, relative, method, indexed)
         if method not in ("GET", "HEAD"):
             return self._not_allowed
         range_header = head.header(b"range") if method == "GET" else None
         chosen = entry.plain if range_header or not entry.encoded else self._negotiate(entry, head)
-        if chosen is not entry.plain and not _unchanged(chosen):
+        if chosen is not entry.plain and self._check_changes and not _unchanged(chosen):
             # A sibling rewritten (or removed) after its file: learn the file again.
             self._cache.pop(relative, None)
             entry = self._entry(relative)
@@ -378,6 +402,46 @@ class _StaticCore(Core):
         if method == "HEAD":
             return Response(200, list(chosen.headers))
         return Response(200, list(chosen.headers), path=chosen.path)
+
+    def _missing(
+        self, head: RequestHead, relative: str, method: str, indexed: bool
+    ) -> Response | None:
+        """No file at ``relative``: a directory's redirect, the app, 405, 404.html or 404."""
+        get_or_head = method in ("GET", "HEAD")
+        if self._html and get_or_head and not indexed:
+            redirect = self._to_directory(head, relative)
+            if redirect is not None:
+                return redirect
+        if self._fallthrough:
+            return None
+        if not get_or_head:
+            return self._not_allowed
+        if self._html:
+            page = self._entry(_NOT_FOUND_PAGE)
+            if page is not None:
+                plain = page.plain
+                headers: HeaderList = [
+                    plain.headers[0],  # Content-Type (see _build)
+                    (b"content-length", str(plain.size).encode("ascii")),
+                ]
+                return Response(404, headers, path=plain.path if method == "GET" else None)
+        return self._not_found
+
+    def _to_directory(self, head: RequestHead, relative: str) -> Response | None:
+        """A 307 to ``path/`` when ``relative`` names a directory with an index file."""
+        if relative and not _safe(relative):
+            return None
+        if not os.path.isdir(self._root_slash + relative):
+            return None
+        if self._entry(relative + "/" + _INDEX if relative else _INDEX) is None:
+            return None
+        location = quote(head.path, safe=_PATH_SAFE).encode("ascii") + b"/"
+        if location.startswith(b"//"):
+            return None  # would name another host
+        query = head.query
+        if query:
+            location += b"?" + quote_from_bytes(query, safe=_QUERY_SAFE).encode("ascii")
+        return Response(307, [(b"location", location), (b"content-length", b"0")])
 
     @staticmethod
     def _range_applies(head: RequestHead, entry: _Entry, chosen: _Variant) -> bool:
@@ -419,6 +483,17 @@ class StaticFiles(CoreMiddleware):
     the file name) for names that never change content (``None``: none);
     ``precompressed``: look for ``.br``/``.gz`` siblings; ``fallthrough``: send
     requests for missing files to the app instead of answering 404.
+
+    ``html=True`` (Starlette's option) serves a directory's ``index.html`` for
+    ``prefix/dir/`` (and ``prefix/``), answers ``prefix/dir`` with a 307 to
+    ``prefix/dir/`` when that index exists, and sends ``404.html`` from the directory's
+    top, with status 404, for a missing file when there is one.
+
+    ``check_changes=False`` learns a file's facts (size, time, headers, siblings) the
+    first time it is served and never looks at it again: no ``stat`` per request, as
+    WhiteNoise's default (``autorefresh=False``). Only for files that stay as they are
+    while the app runs: a file rewritten later goes out with its old headers, and a
+    removed one fails the request. New files are still found.
     """
 
     def __init__(
@@ -431,6 +506,8 @@ class StaticFiles(CoreMiddleware):
         immutable: str | re.Pattern[str] | Callable[[str], Any] | None = IMMUTABLE_PATTERN,
         precompressed: bool = True,
         fallthrough: bool = False,
+        html: bool = False,
+        check_changes: bool = True,
         interface: str | None = None,
     ) -> None:
         root = os.path.realpath(os.fspath(directory))
@@ -450,6 +527,8 @@ class StaticFiles(CoreMiddleware):
             immutable=matcher,
             precompressed=precompressed,
             fallthrough=fallthrough,
+            html=html,
+            check_changes=check_changes,
         )
         super().__init__(app, core, interface=interface)
         core.share = self.interface == "wsgi"

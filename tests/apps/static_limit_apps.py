@@ -1,8 +1,9 @@
 """A Flask app and a FastAPI app behind StaticFiles and BodyLimit, for real servers.
 
 Served by tests/e2e/test_static_and_limit_servers.py: the directory comes from
-``$STATIC_ROOT``; ``POST /upload`` answers the number of body bytes the app read. (FastAPI reads the
-annotations of these functions at run time: keep its names imported at module level.)
+``$STATIC_ROOT`` (served with ``html=True``); ``POST /upload`` answers the number of
+body bytes the app read. (FastAPI reads the annotations of these functions at run
+time: keep its names imported at module level.)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def flask_app() -> Any:
         return "flask"
 
     app.wsgi_app = StaticFiles(  # type: ignore[method-assign]
-        BodyLimit(app.wsgi_app, max_body_size=LIMIT), directory=_root()
+        BodyLimit(app.wsgi_app, max_body_size=LIMIT), directory=_root(), html=True
     )
     return app
 
@@ -54,5 +55,5 @@ def fastapi_app() -> Any:
         return "fastapi"
 
     app.add_middleware(BodyLimit, max_body_size=LIMIT)
-    app.add_middleware(StaticFiles, directory=_root())  # outermost
+    app.add_middleware(StaticFiles, directory=_root(), html=True)  # outermost
     return app

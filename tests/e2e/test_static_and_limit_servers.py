@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 HELLO = b"hello from a file\n" * 100
 CSS = b"body { color: red; }\n" * 200
 SECRET = b"TOP-SECRET-CONTENT"
+DOCS = b"<!doctype html><h1>docs</h1>\n"
 TOO_LARGE = b"Request body too large"
 
 
@@ -48,6 +49,8 @@ def server(
     (root / "site.0123abcd.css").write_bytes(CSS)
     (root / "site.0123abcd.css.gz").write_bytes(gzip.compress(CSS))
     (root / "escape.txt").symlink_to(base / "secret.txt")
+    (root / "docs").mkdir()
+    (root / "docs" / "index.html").write_bytes(DOCS)
     port = free_port()
     argv = _argv(request.param, port)
     argv += ["--port", str(port)] if request.param == "uvicorn" else ["-b", f"127.0.0.1:{port}"]
@@ -114,6 +117,20 @@ def test_a_file_is_served_with_validators_ranges_and_its_precompressed_sibling(
         posted = client.post("/static/hello.txt", content=b"x")
         assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
         assert client.get("/").status_code == 200  # the app still answers its own routes
+
+
+def test_a_directory_index_and_the_redirect_to_it(server: tuple[str, int, Path]) -> None:
+    url, port, _ = server
+    with httpx.Client(base_url=url) as client:
+        index = client.get("/static/docs/")
+        assert (index.status_code, index.content) == (200, DOCS)
+        assert index.headers["content-type"] == "text/html; charset=utf-8"
+        missing = client.get("/static/no-such-dir/")
+        assert missing.status_code == 404
+    # The raw bytes, so the 307 is seen as sent (no redirect followed, no URL rewritten).
+    status, head, body = _raw(port, _get("/static/docs?x=1"))
+    assert (status, body) == (307, b"")
+    assert b"\r\nlocation: /static/docs/?x=1\r\n" in head.lower()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from middleware.api import Core, CoreMiddleware, RequestHead, Response
 from middleware.testing import (
     WAYS,
     PlainRequest,
+    Result,
     asgi_echo_app,
     call_asgi,
     call_wsgi,
@@ -465,3 +466,183 @@ def test_an_outer_middleware_editing_headers_in_place_changes_no_later_response(
         assert call_asgi(outer, request).header(b"x-edited") == b"1"
         getattr(wsgi(request.environ(), start_response), "close", lambda: None)()
         assert [name for name, _ in seen[-1]].count("X-Edited") == 1
+
+
+# --- html=True: directory indexes, the redirect to "dir/", 404.html ----------------------
+
+INDEX = b"<h1>top</h1>\n"
+DOCS = b"<h1>docs</h1>\n"
+PAGE_404 = b"<h1>no such page</h1>\n"
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pages")
+    (root / "docs").mkdir()
+    (root / "no-index").mkdir()
+    (root / "caf\u00e9").mkdir()
+    (root / "index.html").write_bytes(INDEX)
+    (root / "docs" / "index.html").write_bytes(DOCS)
+    (root / "docs" / "page.txt").write_bytes(b"page")
+    (root / "caf\u00e9" / "index.html").write_bytes(b"cafe")
+    (root / "404.html").write_bytes(PAGE_404)
+    return root
+
+
+def html(
+    root: Path, path: str, method: str = "GET", *, query: bytes = b"", **options: Any
+) -> Result:
+    """The request every way with ``html=True``; every way must answer alike."""
+    options.setdefault("html", True)
+    request = PlainRequest(method, path, query=query)
+    results = run(static(root, **options), request)
+    first = results["wsgi"]
+    for way, result in results.items():
+        assert (result.status, result.body) == (first.status, first.body), way
+        for name in (b"content-type", b"content-length", b"location", b"etag"):
+            assert result.header(name) == first.header(name), (way, name)
+        assert (result.seen is None) == (first.seen is None), way
+    return first
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/static/", INDEX),
+        ("/static/docs/", DOCS),
+        ("/static/docs/index.html", DOCS),
+        ("/static/docs/page.txt", b"page"),
+        ("/static/caf\u00e9/", b"cafe"),
+    ],
+)
+def test_html_serves_a_directory_index(pages: Path, path: str, body: bytes) -> None:
+    result = html(pages, path)
+    assert (result.status, result.body, result.seen) == (200, body, None)
+    if path.endswith("/"):
+        assert result.header(b"content-type") == b"text/html; charset=utf-8"
+        assert result.header(b"etag") is not None
+        assert result.header(b"location") is None
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "location"),
+    [
+        ("/static/docs", b"", b"/static/docs/"),
+        ("/static", b"", b"/static/"),
+        ("/static/docs", b"a=1&b=%20c", b"/static/docs/?a=1&b=%20c"),
+        ("/static/caf\u00e9", b"", b"/static/caf%C3%A9/"),
+    ],
+)
+def test_html_redirects_a_directory_to_its_slash(
+    pages: Path, path: str, query: bytes, location: bytes
+) -> None:
+    for method in ("GET", "HEAD"):
+        result = html(pages, path, method, query=query)
+        assert (result.status, result.body, result.seen) == (307, b"", None)
+        assert result.header(b"location") == location
+        assert result.header(b"content-length") == b"0"
+
+
+def test_html_redirect_keeps_the_mount_and_a_prefix_of_root(pages: Path) -> None:
+    request = PlainRequest(path="/static/docs", root_path="/mounted")
+    for way, result in run(static(pages, html=True), request).items():
+        assert (result.status, result.header(b"location")) == (307, b"/mounted/static/docs/"), way
+    assert html(pages, "/docs", prefix="").header(b"location") == b"/docs/"
+    assert html(pages, "/", prefix="").body == INDEX
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/missing.txt", "/static/no-index/", "/static/no-index", "/static/docs/missing/"],
+)
+def test_html_sends_404_html_for_what_is_missing(pages: Path, path: str) -> None:
+    result = html(pages, path)
+    assert (result.status, result.body, result.seen) == (404, PAGE_404, None)
+    assert result.header(b"content-type") == b"text/html; charset=utf-8"
+    assert result.header(b"content-length") == str(len(PAGE_404)).encode()
+    assert result.header(b"etag") is None  # no validators on an error page
+    head = html(pages, path, "HEAD")
+    assert (head.status, head.body) == (404, b"")
+    assert head.header(b"content-length") == str(len(PAGE_404)).encode()
+
+
+def test_without_html_directories_are_not_served(pages: Path) -> None:
+    for path in ("/static/", "/static/docs/", "/static/docs", "/static", "/static/missing"):
+        result = html(pages, path, html=False)
+        assert (result.status, result.body) == (404, b"Not Found"), path
+
+
+def test_html_without_a_404_page_and_with_other_methods(pages: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.html").write_bytes(DOCS)
+    assert (html(tmp_path, "/static/missing").status, html(tmp_path, "/static/x").body) == (
+        404,
+        b"Not Found",
+    )
+    for path in ("/static/docs", "/static/docs/", "/static/missing"):
+        result = html(pages, path, "POST")
+        assert (result.status, result.header(b"allow")) == (405, b"GET, HEAD"), path
+
+
+def test_html_with_fallthrough_still_redirects_and_hands_missing_files_over(pages: Path) -> None:
+    assert html(pages, "/static/docs", fallthrough=True).status == 307
+    missing = html(pages, "/static/missing.txt", fallthrough=True)
+    assert (missing.status, missing.body) == (200, b"hello")
+    assert missing.seen is not None
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/docs/../docs/", "/static/docs//", "/static//docs", "/static/./docs"]
+)
+def test_html_refuses_unsafe_paths_before_the_file_system(pages: Path, path: str) -> None:
+    result = html(pages, path)
+    assert (result.status, result.body) == (404, PAGE_404)
+
+
+# --- check_changes=False: no stat per request for a known file ---------------------------
+
+
+def test_check_changes_false_learns_a_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "f.txt").write_bytes(b"one")
+    middleware = StaticFiles(wsgi_echo_app([]), directory=tmp_path, check_changes=False)
+    request = PlainRequest(path="/static/f.txt")
+    first = call_wsgi(middleware, request)
+    stats: list[Any] = []
+    real_stat = os.stat
+
+    def counting_stat(*args: Any, **kwargs: Any) -> Any:
+        stats.append(args[0])
+        return real_stat(*args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counting_stat)
+    (tmp_path / "f.txt").write_bytes(b"two")  # same size: the old head stays right
+    os.utime(tmp_path / "f.txt", ns=(1, 10**18))
+    second = call_wsgi(middleware, request)
+    assert stats == []  # the known file was not looked at again
+    assert (first.body, second.body) == (b"one", b"two")
+    assert second.header(b"etag") == first.header(b"etag")  # as documented: not noticed
+    (tmp_path / "new.txt").write_bytes(b"new")
+    assert call_wsgi(middleware, PlainRequest(path="/static/new.txt")).body == b"new"
+    assert call_wsgi(middleware, PlainRequest(path="/static/nope.txt")).status == 404
+    # New files are still found (and their siblings looked for), missing ones looked for.
+    assert [Path(name).name for name in stats] == [
+        "new.txt",
+        "new.txt.br",
+        "new.txt.gz",
+        "nope.txt",
+    ]
+
+
+def test_html_redirect_never_names_another_host(pages: Path) -> None:
+    request = PlainRequest(
+        path="/static/docs", headers=[(b"host", b"evil.example"), (b"x-forwarded-host", b"x")]
+    )
+    for way, result in run(static(pages, html=True), request).items():
+        assert result.header(b"location") == b"/static/docs/", way
+    # A mount whose path would start the Location with "//" gets no redirect at all.
+    request = PlainRequest(path="/static/docs", root_path="//evil.example")
+    for way, result in run(static(pages, html=True), request).items():
+        assert (result.status, result.header(b"location")) == (404, None), way
+    assert html(pages, "//evil.example/docs", prefix="").header(b"location") is None
