@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from operator import itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +44,7 @@ from middleware._core import (
     RequestHead,
     Response,
     handshake_headers,
+    learnt,
 )
 from middleware._request import (
     check_header,
@@ -465,16 +465,13 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
 # app may echo a client's): at most this many names of at most _MAX_CLEAN_NAME bytes.
 _CLEAN_SIZE = 64
 _MAX_CLEAN_NAME = 64
-_first = itemgetter(0)
 
 
 def _learn_clean(add: AddHeaders, raw: list[Any]) -> bool:
     """Whether ``raw`` (an app's response headers) needs no merge with ``add``: every
     name in lower case (as ASGI requires) and none of ``add``'s. Names that pass are
     remembered on ``add``, so the next response checks them in one C call."""
-    clean = add._clean
-    if clean is None:
-        clean = add._clean = set()
+    clean = learnt(add).asgi
     names = add.names
     passed = True
     for pair in raw:
@@ -492,9 +489,7 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
     tail = add._tail
-    clean = add._clean
-    if clean is None:
-        clean = add._clean = set()
+    clean = learnt(add).asgi
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":
@@ -502,9 +497,14 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
             raw = message.get("headers", ())
             if type(raw) is not list:
                 raw = list(raw)  # any iterable, once
+            # Names already seen to need no merge: a plain loop (cheaper than
+            # set.issuperset(map(...)) for a head's few names).
+            known = True
             try:
-                # Names already seen to be lower case and none of ours: one C call.
-                known = clean.issuperset(map(_first, raw))
+                for pair in raw:
+                    if pair[0] not in clean:
+                        known = False
+                        break
             except (TypeError, IndexError):  # an unhashable or malformed pair
                 known = False
             if known or _learn_clean(add, raw):

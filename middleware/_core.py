@@ -59,6 +59,7 @@ __all__ = [
     "Handler",
     "Head",
     "HeaderList",
+    "Learnt",
     "Outcome",
     "PlainHead",
     "ProtocolError",
@@ -66,6 +67,7 @@ __all__ = [
     "Response",
     "detect_interface",
     "handshake_headers",
+    "learnt",
     "scan_header",
 ]
 
@@ -120,7 +122,7 @@ class AddHeaders:
     do-nothing core does when the app's head has none of these names.
     """
 
-    __slots__ = ("_clean", "_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
+    __slots__ = ("_learnt", "_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
 
     def __init__(
         self,
@@ -139,10 +141,10 @@ class AddHeaders:
         self._tail = headers if not self.vary else [*headers, (b"vary", b", ".join(self.vary))]
         # Made by the drivers on first use, so a per-request AddHeaders costs only this.
         self._names: frozenset[bytes] | None = None
-        self._wsgi: tuple[list[tuple[str, str]], frozenset[str]] | None = None
-        # App response-header names seen to need no merge (lower case, none of ours),
-        # learnt by the ASGI driver; shared with the copies :meth:`with_values` makes.
-        self._clean: set[bytes] | None = None
+        self._wsgi: list[tuple[str, str]] | None = None  # _tail as WSGI pairs
+        # What the drivers learnt about apps' header names; shared with the copies
+        # :meth:`with_values` makes.
+        self._learnt: Learnt | None = None
 
     @property
     def names(self) -> frozenset[bytes]:
@@ -172,9 +174,9 @@ class AddHeaders:
         names = self._names
         if names is None:
             names = self.names  # made once, on the template, for every copy
-        clean = self._clean
-        if clean is None:
-            clean = self._clean = set()
+        memo = self._learnt
+        if memo is None:
+            memo = self._learnt = Learnt()
         new = _new_add_headers(AddHeaders)
         if len(values) == 1:
             headers = [(extra[0][0], values[0])]
@@ -187,7 +189,7 @@ class AddHeaders:
         new._tail = headers if not vary else [*headers, self._tail[-1]]
         new._names = names
         new._wsgi = None
-        new._clean = clean
+        new._learnt = memo
         return new
 
     def __repr__(self) -> str:
@@ -210,6 +212,28 @@ class AddHeaders:
 
 
 _new_add_headers = object.__new__  # with_values fills every slot itself
+
+
+class Learnt:
+    """What the drivers learnt about apps' response-header names for one
+    :class:`AddHeaders` (and its :meth:`AddHeaders.with_values` copies): the names seen
+    to need no merge (in the app's spelling: lower case on ASGI, none of the names
+    added), so the next head is checked in one C call. The drivers bound the sets."""
+
+    __slots__ = ("asgi", "wsgi", "wsgi_names")
+
+    def __init__(self) -> None:
+        self.asgi: set[bytes] = set()
+        self.wsgi: set[str] = set()
+        self.wsgi_names: frozenset[str] | None = None  # AddHeaders.names, as str
+
+
+def learnt(add: AddHeaders) -> Learnt:
+    """``add``'s :class:`Learnt`, made on first use."""
+    memo = add._learnt
+    if memo is None:
+        memo = add._learnt = Learnt()
+    return memo
 
 
 class ProtocolError(RuntimeError):

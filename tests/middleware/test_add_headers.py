@@ -151,8 +151,8 @@ def test_what_a_shared_object_learnt_from_clean_heads_never_hides_a_later_confli
             assert mine == want, (way, app_headers)
 
 
-def test_what_the_asgi_driver_learns_about_app_header_names_is_bounded() -> None:
-    from middleware import _asgi_driver
+def test_what_the_drivers_learn_about_app_header_names_is_bounded() -> None:
+    from middleware import _asgi_driver, _wsgi_driver
 
     add = AddHeaders([(b"x-one", b"1")])
     many = [(b"x-app-%d" % i, b"v") for i in range(500)]
@@ -160,9 +160,11 @@ def test_what_the_asgi_driver_learns_about_app_header_names_is_bounded() -> None
     for way, result in run(_make(add), headers=many).items():
         assert result.header(b"x-one") == b"1", way
         assert result.header(b"x-app-499") == b"v", way
-    assert add._clean is not None
-    assert len(add._clean) <= _asgi_driver._CLEAN_SIZE
-    assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._clean)
+    assert add._learnt is not None
+    assert len(add._learnt.asgi) <= _asgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._learnt.asgi)
+    assert 0 < len(add._learnt.wsgi) <= _wsgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _wsgi_driver._MAX_CLEAN_NAME for name in add._learnt.wsgi)
 
 
 def test_with_values_keeps_the_names_and_options_and_changes_only_the_values() -> None:
