@@ -83,7 +83,14 @@ class ScopeHead(RequestHead):
         self._state = None
 
     def header(self, name: bytes) -> bytes | None:
-        return scan_header(self._scope["headers"], name)
+        # scan_header, inlined for the usual field that occurs at most once.
+        found = None
+        for key, value in self._scope["headers"]:
+            if key == name:
+                if found is not None:
+                    return scan_header(self._scope["headers"], name)  # repeated: join
+                found = value
+        return found
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -489,7 +496,8 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
     tail = add._tail
-    clean = learnt(add).asgi
+    memo = add._learnt
+    clean = (memo or learnt(add)).asgi
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":

@@ -664,7 +664,7 @@ def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartRespon
         tail = add._wsgi = [
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail
         ]
-    memo = learnt(add)
+    memo = add._learnt or learnt(add)
     clean = memo.wsgi
 
     def start(
