@@ -44,7 +44,6 @@ from middleware._core import (
     RequestHead,
     Response,
     handshake_headers,
-    learnt,
 )
 from middleware._request import (
     check_header,
@@ -477,8 +476,8 @@ _MAX_CLEAN_NAME = 64
 def _learn_clean(add: AddHeaders, raw: list[Any]) -> bool:
     """Whether ``raw`` (an app's response headers) needs no merge with ``add``: every
     name in lower case (as ASGI requires) and none of ``add``'s. Names that pass are
-    remembered on ``add``, so the next response checks them in one C call."""
-    clean = learnt(add).asgi
+    remembered on ``add``, so the next response checks them in one short pass."""
+    clean = add._plan.asgi
     names = add.names
     passed = True
     for pair in raw:
@@ -496,8 +495,7 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
     tail = add._tail
-    memo = add._learnt
-    clean = (memo or learnt(add)).asgi
+    clean = add._plan.asgi
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":

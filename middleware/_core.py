@@ -55,11 +55,11 @@ from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
     "AddHeaders",
+    "AddPlan",
     "Core",
     "Handler",
     "Head",
     "HeaderList",
-    "Learnt",
     "Outcome",
     "PlainHead",
     "ProtocolError",
@@ -67,7 +67,6 @@ __all__ = [
     "Response",
     "detect_interface",
     "handshake_headers",
-    "learnt",
     "scan_header",
 ]
 
@@ -122,7 +121,7 @@ class AddHeaders:
     do-nothing core does when the app's head has none of these names.
     """
 
-    __slots__ = ("_learnt", "_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
+    __slots__ = ("_plan", "_tail", "_wsgi", "headers")
 
     def __init__(
         self,
@@ -134,30 +133,31 @@ class AddHeaders:
     ) -> None:
         self.headers = headers
         """The pairs to add, in order; never changed by the drivers."""
-        self.replace = replace
-        self.remove = tuple(remove)
-        self.vary = tuple(vary)
+        plan = self._plan = AddPlan(headers, replace, tuple(remove), tuple(vary))
         # What follows the app's headers when it set none of ``names``.
-        self._tail = headers if not self.vary else [*headers, (b"vary", b", ".join(self.vary))]
-        # Made by the drivers on first use, so a per-request AddHeaders costs only this.
-        self._names: frozenset[bytes] | None = None
+        self._tail = headers if plan.vary_pair is None else [*headers, plan.vary_pair]
         self._wsgi: list[tuple[str, str]] | None = None  # _tail as WSGI pairs
-        # What the drivers learnt about apps' header names; shared with the copies
-        # :meth:`with_values` makes.
-        self._learnt: Learnt | None = None
+
+    @property
+    def replace(self) -> bool:
+        """Whether the app's headers of these names are dropped first."""
+        return self._plan.replace
+
+    @property
+    def remove(self) -> tuple[bytes, ...]:
+        """App header names dropped whatever is added."""
+        return self._plan.remove
+
+    @property
+    def vary(self) -> tuple[bytes, ...]:
+        """Tokens merged into the app's ``Vary``."""
+        return self._plan.vary
 
     @property
     def names(self) -> frozenset[bytes]:
         """Every app header name that makes a difference: those added, removed, and
         ``vary`` when tokens are to be added."""
-        names = self._names
-        if names is None:
-            found = {pair[0] for pair in self.headers}
-            found.update(self.remove)
-            if self.vary:
-                found.add(b"vary")
-            names = self._names = frozenset(found)
-        return names
+        return self._plan.names
 
     def with_values(self, *values: bytes) -> AddHeaders:
         """These additions with other values: one per header of :attr:`headers`, in
@@ -165,31 +165,23 @@ class AddHeaders:
 
         For a core whose values change per request (a request id): build one
         ``AddHeaders`` when the core is made and return ``template.with_values(v)`` per
-        request. It costs about half what the constructor does, and what the drivers
+        request. It costs a fraction of what the constructor does, and what the drivers
         learnt about the app's header names is shared with the template.
         """
+        plan = self._plan
         extra = self.headers
         if len(values) != len(extra):
             raise ValueError(f"with_values: {len(extra)} values expected, got {len(values)}")
-        names = self._names
-        if names is None:
-            names = self.names  # made once, on the template, for every copy
-        memo = self._learnt
-        if memo is None:
-            memo = self._learnt = Learnt()
         new = _new_add_headers(AddHeaders)
         if len(values) == 1:
             headers = [(extra[0][0], values[0])]
         else:
             headers = [(pair[0], value) for pair, value in zip(extra, values, strict=True)]
         new.headers = headers
-        new.replace = self.replace
-        new.remove = self.remove
-        new.vary = vary = self.vary
-        new._tail = headers if not vary else [*headers, self._tail[-1]]
-        new._names = names
+        vary_pair = plan.vary_pair
+        new._tail = headers if vary_pair is None else [*headers, vary_pair]
         new._wsgi = None
-        new._learnt = memo
+        new._plan = plan
         return new
 
     def __repr__(self) -> str:
@@ -214,26 +206,34 @@ class AddHeaders:
 _new_add_headers = object.__new__  # with_values fills every slot itself
 
 
-class Learnt:
-    """What the drivers learnt about apps' response-header names for one
-    :class:`AddHeaders` (and its :meth:`AddHeaders.with_values` copies): the names seen
-    to need no merge (in the app's spelling: lower case on ASGI, none of the names
-    added), so the next head is checked in one C call. The drivers bound the sets."""
+class AddPlan:
+    """What an :class:`AddHeaders` and its :meth:`AddHeaders.with_values` copies share:
+    the options, the names that make a difference, and what the drivers learnt about
+    apps' response-header names (those seen to need no merge, in the app's spelling:
+    lower case on ASGI, none of the names added), so the next head is checked in one
+    pass over its names. The drivers bound the learnt sets."""
 
-    __slots__ = ("asgi", "wsgi", "wsgi_names")
+    __slots__ = ("asgi", "names", "remove", "replace", "vary", "vary_pair", "wsgi", "wsgi_names")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        headers: HeaderList,
+        replace: bool,
+        remove: tuple[bytes, ...],
+        vary: tuple[bytes, ...],
+    ) -> None:
+        self.replace = replace
+        self.remove = remove
+        self.vary = vary
+        self.vary_pair = (b"vary", b", ".join(vary)) if vary else None
+        found = {pair[0] for pair in headers}
+        found.update(remove)
+        if vary:
+            found.add(b"vary")
+        self.names = frozenset(found)
         self.asgi: set[bytes] = set()
         self.wsgi: set[str] = set()
-        self.wsgi_names: frozenset[str] | None = None  # AddHeaders.names, as str
-
-
-def learnt(add: AddHeaders) -> Learnt:
-    """``add``'s :class:`Learnt`, made on first use."""
-    memo = add._learnt
-    if memo is None:
-        memo = add._learnt = Learnt()
-    return memo
+        self.wsgi_names: frozenset[str] | None = None  # names, as str
 
 
 class ProtocolError(RuntimeError):

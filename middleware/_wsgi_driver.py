@@ -47,17 +47,16 @@ from middleware._conversation import (
 )
 from middleware._core import (
     AddHeaders,
+    AddPlan,
     Core,
     Handler,
     Head,
     HeaderList,
-    Learnt,
     Outcome,
     ProtocolError,
     RequestHead,
     Response,
     handshake_headers,
-    learnt,
 )
 from middleware._request import (
     STATE_KEY,
@@ -638,12 +637,12 @@ def _head_start(handler: Handler, start_response: StartResponse) -> StartRespons
     return start
 
 
-def _learn_wsgi(add: AddHeaders, memo: Learnt, headers: Headers) -> bool:
+def _learn_wsgi(add: AddHeaders, memo: AddPlan, headers: Headers) -> bool:
     """Whether ``headers`` (an app's) name none of ``add``'s, in any case; names that
-    pass are remembered as the app spelt them, so the next head is checked in one C call."""
+    pass are remembered as the app spelt them, so the next head is checked in one short pass."""
     names = memo.wsgi_names
     if names is None:
-        names = memo.wsgi_names = frozenset([name.decode("latin-1") for name in add.names])
+        names = memo.wsgi_names = frozenset([name.decode("latin-1") for name in memo.names])
     clean = memo.wsgi
     passed = True
     for pair in headers:
@@ -664,7 +663,7 @@ def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartRespon
         tail = add._wsgi = [
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail
         ]
-    memo = add._learnt or learnt(add)
+    memo = add._plan
     clean = memo.wsgi
 
     def start(

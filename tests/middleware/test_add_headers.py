@@ -160,11 +160,10 @@ def test_what_the_drivers_learn_about_app_header_names_is_bounded() -> None:
     for way, result in run(_make(add), headers=many).items():
         assert result.header(b"x-one") == b"1", way
         assert result.header(b"x-app-499") == b"v", way
-    assert add._learnt is not None
-    assert len(add._learnt.asgi) <= _asgi_driver._CLEAN_SIZE
-    assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._learnt.asgi)
-    assert 0 < len(add._learnt.wsgi) <= _wsgi_driver._CLEAN_SIZE
-    assert all(len(name) <= _wsgi_driver._MAX_CLEAN_NAME for name in add._learnt.wsgi)
+    assert len(add._plan.asgi) <= _asgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._plan.asgi)
+    assert 0 < len(add._plan.wsgi) <= _wsgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _wsgi_driver._MAX_CLEAN_NAME for name in add._plan.wsgi)
 
 
 def test_with_values_keeps_the_names_and_options_and_changes_only_the_values() -> None:
