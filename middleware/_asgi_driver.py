@@ -477,8 +477,11 @@ def _learn_clean(add: AddHeaders, raw: list[Any]) -> bool:
     """Whether ``raw`` (an app's response headers) needs no merge with ``add``: every
     name in lower case (as ASGI requires) and none of ``add``'s. Names that pass are
     remembered on ``add``, so the next response checks them in one short pass."""
-    clean = add._plan.asgi
-    names = add.names
+    plan = add._plan
+    clean = plan.asgi
+    if clean is None:
+        clean = plan.asgi = set()
+    names = plan.names
     passed = True
     for pair in raw:
         name = pair[0]
@@ -495,7 +498,10 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
     tail = add._tail
-    clean = add._plan.asgi
+    plan = add._plan
+    clean = plan.asgi
+    if clean is None:
+        clean = plan.asgi = set()
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":

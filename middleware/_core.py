@@ -133,9 +133,21 @@ class AddHeaders:
     ) -> None:
         self.headers = headers
         """The pairs to add, in order; never changed by the drivers."""
-        plan = self._plan = AddPlan(headers, replace, tuple(remove), tuple(vary))
-        # What follows the app's headers when it set none of ``names``.
-        self._tail = headers if plan.vary_pair is None else [*headers, plan.vary_pair]
+        # AddPlan.__init__, inlined: a core may still build one of these per request.
+        plan = self._plan = _new_plan(AddPlan)
+        plan.replace = replace
+        plan.remove = tuple(remove)
+        plan.vary = vary = tuple(vary)
+        plan._headers = headers
+        plan._names = None
+        plan.asgi = plan.wsgi = plan.wsgi_names = None
+        if vary:
+            plan.vary_pair = vary_pair = (b"vary", b", ".join(vary))
+            # What follows the app's headers when it set none of ``names``.
+            self._tail = [*headers, vary_pair]
+        else:
+            plan.vary_pair = None
+            self._tail = headers
         self._wsgi: list[tuple[str, str]] | None = None  # _tail as WSGI pairs
 
     @property
@@ -204,6 +216,7 @@ class AddHeaders:
 
 
 _new_add_headers = object.__new__  # with_values fills every slot itself
+_new_plan = object.__new__  # AddHeaders.__init__ fills every slot itself
 
 
 class AddPlan:
@@ -213,27 +226,40 @@ class AddPlan:
     lower case on ASGI, none of the names added), so the next head is checked in one
     pass over its names. The drivers bound the learnt sets."""
 
-    __slots__ = ("asgi", "names", "remove", "replace", "vary", "vary_pair", "wsgi", "wsgi_names")
+    __slots__ = (
+        "_headers",
+        "_names",
+        "asgi",
+        "remove",
+        "replace",
+        "vary",
+        "vary_pair",
+        "wsgi",
+        "wsgi_names",
+    )
 
-    def __init__(
-        self,
-        headers: HeaderList,
-        replace: bool,
-        remove: tuple[bytes, ...],
-        vary: tuple[bytes, ...],
-    ) -> None:
-        self.replace = replace
-        self.remove = remove
-        self.vary = vary
-        self.vary_pair = (b"vary", b", ".join(vary)) if vary else None
-        found = {pair[0] for pair in headers}
-        found.update(remove)
-        if vary:
-            found.add(b"vary")
-        self.names = frozenset(found)
-        self.asgi: set[bytes] = set()
-        self.wsgi: set[str] = set()
-        self.wsgi_names: frozenset[str] | None = None  # names, as str
+    # Filled in by AddHeaders.__init__ (no __init__ frame here).
+    replace: bool
+    remove: tuple[bytes, ...]
+    vary: tuple[bytes, ...]
+    vary_pair: tuple[bytes, bytes] | None  # the Vary line to add when none is there
+    _headers: HeaderList  # the template's: its names are every copy's
+    _names: frozenset[bytes] | None  # made on first use
+    asgi: set[bytes] | None  # the learnt names, made by the drivers on first use
+    wsgi: set[str] | None
+    wsgi_names: frozenset[str] | None  # names, as str
+
+    @property
+    def names(self) -> frozenset[bytes]:
+        """See :attr:`AddHeaders.names`."""
+        names = self._names
+        if names is None:
+            found = {pair[0] for pair in self._headers}
+            found.update(self.remove)
+            if self.vary:
+                found.add(b"vary")
+            names = self._names = frozenset(found)
+        return names
 
 
 class ProtocolError(RuntimeError):

@@ -644,6 +644,8 @@ def _learn_wsgi(add: AddHeaders, memo: AddPlan, headers: Headers) -> bool:
     if names is None:
         names = memo.wsgi_names = frozenset([name.decode("latin-1") for name in memo.names])
     clean = memo.wsgi
+    if clean is None:
+        clean = memo.wsgi = set()
     passed = True
     for pair in headers:
         name = pair[0]
@@ -665,6 +667,8 @@ def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartRespon
         ]
     memo = add._plan
     clean = memo.wsgi
+    if clean is None:
+        clean = memo.wsgi = set()
 
     def start(
         status: str, headers: Headers, exc_info: OptExcInfo | None = None, /

@@ -160,6 +160,8 @@ def test_what_the_drivers_learn_about_app_header_names_is_bounded() -> None:
     for way, result in run(_make(add), headers=many).items():
         assert result.header(b"x-one") == b"1", way
         assert result.header(b"x-app-499") == b"v", way
+    assert add._plan.asgi is not None
+    assert add._plan.wsgi is not None
     assert len(add._plan.asgi) <= _asgi_driver._CLEAN_SIZE
     assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._plan.asgi)
     assert 0 < len(add._plan.wsgi) <= _wsgi_driver._CLEAN_SIZE
