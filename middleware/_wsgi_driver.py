@@ -649,9 +649,11 @@ def _learn_wsgi(add: AddHeaders, memo: AddPlan, headers: Headers) -> bool:
     passed = True
     for pair in headers:
         name = pair[0]
-        if type(name) is not str or name.lower() in names:
+        if name.lower() in names:
             passed = False
-        elif len(clean) < _CLEAN_SIZE and len(name) <= _MAX_CLEAN_NAME:
+        elif type(name) is str and len(clean) < _CLEAN_SIZE and len(name) <= _MAX_CLEAN_NAME:
+            # Only str names are remembered: bytes (not PEP 3333, passed on as before)
+            # can never equal one of ours, but a bytes subclass is not worth trusting.
             clean.add(name)
     return passed
 

@@ -191,3 +191,24 @@ def test_copies_from_with_values_go_out_on_every_way() -> None:
         headers = [(b"content-type", b"text/plain"), (b"x-id", b"app")]
         for way, result in run(_make(add), headers=headers).items():
             assert [v for k, v in _lowered(result.headers) if k == b"x-id"] == [value], way
+
+
+def test_a_wsgi_app_s_bytes_header_names_still_pass_through_as_before() -> None:
+    # Not PEP 3333 (names are str), but servers such as wsgiref tolerate them: the
+    # driver stays lenient, adds its headers and hands the app's on unchanged.
+    add = AddHeaders([(b"x-one", b"1")])
+    seen: list[list[Any]] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [(b"X-Raw", b"v"), ("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+        seen.append(headers)
+        return None
+
+    wrapped = _make(add)(app)
+    for _ in range(2):
+        body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, start_response)
+        assert list(body) == [b"ok"]
+    assert seen == [[(b"X-Raw", b"v"), ("Content-Type", "text/plain"), ("x-one", "1")]] * 2
