@@ -5,8 +5,9 @@ Each of ``ProxyHeaders``, ``TrustedHost``, ``HTTPSRedirect``, ``RequestID`` and
 ``ProxyHeadersMiddleware`` (issue #13's yardstick: each must add no more) and on WSGI
 next to werkzeug's ``ProxyFix``. One request for all: ``GET`` over https from a trusted
 proxy (``X-Forwarded-For``, ``X-Forwarded-Proto``), so every middleware does its real
-work and lets the app answer. Timed with ``bench_middleware.measure`` (interleaved
-rounds, medians); *added* = wrapped minus the bare app, measured in the same run.
+work and lets the app answer; the ASGI scope carries ``state`` as uvicorn's does. Timed
+with ``bench_middleware.measure`` (interleaved rounds, medians); *added* = wrapped minus
+the bare app, measured in the same run.
 """
 
 from __future__ import annotations
@@ -91,7 +92,11 @@ def _variants(interface: str) -> dict[str, Callable[[], None]]:
             scope["scheme"] = "https"
 
             def run() -> None:
-                coro = wrapped(dict(scope), bench._receive, bench._send)
+                # The scope as uvicorn makes it: with "state", a per-request copy of the
+                # lifespan state (empty here), where RequestID puts the id.
+                fresh = dict(scope)
+                fresh["state"] = {}
+                coro = wrapped(fresh, bench._receive, bench._send)
                 try:
                     coro.send(None)
                 except StopIteration:
@@ -149,7 +154,8 @@ def run(cfg: Config) -> Section:
         "ProxyHeaders, TrustedHost, HTTPSRedirect, RequestID and SecurityHeaders around a "
         "bare app (64 B JSON), beside uvicorn's ProxyHeadersMiddleware (ASGI) and werkzeug's "
         "ProxyFix (WSGI); one https GET from a trusted proxy with X-Forwarded-For and "
-        f"-Proto; {rounds} interleaved rounds, medians. *added* = wrapped minus bare app. "
+        "-Proto (the ASGI scope with `state`, a copy of the lifespan state, as uvicorn "
+        f"makes it); {rounds} interleaved rounds, medians. *added* = wrapped minus bare app. "
         "The floor rows are public-API middleware that do nothing but return a head-only "
         "handler (and hand the app one state value): the driver's share of SecurityHeaders "
         "and RequestID.",

@@ -82,7 +82,14 @@ class ScopeHead(RequestHead):
         self._state = None
 
     def header(self, name: bytes) -> bytes | None:
-        return scan_header(self._scope["headers"], name)
+        # scan_header, inlined for the usual field that occurs at most once.
+        found = None
+        for key, value in self._scope["headers"]:
+            if key == name:
+                if found is not None:
+                    return scan_header(self._scope["headers"], name)  # repeated: join
+                found = value
+        return found
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
@@ -460,17 +467,41 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
     return send_through, started
 
 
+# Bounds what one AddHeaders learns about an app's header names (app-chosen, and an
+# app may echo a client's): at most this many names of at most _MAX_CLEAN_NAME bytes.
+_CLEAN_SIZE = 64
+_MAX_CLEAN_NAME = 64
+
+
+def _learn_clean(add: AddHeaders, raw: list[Any]) -> bool:
+    """Whether ``raw`` (an app's response headers) needs no merge with ``add``: every
+    name in lower case (as ASGI requires) and none of ``add``'s. Names that pass are
+    remembered on ``add``, so the next response checks them in one short pass."""
+    plan = add._plan
+    clean = plan.asgi
+    if clean is None:
+        clean = plan.asgi = set()
+    names = plan.names
+    passed = True
+    for pair in raw:
+        name = pair[0]
+        if type(name) is not bytes or name != name.lower() or name in names:
+            passed = False
+        elif len(clean) < _CLEAN_SIZE and len(name) <= _MAX_CLEAN_NAME:
+            clean.add(name)
+    return passed
+
+
 def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
     """``send`` that applies ``add`` to the start message, and a flag set once the
     start went out. The app's headers stay as they are (no neutral copy) when they are
     in lower case, as ASGI requires, and name none of ``add``'s."""
     started = [False]
     tail = add._tail
-    extra = add.headers
-    # One name to add and nothing else (RequestID's echo) needs no set: a one-item tuple.
-    names = add._names or ((extra[0][0],) if tail is extra and len(extra) == 1 else add.names)
-    if add.remove:
-        names = add.names
+    plan = add._plan
+    clean = plan.asgi
+    if clean is None:
+        clean = plan.asgi = set()
 
     def send_through(message: Message) -> Awaitable[None]:
         if not started[0] and message["type"] == "http.response.start":
@@ -478,11 +509,17 @@ def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
             raw = message.get("headers", ())
             if type(raw) is not list:
                 raw = list(raw)  # any iterable, once
+            # Names already seen to need no merge: a plain loop (cheaper than
+            # set.issuperset(map(...)) for a head's few names).
+            known = True
             try:
-                present = dict(raw)  # the app's names, in one C call
-            except TypeError:  # an unhashable name (a bytearray): the careful way
-                present = {b"": b""}
-            if present.keys().isdisjoint(names) and b"".join(present).islower():
+                for pair in raw:
+                    if pair[0] not in clean:
+                        known = False
+                        break
+            except (TypeError, IndexError):  # an unhashable or malformed pair
+                known = False
+            if known or _learn_clean(add, raw):
                 headers = raw + tail  # the usual case: nothing to drop or merge
             else:
                 # One of ours, or a name not in lower case (ASGI requires it; be lenient).
@@ -543,12 +580,27 @@ class ASGIDriver:
             if handler is None:
                 await self.app(scope, receive, send)  # the do-nothing path, kept shortest
                 return
-            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
-                await _call_rewriting(self.app, scope, receive, send, _adding_send(handler, send))
+            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders, CORS)
+                # _call_rewriting, inlined: no coroutine of its own per request.
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
                 return
         token = None if state is None else request_state.set(state)
         try:
-            if handler is None:
+            if type(handler) is AddHeaders:  # RequestID's echo: as above
+                send_through, started = _adding_send(handler, send)
+                try:
+                    await self.app(scope, receive, send_through)
+                except Exception:
+                    if not started[0]:
+                        await _head_error(send_through, send)
+                    raise
+            elif handler is None:
                 await self.app(scope, receive, send)
             elif isinstance(handler, AddHeaders):
                 await _call_rewriting(self.app, scope, receive, send, _adding_send(handler, send))

@@ -55,6 +55,7 @@ from middleware._request import PlainHead, RequestHead, scan_header
 
 __all__ = [
     "AddHeaders",
+    "AddPlan",
     "Core",
     "Handler",
     "Head",
@@ -120,7 +121,7 @@ class AddHeaders:
     do-nothing core does when the app's head has none of these names.
     """
 
-    __slots__ = ("_names", "_tail", "_wsgi", "headers", "remove", "replace", "vary")
+    __slots__ = ("_plan", "_tail", "_wsgi", "headers")
 
     def __init__(
         self,
@@ -132,27 +133,68 @@ class AddHeaders:
     ) -> None:
         self.headers = headers
         """The pairs to add, in order; never changed by the drivers."""
-        self.replace = replace
-        self.remove = tuple(remove)
-        self.vary = tuple(vary)
-        # What follows the app's headers when it set none of ``names``.
-        self._tail = headers if not self.vary else [*headers, (b"vary", b", ".join(self.vary))]
-        # Made by the drivers on first use, so a per-request AddHeaders costs only this.
-        self._names: frozenset[bytes] | None = None
-        self._wsgi: tuple[list[tuple[str, str]], frozenset[str]] | None = None
+        # AddPlan.__init__, inlined: a core may still build one of these per request.
+        plan = self._plan = _new_plan(AddPlan)
+        plan.replace = replace
+        plan.remove = tuple(remove)
+        plan.vary = vary = tuple(vary)
+        plan._headers = headers
+        plan._names = None
+        plan.asgi = plan.wsgi = plan.wsgi_names = None
+        if vary:
+            plan.vary_pair = vary_pair = (b"vary", b", ".join(vary))
+            # What follows the app's headers when it set none of ``names``.
+            self._tail = [*headers, vary_pair]
+        else:
+            plan.vary_pair = None
+            self._tail = headers
+        self._wsgi: list[tuple[str, str]] | None = None  # _tail as WSGI pairs
+
+    @property
+    def replace(self) -> bool:
+        """Whether the app's headers of these names are dropped first."""
+        return self._plan.replace
+
+    @property
+    def remove(self) -> tuple[bytes, ...]:
+        """App header names dropped whatever is added."""
+        return self._plan.remove
+
+    @property
+    def vary(self) -> tuple[bytes, ...]:
+        """Tokens merged into the app's ``Vary``."""
+        return self._plan.vary
 
     @property
     def names(self) -> frozenset[bytes]:
         """Every app header name that makes a difference: those added, removed, and
         ``vary`` when tokens are to be added."""
-        names = self._names
-        if names is None:
-            found = {pair[0] for pair in self.headers}
-            found.update(self.remove)
-            if self.vary:
-                found.add(b"vary")
-            names = self._names = frozenset(found)
-        return names
+        return self._plan.names
+
+    def with_values(self, *values: bytes) -> AddHeaders:
+        """These additions with other values: one per header of :attr:`headers`, in
+        order, under the same names and options.
+
+        For a core whose values change per request (a request id): build one
+        ``AddHeaders`` when the core is made and return ``template.with_values(v)`` per
+        request. It costs a fraction of what the constructor does, and what the drivers
+        learnt about the app's header names is shared with the template.
+        """
+        plan = self._plan
+        extra = self.headers
+        if len(values) != len(extra):
+            raise ValueError(f"with_values: {len(extra)} values expected, got {len(values)}")
+        new = _new_add_headers(AddHeaders)
+        if len(values) == 1:
+            headers = [(extra[0][0], values[0])]
+        else:
+            headers = [(pair[0], value) for pair, value in zip(extra, values, strict=True)]
+        new.headers = headers
+        vary_pair = plan.vary_pair
+        new._tail = headers if vary_pair is None else [*headers, vary_pair]
+        new._wsgi = None
+        new._plan = plan
+        return new
 
     def __repr__(self) -> str:
         return (
@@ -171,6 +213,53 @@ class AddHeaders:
         for token in self.vary:
             add_vary(out, token, token.lower())
         return out
+
+
+_new_add_headers = object.__new__  # with_values fills every slot itself
+_new_plan = object.__new__  # AddHeaders.__init__ fills every slot itself
+
+
+class AddPlan:
+    """What an :class:`AddHeaders` and its :meth:`AddHeaders.with_values` copies share:
+    the options, the names that make a difference, and what the drivers learnt about
+    apps' response-header names (those seen to need no merge, in the app's spelling:
+    lower case on ASGI, none of the names added), so the next head is checked in one
+    pass over its names. The drivers bound the learnt sets."""
+
+    __slots__ = (
+        "_headers",
+        "_names",
+        "asgi",
+        "remove",
+        "replace",
+        "vary",
+        "vary_pair",
+        "wsgi",
+        "wsgi_names",
+    )
+
+    # Filled in by AddHeaders.__init__ (no __init__ frame here).
+    replace: bool
+    remove: tuple[bytes, ...]
+    vary: tuple[bytes, ...]
+    vary_pair: tuple[bytes, bytes] | None  # the Vary line to add when none is there
+    _headers: HeaderList  # the template's: its names are every copy's
+    _names: frozenset[bytes] | None  # made on first use
+    asgi: set[bytes] | None  # the learnt names, made by the drivers on first use
+    wsgi: set[str] | None
+    wsgi_names: frozenset[str] | None  # names, as str
+
+    @property
+    def names(self) -> frozenset[bytes]:
+        """See :attr:`AddHeaders.names`."""
+        names = self._names
+        if names is None:
+            found = {pair[0] for pair in self._headers}
+            found.update(self.remove)
+            if self.vary:
+                found.add(b"vary")
+            names = self._names = frozenset(found)
+        return names
 
 
 class ProtocolError(RuntimeError):

@@ -47,6 +47,7 @@ from middleware._conversation import (
 )
 from middleware._core import (
     AddHeaders,
+    AddPlan,
     Core,
     Handler,
     Head,
@@ -286,6 +287,10 @@ def _respond(
 
 
 _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
+# Bounds what one AddHeaders learns about an app's header names (app-chosen, and an
+# app may echo a client's): at most this many names of at most _MAX_CLEAN_NAME chars.
+_CLEAN_SIZE = 64
+_MAX_CLEAN_NAME = 64
 # Handler classes seen to be head_only with the default on_request_body: the driver
 # skips straight to the head-only path for them. Bounded by the classes a program has.
 _PLAIN_HEAD_ONLY: set[type[Handler]] = set()
@@ -632,26 +637,58 @@ def _head_start(handler: Handler, start_response: StartResponse) -> StartRespons
     return start
 
 
+def _learn_wsgi(add: AddHeaders, memo: AddPlan, headers: Headers) -> bool:
+    """Whether ``headers`` (an app's) name none of ``add``'s, in any case; names that
+    pass are remembered as the app spelt them, so the next head is checked in one short pass."""
+    names = memo.wsgi_names
+    if names is None:
+        names = memo.wsgi_names = frozenset([name.decode("latin-1") for name in memo.names])
+    clean = memo.wsgi
+    if clean is None:
+        clean = memo.wsgi = set()
+    passed = True
+    for pair in headers:
+        name = pair[0]
+        if name.lower() in names:
+            passed = False
+        elif type(name) is str and len(clean) < _CLEAN_SIZE and len(name) <= _MAX_CLEAN_NAME:
+            # Only str names are remembered: bytes (not PEP 3333, passed on as before)
+            # can never equal one of ours, but a bytes subclass is not worth trusting.
+            clean.add(name)
+    return passed
+
+
 def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
     """``start_response`` that applies ``add``; the app's own headers go out as they
     are unless they name one of ``add``'s (then the merge, rare, is done in bytes)."""
-    native = add._wsgi
-    if native is None:
+    tail = add._wsgi
+    if tail is None:
         # Once per AddHeaders: a core that returns a shared one converts it once.
-        pairs = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail]
-        names = frozenset([name.decode("latin-1") for name in add.names])
-        native = add._wsgi = (pairs, names)
-    tail, names = native
+        tail = add._wsgi = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail
+        ]
+    memo = add._plan
+    clean = memo.wsgi
+    if clean is None:
+        clean = memo.wsgi = set()
 
     def start(
         status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
-        for pair in headers:
-            if pair[0].lower() in names:
-                out = _to_wsgi_headers(add.merged(_to_neutral_headers(headers)))
-                break
+        # Names already seen to be none of ours (in the app's spelling): a plain loop,
+        # cheaper than set.issuperset(map(...)) for a head's few names.
+        known = True
+        try:
+            for pair in headers:
+                if pair[0] not in clean:
+                    known = False
+                    break
+        except (TypeError, IndexError):  # an unhashable or malformed pair
+            known = False
+        if known or _learn_wsgi(add, memo, headers):
+            out = headers + tail if type(headers) is list else [*headers, *tail]
         else:
-            out = [*headers, *tail]
+            out = _to_wsgi_headers(add.merged(_to_neutral_headers(headers)))
         return start_response(status, out, exc_info)
 
     return start

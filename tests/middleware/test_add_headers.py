@@ -127,3 +127,88 @@ def test_remove_and_vary(
             if k in (b"vary", b"x-one", b"x-gone", b"content-type")
         ]
         assert [p for p in mine if p[0] != b"content-type"] == expected, way
+
+
+def test_what_a_shared_object_learnt_from_clean_heads_never_hides_a_later_conflict() -> None:
+    # The ASGI driver remembers app header names that needed no merge; a later head
+    # that adds one of ours, or a name in upper case, must still be merged.
+    add = AddHeaders([(b"x-one", b"1")], replace=True, vary=[b"Origin"])
+    heads = [
+        [(b"content-type", b"text/plain")],
+        [(b"content-type", b"text/plain"), (b"x-one", b"app")],
+        [(b"content-type", b"text/plain"), (b"Vary", b"Accept")],
+        [(b"content-type", b"text/plain")],
+    ]
+    expected = [
+        [(b"x-one", b"1"), (b"vary", b"Origin")],
+        [(b"x-one", b"1"), (b"vary", b"Origin")],
+        [(b"vary", b"Accept, Origin"), (b"x-one", b"1")],
+        [(b"x-one", b"1"), (b"vary", b"Origin")],
+    ]
+    for app_headers, want in zip(heads, expected, strict=True):
+        for way, result in run(_make(add), headers=app_headers).items():
+            mine = [(k, v) for k, v in _lowered(result.headers) if k in (b"vary", b"x-one")]
+            assert mine == want, (way, app_headers)
+
+
+def test_what_the_drivers_learn_about_app_header_names_is_bounded() -> None:
+    from middleware import _asgi_driver, _wsgi_driver
+
+    add = AddHeaders([(b"x-one", b"1")])
+    many = [(b"x-app-%d" % i, b"v") for i in range(500)]
+    many.append((b"x-" + b"a" * 5000, b"long"))
+    for way, result in run(_make(add), headers=many).items():
+        assert result.header(b"x-one") == b"1", way
+        assert result.header(b"x-app-499") == b"v", way
+    assert add._plan.asgi is not None
+    assert add._plan.wsgi is not None
+    assert len(add._plan.asgi) <= _asgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _asgi_driver._MAX_CLEAN_NAME for name in add._plan.asgi)
+    assert 0 < len(add._plan.wsgi) <= _wsgi_driver._CLEAN_SIZE
+    assert all(len(name) <= _wsgi_driver._MAX_CLEAN_NAME for name in add._plan.wsgi)
+
+
+def test_with_values_keeps_the_names_and_options_and_changes_only_the_values() -> None:
+    template = AddHeaders(EXTRA, replace=True, remove=[b"x-gone"], vary=[b"Origin"])
+    copy = template.with_values(b"a", b"b")
+    assert copy.headers == [(b"x-one", b"a"), (b"x-two", b"b")]
+    assert (copy.replace, copy.remove, copy.vary) == (True, (b"x-gone",), (b"Origin",))
+    assert copy.names == template.names
+    assert template.headers == EXTRA  # the template is unchanged
+    assert copy.merged([(b"x-one", b"app"), (b"x-gone", b"bye")]) == [
+        (b"x-one", b"a"),
+        (b"x-two", b"b"),
+        (b"vary", b"Origin"),
+    ]
+    with pytest.raises(ValueError, match="2 values expected, got 1"):
+        template.with_values(b"a")
+
+
+def test_copies_from_with_values_go_out_on_every_way() -> None:
+    template = AddHeaders([(b"x-id", b"-")], replace=True)
+    for value in (b"first", b"second"):
+        add = template.with_values(value)
+        headers = [(b"content-type", b"text/plain"), (b"x-id", b"app")]
+        for way, result in run(_make(add), headers=headers).items():
+            assert [v for k, v in _lowered(result.headers) if k == b"x-id"] == [value], way
+
+
+def test_a_wsgi_app_s_bytes_header_names_still_pass_through_as_before() -> None:
+    # Not PEP 3333 (names are str), but servers such as wsgiref tolerate them: the
+    # driver stays lenient, adds its headers and hands the app's on unchanged.
+    add = AddHeaders([(b"x-one", b"1")])
+    seen: list[list[Any]] = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("200 OK", [(b"X-Raw", b"v"), ("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+        seen.append(headers)
+        return None
+
+    wrapped = _make(add)(app)
+    for _ in range(2):
+        body = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, start_response)
+        assert list(body) == [b"ok"]
+    assert seen == [[(b"X-Raw", b"v"), ("Content-Type", "text/plain"), ("x-one", "1")]] * 2

@@ -281,3 +281,17 @@ async def test_a_core_that_changes_nothing_forwards_the_apps_start_message() -> 
         AccessLog(recording_app([message, {"type": "http.response.body"}])), Request()
     )
     assert result.messages[0] is message
+
+
+def test_a_scope_heads_header_joins_repeated_fields_and_says_none_when_absent() -> None:
+    from middleware._asgi_driver import ScopeHead
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "headers": [(b"x-a", b"1"), (b"host", b"h"), (b"x-a", b"2"), (b"x-a", b"3")],
+    }
+    head = ScopeHead(scope)
+    assert head.header(b"x-a") == b"1, 2, 3"
+    assert head.header(b"host") == b"h"
+    assert head.header(b"x-b") is None
