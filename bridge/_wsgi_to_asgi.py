@@ -43,7 +43,13 @@ from bridge._http import (
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
-from bridge._response import FileWrapper, Phase, ResponseHead, close_app_iterable
+from bridge._response import (
+    HEADERS_PENDING,
+    HEADERS_SENT,
+    FileWrapper,
+    ResponseHead,
+    close_app_iterable,
+)
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 from bridge._websocket_session import WebSocketServer
 
@@ -275,7 +281,7 @@ class _Exchange:
         if not data:
             return
         response = self.response
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_head()
         if self._head_only:
             return
@@ -318,7 +324,7 @@ class _Exchange:
                 links.append(value.strip(" \t").encode("latin-1"))
             else:
                 logger.debug("dropped early hint header %r: only Link can be sent", name)
-        if not links or self.response.phase is Phase.HEADERS_SENT:
+        if not links or self.response.phase is HEADERS_SENT:
             return
         # A client that left gets no hint; the view finds out at its next write.
         with contextlib.suppress(ClientDisconnected):
@@ -329,7 +335,7 @@ class _Exchange:
         if (
             self._pathsend
             and type(iterable) is FileWrapper
-            and response.phase is Phase.HEADERS_PENDING
+            and response.phase is HEADERS_PENDING
             and not self._head_only
         ):
             path = iterable.sendable_path(response.content_length)
@@ -339,12 +345,12 @@ class _Exchange:
                 return
         for chunk in iterable:
             self.write(chunk)
-            if response.phase is Phase.HEADERS_SENT and (
+            if response.phase is HEADERS_SENT and (
                 self._head_only
                 or (response.content_length is not None and self._sent >= response.content_length)
             ):
                 break  # nothing more may be sent: stop the app early
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_head()
         limit = response.content_length
         if (
@@ -378,7 +384,7 @@ class _Exchange:
         if self._abort is not None:
             logger.debug("WSGI app stopped after the client went away: %r", error)
             return None
-        started = self.response.phase is Phase.HEADERS_SENT
+        started = self.response.phase is HEADERS_SENT
         if isinstance(error, BodyTooLarge) and not started:
             logger.warning("rejected request: %s", error)
             try:
