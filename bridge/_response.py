@@ -88,16 +88,24 @@ def parse_status(status: object) -> int:
 
 def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
     """Validated ASGI headers (lower-case names) and the declared Content-Length, if any."""
-    if isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable):
+    # Exact-type tests first: the usual list of tuples of str never reaches isinstance(),
+    # whose ABC check (Iterable) alone cost about as much as a header.
+    if type(headers) is not list and (
+        isinstance(headers, (str, bytes)) or not isinstance(headers, Iterable)
+    ):
         raise InvalidResponse(f"headers must be a list of (name, value), not {headers!r}")
     encoded: RawHeaders = []
     content_length: int | None = None
     for header in headers:
         # PEP 3333 says tuples; lists are accepted as gunicorn, asgiref and a2wsgi do.
-        if not isinstance(header, (tuple, list)) or len(header) != 2:
+        if (type(header) is not tuple and not isinstance(header, (tuple, list))) or len(
+            header
+        ) != 2:
             raise InvalidResponse(f"response header {header!r} is not a (name, value) pair")
         name, value = header
-        raw_name = _encode_name(name)
+        raw_name = _NAME_CACHE.get(name) if type(name) is str else None
+        if raw_name is None:
+            raw_name = _encode_name(name)
         if not isinstance(value, str):
             raise InvalidResponse(f"value of header {name!r} must be a str, not {value!r}")
         # Printable ASCII (the common case) is checked in C without a call.
