@@ -124,7 +124,19 @@ class BodyStream:
                 return data[:size]
             self._buffer += data
         while self._more and len(self._buffer) - self._pos < size:
-            self._fill()
+            need = size - (len(self._buffer) - self._pos)
+            data = self._next_chunk()
+            if len(data) > need and type(data) is bytes:
+                # The chunk completes this read: the buffer's rest and the chunk's head
+                # make the answer, and the chunk is kept as it came for the next reads.
+                buffered = self._take(len(self._buffer))
+                self._first, self._first_pos = data, need
+                return b"".join((buffered, memoryview(data)[:need]))
+            if data:
+                if self._pos:
+                    del self._buffer[: self._pos]
+                    self._pos = 0
+                self._buffer += data
         return self._take(min(len(self._buffer), self._pos + size))
 
     def readline(self, size: int | None = -1, /) -> bytes:
