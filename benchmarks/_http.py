@@ -11,6 +11,7 @@ the same round.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 
 from benchmarks._apps import SLEEP, a2wsgi_available, serves, starlette_wsgi_available
@@ -209,6 +210,22 @@ def asgi_to_wsgi(cfg: Config) -> Section:
     return section
 
 
+def cpu_ns(pid: int) -> int:
+    """CPU time (ns) the process's live threads have used, from ``/proc/PID/task/*/schedstat``.
+
+    Finer than ``/proc/PID/stat``'s clock ticks (10 ms): a 64 MiB transfer costs a
+    server tens of milliseconds.
+    """
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as stats:
+                total += int(stats.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total
+
+
 def streaming(cfg: Config) -> Section:
     started = time.monotonic()
     w2a, notes_a = _available(_W2A)
@@ -218,6 +235,8 @@ def streaming(cfg: Config) -> Section:
     size = cfg.stream_size
     mib = size / (1 << 20)
     speeds: dict[str, dict[str, list[float]]] = {}
+    # Server CPU ms per transfer: what the serving process spent, whatever the client's pace.
+    cpu: dict[str, dict[str, list[float]]] = {}
     growth: dict[str, dict[str, float]] = {}
     idle: dict[str, float] = {}
     with running(servers, cfg.logs):
@@ -226,16 +245,22 @@ def streaming(cfg: Config) -> Section:
             transfer(server.url + "/upload", "upload", 1 << 20)
             idle[_label(server)] = vm_kib(server.serving_pid(), "VmRSS") / 1024
             speeds[_label(server)] = {"download": [], "upload": []}
+            cpu[_label(server)] = {"download": [], "upload": []}
             growth[_label(server)] = {"download": 0.0, "upload": 0.0}
         ratios: dict[str, dict[str, list[float]]] = {
             _label(s): {"download": [], "upload": []} for s in servers
         }
+        cpu_ratios: dict[str, dict[str, list[float]]] = {
+            _label(s): {"download": [], "upload": []} for s in servers
+        }
 
-        def measure(server: Server, direction: str) -> float:
+        def measure(server: Server, direction: str) -> tuple[float, float]:
             label, pid = _label(server), server.serving_pid()
             before = vm_kib(pid, "VmRSS") / 1024
             peak_reset = reset_peak(pid)
+            cpu_before = cpu_ns(pid)
             count, seconds = transfer(server.url + f"/{direction}", direction, size)
+            used_ms = (cpu_ns(pid) - cpu_before) / 1e6
             if count != size:
                 raise RuntimeError(f"{label} {direction}: {count} of {size} bytes")
             peak = vm_kib(pid, "VmHWM") / 1024
@@ -243,7 +268,8 @@ def streaming(cfg: Config) -> Section:
                 before = idle[label]
             growth[label][direction] = max(growth[label][direction], peak - before)
             speeds[label][direction].append(mib / seconds)
-            return mib / seconds
+            cpu[label][direction].append(used_ms)
+            return mib / seconds, used_ms
 
         # As over HTTP: native, A, native, B, ... so each ratio is to the native
         # transfers just before and just after it.
@@ -255,13 +281,19 @@ def streaming(cfg: Config) -> Section:
             for native, others in groups:
                 shift = index % max(1, len(others))
                 for direction in ("download", "upload"):
-                    first = measure(native, direction)
+                    first, first_cpu = measure(native, direction)
                     for server in others[shift:] + others[:shift]:
-                        speed = measure(server, direction)
-                        after = measure(native, direction)
+                        speed, used = measure(server, direction)
+                        after, after_cpu = measure(native, direction)
                         ratios[_label(server)][direction].append(speed / ((first + after) / 2))
                         ratios[_label(native)][direction].append(after / first)
-                        first = after
+                        cpu_ratios[_label(server)][direction].append(
+                            used / max((first_cpu + after_cpu) / 2, 1e-3)
+                        )
+                        cpu_ratios[_label(native)][direction].append(
+                            after_cpu / max(first_cpu, 1e-3)
+                        )
+                        first, first_cpu = after, after_cpu
     table = Table(
         [
             "contender",
@@ -271,6 +303,8 @@ def streaming(cfg: Config) -> Section:
             "÷ native",
             "idle RSS MiB",
             "peak growth MiB (down / up)",
+            "server CPU ms (down / up)",
+            "CPU ÷ native (down / up)",
         ],
         [],
     )
@@ -283,7 +317,10 @@ def streaming(cfg: Config) -> Section:
         "W->A adapter on uvicorn against the native ASGI app on uvicorn, each A->W adapter "
         "on gunicorn gthread against the native WSGI app on gunicorn. Peak growth: the "
         "serving process's VmHWM during the transfer minus its VmRSS just before "
-        "(VmHWM reset through /proc/PID/clear_refs).",
+        "(VmHWM reset through /proc/PID/clear_refs). Server CPU: what the serving "
+        "process's threads spent on the transfer (/proc/PID/task/*/schedstat), which the "
+        "client's pace does not change: MiB/s is bounded by the load generator when "
+        "it is slower than the server.",
         notes=notes_a + notes_b,
     )
     for server in servers:
@@ -299,6 +336,13 @@ def streaming(cfg: Config) -> Section:
         cells += [
             fmt(idle[label]),
             f"{fmt(growth[label]['download'])} / {fmt(growth[label]['upload'])}",
+        ]
+        for direction in ("download", "upload"):
+            row[f"{direction}_cpu_ms"] = median(cpu[label][direction])
+            row[f"{direction}_cpu_ratio"] = median(cpu_ratios[label][direction])
+        cells += [
+            f"{fmt(row['download_cpu_ms'])} / {fmt(row['upload_cpu_ms'])}",
+            f"{fmt(row['download_cpu_ratio'])}x / {fmt(row['upload_cpu_ratio'])}x",
         ]
         table.rows.append(cells)
         data[label] = row

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -147,6 +149,46 @@ def _wsgi_sampler(app: Callable[..., Any], environ: dict[str, Any], body: bytes)
     return sample
 
 
+FLOOR = "thread round trip (floor)"
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _HopFloor:
+    """The native ASGI app behind one bare thread round trip: a job put on a queue, a
+    waiting thread takes it and resolves the loop's future with ``call_soon_threadsafe``.
+
+    No WSGI, no request or response crossing: what any adapter that runs the app on
+    another thread pays at least, on this machine, in this run.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, Any] | None]
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="bench-floor", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            loop, future = job
+            loop.call_soon_threadsafe(_resolve, future)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((loop, future))
+        await future
+        await self.app(scope, receive, send)
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+
 REQUESTS = {"GET / (13 B)": ("/", "GET", b""), "POST /echo 64 KiB": ("/echo", "POST", _BODY)}
 
 
@@ -180,6 +222,7 @@ def run(cfg: Config) -> Section:
     # --- W->A --------------------------------------------------------------------------
     loop = _new_loop()
     apps = {name: build(f"{name}:raw") for name in ["native ASGI", *_w2a_contenders()]}
+    apps[FLOOR] = _HopFloor(apps["native ASGI"])
     try:
         for label, (path, method, body) in REQUESTS.items():
             for inflight in (1, INFLIGHT):

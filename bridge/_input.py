@@ -24,14 +24,25 @@ class BodyStream:
     Only what the app has not yet consumed is held: the body is pulled on demand.
     """
 
-    __slots__ = ("_buffer", "_first", "_limit", "_more", "_pos", "_pull", "_received")
+    __slots__ = (
+        "_buffer",
+        "_first",
+        "_first_pos",
+        "_limit",
+        "_more",
+        "_pos",
+        "_pull",
+        "_received",
+    )
 
     def __init__(
         self, first: bytes, more: bool, pull: Pull | None, *, limit: int | None = None
     ) -> None:
-        # The first chunk is kept as it came: a read of all of it (the usual small
-        # body) hands it over without copying it through the buffer.
+        # A chunk kept as it came (at first the first one), read from _first_pos on
+        # while the buffer is empty: a read of all of it (the usual small body) hands it
+        # over without a copy, and reads of pieces of it copy each byte once.
         self._first: bytes | None = bytes(first) if first else None
+        self._first_pos = 0
         self._buffer = bytearray()
         self._pos = 0
         self._more = more and pull is not None
@@ -64,12 +75,16 @@ class BodyStream:
 
     def _unfirst(self) -> None:
         """Move the first chunk into the buffer (before the buffer is first used)."""
-        if self._first is not None:
-            self._buffer += self._first
+        first = self._first
+        if first is not None:
             self._first = None
+            with memoryview(first) as view:
+                self._buffer += view[self._first_pos :]
 
     def _take(self, end: int) -> bytes:
-        data = bytes(self._buffer[self._pos : end])
+        # Through a view: one copy, where slicing the bytearray and then bytes() made two.
+        with memoryview(self._buffer) as view:
+            data = bytes(view[self._pos : end])
         self._pos = end
         if self._pos == len(self._buffer):
             self._buffer.clear()
@@ -79,13 +94,16 @@ class BodyStream:
     def read(self, size: int | None = -1, /) -> bytes:
         first = self._first
         if first is not None:
-            self._first = None
-            if size is None or size < 0:
-                if not self._more:
-                    return first
-            elif size == len(first) or (size > len(first) and not self._more):
-                return first
-            self._buffer += first
+            start = self._first_pos
+            rest = len(first) - start
+            if size is not None and 0 <= size < rest:
+                self._first_pos = start + size
+                return first[start : start + size]
+            if (size is None or size < 0 or size > rest) and self._more:
+                self._unfirst()
+            else:
+                self._first = None
+                return first[start:] if start else first
         if size is None or size < 0:
             parts = [self._take(len(self._buffer))]
             while self._more:
@@ -97,9 +115,28 @@ class BodyStream:
             data = self._next_chunk()
             if len(data) == size:
                 return data
+            if len(data) > size and type(data) is bytes:
+                # Keep the chunk as it came and hand it over in pieces, instead of
+                # copying it into the buffer and each piece out again.
+                self._buffer.clear()
+                self._pos = 0
+                self._first, self._first_pos = data, size
+                return data[:size]
             self._buffer += data
         while self._more and len(self._buffer) - self._pos < size:
-            self._fill()
+            need = size - (len(self._buffer) - self._pos)
+            data = self._next_chunk()
+            if len(data) > need and type(data) is bytes:
+                # The chunk completes this read: the buffer's rest and the chunk's head
+                # make the answer, and the chunk is kept as it came for the next reads.
+                buffered = self._take(len(self._buffer))
+                self._first, self._first_pos = data, need
+                return b"".join((buffered, memoryview(data)[:need]))
+            if data:
+                if self._pos:
+                    del self._buffer[: self._pos]
+                    self._pos = 0
+                self._buffer += data
         return self._take(min(len(self._buffer), self._pos + size))
 
     def readline(self, size: int | None = -1, /) -> bytes:

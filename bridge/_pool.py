@@ -40,6 +40,13 @@ class JobState(enum.Enum):
     EXPIRED = "expired before a worker took it"
 
 
+# Plain module constants for the per-job code: on CPython 3.11 each ``JobState.X`` runs
+# enum's Python-level descriptor (~0.3 µs).
+_WAITING: Final = JobState.WAITING
+_RUNNING: Final = JobState.RUNNING
+_EXPIRED: Final = JobState.EXPIRED
+
+
 class Job:
     """A submitted call. ``queued`` is true when no worker was free at submission, so
     the job waits behind others and may be expired with :meth:`ThreadPool.expire`."""
@@ -50,7 +57,7 @@ class Job:
         self.fn: Callable[..., object] | None = fn
         self.args: tuple[Any, ...] = args
         self.queued = queued
-        self.state = JobState.WAITING
+        self.state = _WAITING
 
 
 class ThreadPool:
@@ -137,9 +144,9 @@ class ThreadPool:
         """Withdraw ``job`` if no worker has taken it yet; ``True`` when it was withdrawn
         (it will never run), ``False`` when it already runs or ran."""
         with self._lock:
-            if job.state is not JobState.WAITING:
+            if job.state is not _WAITING:
                 return False
-            job.state = JobState.EXPIRED
+            job.state = _EXPIRED
             job.fn, job.args = None, ()  # the queue keeps only an empty shell
             self._waiting -= 1
             return True
@@ -150,9 +157,9 @@ class ThreadPool:
         while (job := get()) is not None:
             with lock:
                 fn, args = job.fn, job.args
-                if job.state is not JobState.WAITING or fn is None:
+                if job.state is not _WAITING or fn is None:
                     continue  # expired while it waited
-                job.state = JobState.RUNNING
+                job.state = _RUNNING
                 job.fn, job.args = None, ()
                 self._waiting -= 1
                 self._running += 1

@@ -43,7 +43,13 @@ from bridge._http import (
 from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
-from bridge._response import FileWrapper, Phase, ResponseHead, close_app_iterable
+from bridge._response import (
+    HEADERS_PENDING,
+    HEADERS_SENT,
+    FileWrapper,
+    ResponseHead,
+    close_app_iterable,
+)
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
 from bridge._websocket_session import WebSocketServer
 
@@ -51,6 +57,9 @@ logger = logging.getLogger("bridge.wsgi_to_asgi")
 
 #: Body bytes received ahead of the app's reads before we stop listening for more.
 _STASH_LIMIT: Final = 1 << 20
+#: Response body bytes the app may post beyond what the server has taken before it
+#: waits, whatever ``max_chunks_in_flight`` allows: big chunks cost memory, not hops.
+_BYTES_IN_FLIGHT: Final = 512 * 1024
 
 
 class _End:
@@ -165,6 +174,7 @@ class _Exchange:
         "_stash",
         "_stashed",
         "_unsent",
+        "_unsent_bytes",
         "_waiter",
         "_watching",
         "_window",
@@ -192,6 +202,7 @@ class _Exchange:
         self._space: threading.Condition | None = None  # made when backpressure first bites
         self._outbox: deque[Message | _End] = deque()
         self._unsent = 0  # body messages posted and not yet sent
+        self._unsent_bytes = 0  # their bytes
         self._waiter: _Waiter | None = None
         self._abort: ClientDisconnected | None = None
         self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
@@ -228,14 +239,17 @@ class _Exchange:
                 waiter = None
             if body:
                 self._unsent += 1
+                self._unsent_bytes += len(message["body"])
         if waiter is not None:
             self._wake(waiter)
         window = self._window
-        if body and self._unsent > window:
+        if body and (self._unsent > window or self._unsent_bytes > _BYTES_IN_FLIGHT):
             with self._lock:
                 if self._space is None:
                     self._space = threading.Condition(self._lock)
-                while self._unsent > window and self._abort is None:
+                while (
+                    self._unsent > window or self._unsent_bytes > _BYTES_IN_FLIGHT
+                ) and self._abort is None:
                     self._space.wait()
                 if self._abort is not None:
                     raise self._abort
@@ -267,7 +281,7 @@ class _Exchange:
         if not data:
             return
         response = self.response
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_head()
         if self._head_only:
             return
@@ -310,7 +324,7 @@ class _Exchange:
                 links.append(value.strip(" \t").encode("latin-1"))
             else:
                 logger.debug("dropped early hint header %r: only Link can be sent", name)
-        if not links or self.response.phase is Phase.HEADERS_SENT:
+        if not links or self.response.phase is HEADERS_SENT:
             return
         # A client that left gets no hint; the view finds out at its next write.
         with contextlib.suppress(ClientDisconnected):
@@ -321,7 +335,7 @@ class _Exchange:
         if (
             self._pathsend
             and type(iterable) is FileWrapper
-            and response.phase is Phase.HEADERS_PENDING
+            and response.phase is HEADERS_PENDING
             and not self._head_only
         ):
             path = iterable.sendable_path(response.content_length)
@@ -331,12 +345,12 @@ class _Exchange:
                 return
         for chunk in iterable:
             self.write(chunk)
-            if response.phase is Phase.HEADERS_SENT and (
+            if response.phase is HEADERS_SENT and (
                 self._head_only
                 or (response.content_length is not None and self._sent >= response.content_length)
             ):
                 break  # nothing more may be sent: stop the app early
-        if response.phase is not Phase.HEADERS_SENT:
+        if response.phase is not HEADERS_SENT:
             self._send_head()
         limit = response.content_length
         if (
@@ -370,7 +384,7 @@ class _Exchange:
         if self._abort is not None:
             logger.debug("WSGI app stopped after the client went away: %r", error)
             return None
-        started = self.response.phase is Phase.HEADERS_SENT
+        started = self.response.phase is HEADERS_SENT
         if isinstance(error, BodyTooLarge) and not started:
             logger.warning("rejected request: %s", error)
             try:
@@ -548,7 +562,7 @@ class _Exchange:
                         self._start_receiver(True)
                     await waiter
                     continue
-                sent_bodies = 0
+                sent_bodies = sent_bytes = 0
                 for message in batch:
                     if isinstance(message, _End):
                         finished = True
@@ -559,6 +573,7 @@ class _Exchange:
                     if kind == "http.response.body":
                         if message["more_body"]:
                             sent_bodies += 1
+                            sent_bytes += len(message["body"])
                         else:
                             # Before the send: a server may report http.disconnect for
                             # the finished response while send() still runs.
@@ -571,6 +586,7 @@ class _Exchange:
                     streaming = True
                     with self._lock:
                         self._unsent -= sent_bodies
+                        self._unsent_bytes -= sent_bytes
                         if self._unsent < 0:
                             # More chunks sent than posted: a chunk went out twice.
                             raise RuntimeError(
@@ -630,9 +646,10 @@ class WSGIToASGI:
     - ``on_startup`` / ``on_shutdown``: callables (sync ones run in a thread, coroutine
       functions are awaited) run on the ASGI lifespan events.
     - ``max_chunks_in_flight``: how many body chunks the app may produce beyond what the
-      server has taken before it waits (backpressure). The default, 2, keeps a slow
-      client's memory to a couple of chunks; a larger window trades memory for
-      throughput on big downloads (fewer hand-offs between the worker and the loop).
+      server has taken before it waits (backpressure); it also waits once more than
+      512 KiB are waiting, so a slow client holds at most that plus one chunk. The
+      default, 8, lets a download of 64 KiB chunks cross between the worker and the
+      loop several chunks per hand-off; a larger window trades memory for fewer.
 
     - ``websocket_pool``: the :class:`ThreadPool` WebSocket connections run on, one
       thread each for their whole life; by default one pool of 100 threads with no
@@ -657,7 +674,7 @@ class WSGIToASGI:
         max_header_repeats: int = 100,
         on_startup: Sequence[Callable[[], object]] = (),
         on_shutdown: Sequence[Callable[[], object]] = (),
-        max_chunks_in_flight: int = 2,
+        max_chunks_in_flight: int = 8,
         websocket_pool: ThreadPool | None = None,
         websocket_queue: int = 16,
         websocket_queue_bytes: int = 1 << 20,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge import BodyTooLarge, ClientDisconnected
 from bridge._input import BodyStream
@@ -125,3 +129,24 @@ def test_mixed_reads_after_a_partial_first_read_keep_every_byte_in_order(
     assert parts[0] == b""
     assert b"".join(parts) == BODY
     assert parts[1:4] == [b"lin", b"e one\n", b"line tw"]
+
+
+@given(
+    body=st.binary(max_size=300),
+    cuts=st.lists(st.integers(0, 300), max_size=8),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["read", "readline"]), st.integers(-1, 120)), max_size=20
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_mix_of_reads_over_any_chunking_reads_what_a_file_would(
+    body: bytes, cuts: list[int], ops: list[tuple[str, int]]
+) -> None:
+    # Pieces of a kept chunk, a chunk moved into the buffer mid-way, and reads across
+    # chunk boundaries must all agree with io.BytesIO over the same bytes.
+    points = sorted({0, len(body), *(cut for cut in cuts if cut <= len(body))})
+    chunks = [body[a:b] for a, b in itertools.pairwise(points)] or [b""]
+    stream, reference = stream_of(chunks), io.BytesIO(body)
+    for op, size in ops:
+        assert getattr(stream, op)(size) == getattr(reference, op)(size), (op, size)
+    assert stream.read() == reference.read()

@@ -588,7 +588,8 @@ async def test_a_slow_client_holds_the_app_back() -> None:
     app, made = tracked_app(lambda: iter([b"x"] * 50))
     reads = asyncio.Event()
     exchange = Exchange(client_reads=reads)
-    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
+    adapter = WSGIToASGI(app, max_chunks_in_flight=2)
+    task = asyncio.ensure_future(exchange.run(adapter, http_scope()))
     await wait_until(lambda: bool(made) and made[0].produced >= 1)
     for delivered in range(10):
         await asyncio.sleep(0.02)
@@ -873,6 +874,38 @@ async def test_the_backpressure_window_is_configurable(window: int) -> None:
         await asyncio.sleep(0.001)
     await task
     assert exchange.body == b"x" * 60
+
+
+async def test_big_chunks_stop_the_app_at_512_kib_in_flight_whatever_the_window() -> None:
+    chunk = b"x" * (256 * 1024 + 1)  # two make more than 512 KiB
+    app, made = tracked_app(lambda: iter([chunk] * 6))
+    reads = asyncio.Event()
+    exchange = Exchange(client_reads=reads)
+    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
+    await wait_until(lambda: bool(made) and made[0].produced >= 1)
+    await asyncio.sleep(0.1)
+    # the chunk the client is holding up, plus one: the default window of 8 is not reached
+    assert made[0].produced == 2
+    while not task.done():
+        reads.set()
+        await asyncio.sleep(0.001)
+    await task
+    assert exchange.body == chunk * 6
+
+
+async def test_the_default_window_is_eight_small_chunks() -> None:
+    app, made = tracked_app(lambda: iter([b"x" * 1024] * 40))
+    reads = asyncio.Event()
+    exchange = Exchange(client_reads=reads)
+    task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
+    await wait_until(lambda: bool(made) and made[0].produced >= 1)
+    await asyncio.sleep(0.1)
+    assert made[0].produced == 8 + 1
+    while not task.done():
+        reads.set()
+        await asyncio.sleep(0.001)
+    await task
+    assert exchange.body == b"x" * 1024 * 40
 
 
 # -- lenient where every server is (issue 11) --------------------------------------------
