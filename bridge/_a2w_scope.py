@@ -1,0 +1,131 @@
+"""``ASGIToWSGI``'s scope per request: ``_scope.http_scope``, memoised by environ shape.
+
+A WSGI server hands over the same environ shape request after request: the same keys in
+the same order, and mostly the same target, method, scheme and server. ``http_scope``
+recomputes all of it each time (a third of the adapter's own cost per request). Here
+two bounded memos keep what it computed:
+
+* by the target fields (the ``_TARGET`` values): the scope without its per-request
+  entries (headers, client, state, extensions, a fresh ``asgi`` dict);
+* by the tuple of environ keys: which keys are headers, under which ASGI names.
+
+Whatever misses (or has values a memo cannot hold) goes through ``http_scope``, which
+defines the behaviour; a hit builds an equal scope (tests/bridge/test_a2w_scope.py
+compares them). Both memos are bounded in entries and in the bytes a client controls,
+and start over when full, so a client inventing targets or headers only causes misses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge._scope import _client, _header_name, http_scope
+from bridge._types import Environ, Scope
+
+# The environ values the scope's non-header, non-client entries depend on (http_scope
+# reads nothing else for them).
+_TARGET = (
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "RAW_URI",
+    "REQUEST_URI",
+    "REQUEST_METHOD",
+    "wsgi.url_scheme",
+    "SERVER_PROTOCOL",
+    "SERVER_NAME",
+    "SERVER_PORT",
+)
+# The CGI names of the two headers PEP 3333 keeps out of the HTTP_ namespace.
+_CGI_HEADERS = ((b"content-type", "CONTENT_TYPE"), (b"content-length", "CONTENT_LENGTH"))
+# The scope entries that differ per request even for one target.
+_PER_REQUEST = ("asgi", "headers", "client", "extensions", "state")
+
+MEMO_ENTRIES = 256  # per memo
+# A key whose strings add up to more characters than this is never stored: one entry
+# pins at most this much client-chosen text (so each memo at most ~1 MiB).
+MEMO_KEY_CHARS = 4096
+
+_templates: dict[tuple[Any, ...], dict[str, Any]] = {}
+# environ keys -> (environ key, ASGI name) of each header among them, in environ order.
+_header_plans: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+
+
+def _storable(key: tuple[Any, ...]) -> bool:
+    # str or None only: then no value of another type that compares equal (1 and True,
+    # a bytes path) can ever hit an entry computed for different input.
+    size = 0
+    for item in key:
+        if item is None:
+            continue
+        if type(item) is not str:
+            return False
+        size += len(item)
+    return size <= MEMO_KEY_CHARS
+
+
+def _store(memo: dict[Any, Any], key: tuple[Any, ...], value: Any) -> None:
+    if len(memo) >= MEMO_ENTRIES:
+        memo.clear()  # start over: a client inventing keys only causes misses
+    memo[key] = value
+
+
+def _header_plan(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    """Which environ ``keys`` are headers, by ``request_headers``' own rule."""
+    plan = []
+    for key in keys:
+        name = _header_name(key)
+        if name is not None:
+            plan.append((key, name))
+    return tuple(plan)
+
+
+def _template(scope: Scope) -> dict[str, Any]:
+    # The per-request entries are set on every hit; not pinning this request's values
+    # keeps the client-chosen bytes an entry holds to its key.
+    template = dict(scope)
+    for name in _PER_REQUEST:
+        template[name] = None
+    return template
+
+
+def a2w_scope(
+    environ: Environ, state: dict[str, Any], extensions: dict[str, dict[object, object]]
+) -> Scope:
+    """``http_scope(environ, state=state, extensions=extensions)``, from the memos when
+    they know this environ's shape.
+
+    Raises ``ScopeError`` as ``http_scope`` does.
+    """
+    get = environ.get
+    target = tuple(map(get, _TARGET))
+    keys = tuple(environ)
+    try:
+        template = _templates.get(target)
+        plan = _header_plans.get(keys)
+    except TypeError:  # an unhashable value: nothing to memoise
+        return http_scope(environ, state=state, extensions=extensions)
+    if template is None or plan is None:
+        scope = http_scope(environ, state=state, extensions=extensions)
+        if template is None and _storable(target):
+            _store(_templates, target, _template(scope))
+        if plan is None and _storable(keys):
+            _store(_header_plans, keys, _header_plan(keys))
+        return scope
+    headers = [(name, environ[key].encode("latin-1")) for key, name in plan]
+    for name, cgi in _CGI_HEADERS:
+        value = get(cgi)
+        if value:
+            headers.append((name, value.encode("latin-1")))
+    scope = template.copy()
+    scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # fresh: apps may write
+    scope["headers"] = headers
+    host = get("REMOTE_ADDR")
+    port = get("REMOTE_PORT")
+    if host and type(port) is str and port.isdigit():
+        scope["client"] = (host, int(port))
+    else:
+        scope["client"] = _client(environ)
+    scope["extensions"] = extensions
+    scope["state"] = state
+    return scope
