@@ -36,6 +36,8 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 # A sending app is paused once this many body chunks wait for the WSGI server.
 MAX_BUFFERED_CHUNKS = 16
+# ... and resumed once the server has taken it down to this many.
+_LOW_WATER = MAX_BUFFERED_CHUNKS // 2
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
 
@@ -474,7 +476,15 @@ class Exchange:
         return True
 
     def take(self) -> bytes:
-        return self.chunks.popleft()
+        chunks = self.chunks
+        chunk = chunks.popleft()
+        drain = self.drain
+        if drain is not None and len(chunks) <= _LOW_WATER:
+            # The app refills the buffer while the server writes what is left (in
+            # shared mode, on the other core), instead of after it is empty.
+            self.drain = None
+            self.link.call_on_loop(_resolve, drain)
+        return chunk
 
     def failure(self) -> Exception:
         """The exception that reports a response the app failed to complete."""

@@ -104,6 +104,7 @@ class ThreadLink:
     loop: TaskLoop
     task: asyncio.Task[None] | None = None
     _wake: asyncio.Future[None] | None = None
+    _notified = False
     _mark = 0
 
     @classmethod
@@ -117,6 +118,7 @@ class ThreadLink:
         self.task = loop.start_task(coro, _TASK_NAME)
 
     def notify(self) -> None:
+        self._notified = True
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -125,6 +127,13 @@ class ThreadLink:
 
     def wait(self, timeout: float | None) -> None:
         loop = self.loop
+        self._notified = False
+        if loop.ready:
+            # Something is ready (say the app's task, its drain released): one pass
+            # over it, with no select() and no loop start, often brings the news.
+            loop.run_ready_once()
+            if self._notified:
+                return
         wake = loop.create_future()
         self._wake = wake
         try:
