@@ -256,8 +256,17 @@ class Exchange:
         if kind == "http.response.body":
             if state is STREAMING:
                 body = message.get("body", b"")
-                if type(body) is not bytes or message.get("more_body", False):
+                if type(body) is not bytes:
                     await self._send(message)
+                    return
+                if message.get("more_body", False):
+                    # One chunk of a streamed body (a download sends thousands).
+                    if body and not self.no_body:
+                        self._take(body)
+                    if len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+                        await self._pause()
+                        return
+                    self.link.notify()
                     return
                 if not self.no_body:
                     if body:
@@ -325,12 +334,7 @@ class Exchange:
                 if self.disconnect is not None:
                     _resolve(self.disconnect)
             elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
-                # Backpressure: wait until the WSGI server has taken what we hold. The
-                # drain future exists before notify(), so a WSGI thread that already
-                # emptied the buffer sees it when it wakes and releases it.
-                drain = self.drain = self.link.loop.create_future()
-                self.link.notify()
-                await drain
+                await self._pause()
                 return
             self.link.notify()
             return
@@ -353,6 +357,14 @@ class Exchange:
         if self.disconnect is not None:
             _resolve(self.disconnect)
         self.link.notify()
+
+    async def _pause(self) -> None:
+        """Backpressure: wait until the WSGI server has taken what we hold. The drain
+        future exists before notify(), so a WSGI thread that already emptied the buffer
+        sees it when it wakes and releases it."""
+        drain = self.drain = self.link.loop.create_future()
+        self.link.notify()
+        await drain
 
     async def _early_hint(self, message: Message) -> None:
         # Only before the head, and only where the server can send a 103; else dropped.
