@@ -117,6 +117,42 @@ def _too_short(sent: int, expected: int) -> InvalidResponse:
     )
 
 
+# (status, *header pairs) of a response head -> its WSGI status line, headers and
+# Content-Length. Most apps answer with the same few heads over and over; bounded in
+# entries and in the bytes of each key, and started over when full.
+_HEADS: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...], int | None]] = {}
+HEAD_MEMO_ENTRIES = 256
+HEAD_MEMO_KEY_BYTES = 4096
+
+
+def _response_head(message: Message) -> tuple[str, list[tuple[str, str]], int | None]:
+    """``response_head()`` and ``content_length()`` of an ``http.response.start``, from
+    the memo when the same head was seen before. Raises ``InvalidResponse`` as they do."""
+    status = message.get("status")
+    raw = message.get("headers", ())
+    key = None
+    # An exact int (200.0 == 200 would hit) and a list or tuple (iterating anything
+    # else could consume it); unhashable pairs (lists, bytearray) just miss.
+    if type(status) is int and (type(raw) is list or type(raw) is tuple):
+        try:
+            key = (status, *raw)
+            head = _HEADS.get(key)
+        except TypeError:
+            key = head = None
+        if head is not None:
+            return head[0], list(head[1]), head[2]
+    line, headers = response_head(message)
+    headers, expected = content_length(headers)
+    # response_head() accepted every pair: each is a (bytes name, bytes value).
+    if key is not None and sum(len(name) + len(value) for name, value in raw) <= (
+        HEAD_MEMO_KEY_BYTES
+    ):
+        if len(_HEADS) >= HEAD_MEMO_ENTRIES:
+            _HEADS.clear()
+        _HEADS[key] = (line, tuple(headers), expected)
+    return line, headers, expected
+
+
 class Settings:
     """The adapter options a request needs, gathered once per adapter."""
 
@@ -281,8 +317,7 @@ class Exchange:
                 return
         elif kind == "http.response.start" and state is AWAITING_START:
             try:
-                self.status, headers = response_head(message)
-                self.headers, self.expected = content_length(headers)
+                self.status, self.headers, self.expected = _response_head(message)
             except InvalidResponse as exc:
                 self._reject(exc)
             status = message["status"]
@@ -340,8 +375,7 @@ class Exchange:
             return
         if kind == "http.response.start":
             try:
-                self.status, headers = response_head(message)
-                self.headers, self.expected = content_length(headers)
+                self.status, self.headers, self.expected = _response_head(message)
             except InvalidResponse as exc:
                 self._reject(exc)
             self.no_body = has_no_body(self.scope.get("method"), message["status"])

@@ -112,7 +112,9 @@ def a2w_scope(
         if plan is None and _storable(keys):
             _store(_header_plans, keys, _header_plan(keys))
         return scope
-    headers = [(name, environ[key].encode("latin-1")) for key, name in plan]
+    headers = []
+    for key, name in plan:  # not a comprehension: that is one more call in 3.11
+        headers.append((name, environ[key].encode("latin-1")))
     for name, cgi in _CGI_HEADERS:
         value = get(cgi)
         if value:
