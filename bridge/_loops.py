@@ -123,6 +123,7 @@ class TaskLoop(asyncio.SelectorEventLoop):
         self.dedicated = dedicated
         # Returned for the captured step; Task.__init__ ignores the handle it gets.
         self._unscheduled = asyncio.Handle(_nothing, (), self)
+        self._incoming = deque()
         # BaseEventLoop's queue of ready callbacks, which run_ready_once() runs.
         self.ready: deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
 
@@ -140,6 +141,36 @@ class TaskLoop(asyncio.SelectorEventLoop):
             return self._unscheduled
         self.scheduled += 1
         return super().call_soon(callback, *args, context=context)
+
+    # Callbacks from other threads waiting for one shared wake-up (call_soon_batched).
+    _incoming: deque[tuple[contextvars.Context, Callable[..., object], tuple[Any, ...]]]
+    _incoming_pending = False
+
+    def call_soon_batched(self, callback: Callable[..., object], *args: Any) -> None:
+        """``call_soon_threadsafe`` for many threads: a callback queued while another's
+        wake-up is still pending rides on it (one self-pipe write and one handle for
+        the lot, not one each). Each runs in a copy of its caller's context, as
+        ``call_soon_threadsafe`` would run it."""
+        self._incoming.append((contextvars.copy_context(), callback, args))
+        if not self._incoming_pending:
+            self._incoming_pending = True
+            self.call_soon_threadsafe(self._run_incoming)
+
+    def _run_incoming(self) -> None:
+        # Cleared before the queue is emptied: a caller that still saw it set has
+        # already queued its callback, which this run then takes.
+        self._incoming_pending = False
+        incoming = self._incoming
+        while incoming:
+            context, callback, args = incoming.popleft()
+            try:
+                context.run(callback, *args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler(
+                    {"message": f"Exception in callback {callback!r}", "exception": exc}
+                )
 
     def run_ready(self) -> None:
         """Run the callbacks that are ready now (one short loop run), then return."""
