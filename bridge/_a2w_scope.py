@@ -5,9 +5,10 @@ the same order, and mostly the same target, method, scheme and server. ``http_sc
 recomputes all of it each time (a third of the adapter's own cost per request). Here
 two bounded memos keep what it computed:
 
-* by the target fields (the ``_TARGET`` values): the scope without its per-request
-  entries (headers, client, state, extensions, a fresh ``asgi`` dict);
-* by the tuple of environ keys: which keys are headers, under which ASGI names.
+* by the tuple of environ keys (the shape): which keys are headers, under which ASGI
+  names, and which of the target fields (``_TARGET``) are present;
+* by the shape and the target fields' values: the scope without its per-request
+  entries (headers, client, state, extensions, a fresh ``asgi`` dict).
 
 Whatever misses (or has values a memo cannot hold) goes through ``http_scope``, which
 defines the behaviour; a hit builds an equal scope (tests/bridge/test_a2w_scope.py
@@ -17,6 +18,8 @@ and start over when full, so a client inventing targets or headers only causes m
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Any
 
 from bridge._scope import _client, _header_name, http_scope
@@ -47,8 +50,10 @@ MEMO_ENTRIES = 256  # per memo
 MEMO_KEY_CHARS = 4096
 
 _templates: dict[tuple[Any, ...], dict[str, Any]] = {}
-# environ keys -> (environ key, ASGI name) of each header among them, in environ order.
-_header_plans: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+# environ keys -> (environ key, ASGI name) of each header among them, in environ order,
+# and what reads the _TARGET values present among them.
+_Shape = tuple[tuple[tuple[str, bytes], ...], Callable[[Environ], Any]]
+_header_plans: dict[tuple[str, ...], _Shape] = {}
 
 
 def _storable(key: tuple[Any, ...]) -> bool:
@@ -70,14 +75,27 @@ def _store(memo: dict[Any, Any], key: tuple[Any, ...], value: Any) -> None:
     memo[key] = value
 
 
-def _header_plan(keys: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
-    """Which environ ``keys`` are headers, by ``request_headers``' own rule."""
+def _no_target(environ: Environ) -> tuple[()]:
+    return ()
+
+
+def _header_plan(keys: tuple[str, ...]) -> _Shape:
+    """Which environ ``keys`` are headers, by ``request_headers``' own rule, and a
+    reader of the ``_TARGET`` values among them."""
     plan = []
     for key in keys:
         name = _header_name(key)
         if name is not None:
             plan.append((key, name))
-    return tuple(plan)
+    present = [key for key in _TARGET if key in keys]
+    if len(present) > 1:
+        target: Callable[[Environ], Any] = operator.itemgetter(*present)
+    elif present:
+        only = present[0]
+        target = lambda environ: (environ[only],)  # noqa: E731
+    else:
+        target = _no_target
+    return tuple(plan), target
 
 
 def _template(scope: Scope) -> dict[str, Any]:
@@ -97,23 +115,32 @@ def a2w_scope(
 
     Raises ``ScopeError`` as ``http_scope`` does.
     """
-    get = environ.get
-    target = tuple(map(get, _TARGET))
     keys = tuple(environ)
     try:
-        template = _templates.get(target)
-        plan = _header_plans.get(keys)
+        shape = _header_plans.get(keys)
+        if shape is not None:
+            # The reader is part of the key: it says which _TARGET keys are present.
+            target: tuple[Any, ...] = (shape[1], shape[1](environ))
+            template = _templates.get(target)
+        else:
+            target = ()
+            template = None
     except TypeError:  # an unhashable value: nothing to memoise
         return http_scope(environ, state=state, extensions=extensions)
-    if template is None or plan is None:
+    if template is None or shape is None:
         scope = http_scope(environ, state=state, extensions=extensions)
-        if template is None and _storable(target):
+        if shape is None:
+            if not _storable(keys):
+                return scope
+            shape = _header_plan(keys)
+            _store(_header_plans, keys, shape)
+            target = (shape[1], shape[1](environ))
+        if _storable(target[1]):
             _store(_templates, target, _template(scope))
-        if plan is None and _storable(keys):
-            _store(_header_plans, keys, _header_plan(keys))
         return scope
+    get = environ.get
     headers = []
-    for key, name in plan:  # not a comprehension: that is one more call in 3.11
+    for key, name in shape[0]:  # not a comprehension: that is one more call in 3.11
         headers.append((name, environ[key].encode("latin-1")))
     for name, cgi in _CGI_HEADERS:
         value = get(cgi)
