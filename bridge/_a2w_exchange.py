@@ -36,6 +36,8 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 # A sending app is paused once this many body chunks wait for the WSGI server.
 MAX_BUFFERED_CHUNKS = 16
+# ... and resumed once the server has taken it down to this many.
+_LOW_WATER = MAX_BUFFERED_CHUNKS // 2
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
 
@@ -113,6 +115,42 @@ def _too_short(sent: int, expected: int) -> InvalidResponse:
     return InvalidResponse(
         f"response body ended after {sent} of its Content-Length {expected} bytes"
     )
+
+
+# (status, *header pairs) of a response head -> its WSGI status line, headers and
+# Content-Length. Most apps answer with the same few heads over and over; bounded in
+# entries and in the bytes of each key, and started over when full.
+_HEADS: dict[tuple[Any, ...], tuple[str, tuple[tuple[str, str], ...], int | None]] = {}
+HEAD_MEMO_ENTRIES = 256
+HEAD_MEMO_KEY_BYTES = 4096
+
+
+def _response_head(message: Message) -> tuple[str, list[tuple[str, str]], int | None]:
+    """``response_head()`` and ``content_length()`` of an ``http.response.start``, from
+    the memo when the same head was seen before. Raises ``InvalidResponse`` as they do."""
+    status = message.get("status")
+    raw = message.get("headers", ())
+    key = None
+    # An exact int (200.0 == 200 would hit) and a list or tuple (iterating anything
+    # else could consume it); unhashable pairs (lists, bytearray) just miss.
+    if type(status) is int and (type(raw) is list or type(raw) is tuple):
+        try:
+            key = (status, *raw)
+            head = _HEADS.get(key)
+        except TypeError:
+            key = head = None
+        if head is not None:
+            return head[0], list(head[1]), head[2]
+    line, headers = response_head(message)
+    headers, expected = content_length(headers)
+    # response_head() accepted every pair: each is a (bytes name, bytes value).
+    if key is not None and sum(len(name) + len(value) for name, value in raw) <= (
+        HEAD_MEMO_KEY_BYTES
+    ):
+        if len(_HEADS) >= HEAD_MEMO_ENTRIES:
+            _HEADS.clear()
+        _HEADS[key] = (line, tuple(headers), expected)
+    return line, headers, expected
 
 
 class Settings:
@@ -254,8 +292,17 @@ class Exchange:
         if kind == "http.response.body":
             if state is STREAMING:
                 body = message.get("body", b"")
-                if type(body) is not bytes or message.get("more_body", False):
+                if type(body) is not bytes:
                     await self._send(message)
+                    return
+                if message.get("more_body", False):
+                    # One chunk of a streamed body (a download sends thousands).
+                    if body and not self.no_body:
+                        self._take(body)
+                    if len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+                        await self._pause()
+                        return
+                    self.link.notify()
                     return
                 if not self.no_body:
                     if body:
@@ -270,8 +317,7 @@ class Exchange:
                 return
         elif kind == "http.response.start" and state is AWAITING_START:
             try:
-                self.status, headers = response_head(message)
-                self.headers, self.expected = content_length(headers)
+                self.status, self.headers, self.expected = _response_head(message)
             except InvalidResponse as exc:
                 self._reject(exc)
             status = message["status"]
@@ -323,19 +369,13 @@ class Exchange:
                 if self.disconnect is not None:
                     _resolve(self.disconnect)
             elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
-                # Backpressure: wait until the WSGI server has taken what we hold. The
-                # drain future exists before notify(), so a WSGI thread that already
-                # emptied the buffer sees it when it wakes and releases it.
-                drain = self.drain = self.link.loop.create_future()
-                self.link.notify()
-                await drain
+                await self._pause()
                 return
             self.link.notify()
             return
         if kind == "http.response.start":
             try:
-                self.status, headers = response_head(message)
-                self.headers, self.expected = content_length(headers)
+                self.status, self.headers, self.expected = _response_head(message)
             except InvalidResponse as exc:
                 self._reject(exc)
             self.no_body = has_no_body(self.scope.get("method"), message["status"])
@@ -351,6 +391,14 @@ class Exchange:
         if self.disconnect is not None:
             _resolve(self.disconnect)
         self.link.notify()
+
+    async def _pause(self) -> None:
+        """Backpressure: wait until the WSGI server has taken what we hold. The drain
+        future exists before notify(), so a WSGI thread that already emptied the buffer
+        sees it when it wakes and releases it."""
+        drain = self.drain = self.link.loop.create_future()
+        self.link.notify()
+        await drain
 
     async def _early_hint(self, message: Message) -> None:
         # Only before the head, and only where the server can send a 103; else dropped.
@@ -474,7 +522,15 @@ class Exchange:
         return True
 
     def take(self) -> bytes:
-        return self.chunks.popleft()
+        chunks = self.chunks
+        chunk = chunks.popleft()
+        drain = self.drain
+        if drain is not None and len(chunks) <= _LOW_WATER:
+            # The app refills the buffer while the server writes what is left (in
+            # shared mode, on the other core), instead of after it is empty.
+            self.drain = None
+            self.link.call_on_loop(_resolve, drain)
+        return chunk
 
     def failure(self) -> Exception:
         """The exception that reports a response the app failed to complete."""

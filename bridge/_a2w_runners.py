@@ -104,6 +104,7 @@ class ThreadLink:
     loop: TaskLoop
     task: asyncio.Task[None] | None = None
     _wake: asyncio.Future[None] | None = None
+    _notified = False
     _mark = 0
 
     @classmethod
@@ -117,6 +118,7 @@ class ThreadLink:
         self.task = loop.start_task(coro, _TASK_NAME)
 
     def notify(self) -> None:
+        self._notified = True
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -125,6 +127,13 @@ class ThreadLink:
 
     def wait(self, timeout: float | None) -> None:
         loop = self.loop
+        self._notified = False
+        if loop.ready:
+            # Something is ready (say the app's task, its drain released): one pass
+            # over it, with no select() and no loop start, often brings the news.
+            loop.run_ready_once()
+            if self._notified:
+                return
         wake = loop.create_future()
         self._wake = wake
         try:
@@ -192,9 +201,10 @@ class SharedLink:
         self._calls: deque[tuple[Callable[[], Any], asyncio.Future[Any], Any]] = deque()
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
-        # One call_soon_threadsafe; no concurrent.futures.Future chained to the task
-        # (run_coroutine_threadsafe): the doorbell already reports the task's progress.
-        self.loop.call_soon_threadsafe(self._create_task, coro)
+        # No concurrent.futures.Future chained to the task (run_coroutine_threadsafe):
+        # the doorbell already reports the task's progress. Requests that start while
+        # the loop has yet to wake share its wake-up.
+        self.loop.call_soon_batched(self._create_task, coro)
 
     def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
         # Its first step runs in this callback: one pass of the loop less per request.
@@ -243,12 +253,12 @@ class SharedLink:
             try:
                 result = function()
             except Exception as exc:
-                self.loop.call_soon_threadsafe(_fail, future, exc)
+                self.loop.call_soon_batched(_fail, future, exc)
             else:
-                self.loop.call_soon_threadsafe(_resolve, future, result)
+                self.loop.call_soon_batched(_resolve, future, result)
 
     def call_on_loop(self, function: Callable[..., object], *args: Any) -> None:
-        self.loop.call_soon_threadsafe(function, *args)
+        self.loop.call_soon_batched(function, *args)
 
     async def in_wsgi_thread(self, function: Callable[[], T], default: T) -> T:
         future: asyncio.Future[T] = self.loop.create_future()
@@ -266,8 +276,9 @@ class SharedLink:
             _resolve(future, default)
 
     def cancel(self) -> None:
-        # Thread-safe, and queued after start()'s callback, so the task exists by then.
-        self.loop.call_soon_threadsafe(self._cancel)
+        # Thread-safe, and queued after start()'s callback (one FIFO for every call from
+        # WSGI threads), so the task exists by then.
+        self.loop.call_soon_batched(self._cancel)
 
     def cancel_on_loop(self) -> None:
         if self.task is not None:
@@ -277,7 +288,7 @@ class SharedLink:
 
     def let_run(self, ended: Callable[[], bool], seconds: float, bound: Callable[[], None]) -> bool:
         # Background work runs on the shared loop by itself; bound it there.
-        self.loop.call_soon_threadsafe(bound)
+        self.loop.call_soon_batched(bound)
         return True
 
     def settle(self) -> None:

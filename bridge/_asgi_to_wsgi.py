@@ -50,10 +50,11 @@ from bridge._a2w_lifespan import (
     LifespanUnsupported,
 )
 from bridge._a2w_runners import Runner, SharedRunner, ThreadRunner
+from bridge._a2w_scope import a2w_scope
 from bridge._http import InvalidResponse
 from bridge._interface import require_int, require_interface
 from bridge._loops import close_at_exit, closed, forget_after_fork
-from bridge._scope import ScopeError, http_scope
+from bridge._scope import ScopeError
 from bridge._thread_sensitive import thread_sensitive_if_django
 from bridge._types import ASGIApp, Environ, Receive, Scope, Send
 
@@ -270,7 +271,7 @@ class ASGIToWSGI:
         if callable(environ.get("wsgi.early_hints")):  # gunicorn: 103 Early Hints
             extensions["http.response.early_hint"] = {}
         try:
-            scope = http_scope(environ, state=lifespan.state.copy(), extensions=extensions)
+            scope = a2w_scope(environ, lifespan.state.copy(), extensions)
         except ScopeError as exc:
             logger.info("bad request: %s", exc)
             return _plain_response(start_response, "400 Bad Request", "Bad Request")

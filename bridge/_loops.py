@@ -26,6 +26,7 @@ import contextvars
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -122,6 +123,9 @@ class TaskLoop(asyncio.SelectorEventLoop):
         self.dedicated = dedicated
         # Returned for the captured step; Task.__init__ ignores the handle it gets.
         self._unscheduled = asyncio.Handle(_nothing, (), self)
+        self._incoming = deque()
+        # BaseEventLoop's queue of ready callbacks, which run_ready_once() runs.
+        self.ready: deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
 
     def call_soon(  # type: ignore[override]
         self,
@@ -138,9 +142,58 @@ class TaskLoop(asyncio.SelectorEventLoop):
         self.scheduled += 1
         return super().call_soon(callback, *args, context=context)
 
+    # Callbacks from other threads waiting for one shared wake-up (call_soon_batched).
+    _incoming: deque[tuple[contextvars.Context, Callable[..., object], tuple[Any, ...]]]
+    _incoming_pending = False
+
+    def call_soon_batched(self, callback: Callable[..., object], *args: Any) -> None:
+        """``call_soon_threadsafe`` for many threads: a callback queued while another's
+        wake-up is still pending rides on it (one self-pipe write and one handle for
+        the lot, not one each). Each runs in a copy of its caller's context, as
+        ``call_soon_threadsafe`` would run it."""
+        self._incoming.append((contextvars.copy_context(), callback, args))
+        if not self._incoming_pending:
+            self._incoming_pending = True
+            self.call_soon_threadsafe(self._run_incoming)
+
+    def _run_incoming(self) -> None:
+        # Cleared before the queue is emptied: a caller that still saw it set has
+        # already queued its callback, which this run then takes.
+        self._incoming_pending = False
+        incoming = self._incoming
+        while incoming:
+            context, callback, args = incoming.popleft()
+            try:
+                context.run(callback, *args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.call_exception_handler(
+                    {"message": f"Exception in callback {callback!r}", "exception": exc}
+                )
+
     def run_ready(self) -> None:
         """Run the callbacks that are ready now (one short loop run), then return."""
         self.run_until_complete(_one_step())
+
+    def run_ready_once(self) -> None:
+        """Run each callback that is ready now once, in this thread, without polling
+        I/O or timers: a resumed task's step costs no ``select()`` and no loop start.
+
+        For a dedicated loop whose thread runs it only while it waits, between runs
+        (the caller makes sure that no event loop runs in this thread). What the
+        callbacks schedule runs on the next pass; callers then run the loop as usual
+        if what they wait for has not happened.
+        """
+        ready = self.ready
+        _set_running_loop(self)
+        try:
+            for _ in range(len(ready)):
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+        finally:
+            _set_running_loop(None)
 
     def start_task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Wrap ``coro`` in a task on this loop and run its first step in this thread.
