@@ -222,7 +222,8 @@ async def _send_response(scope: Scope, send: Send, response: Response) -> None:
         # here. Local file reads are what Starlette's FileResponse does without a
         # thread for small chunks; the chunk size bounds each stall.
         left = response.length
-        with open(response.path, "rb") as file:
+        # Unbuffered: reads are 64 KiB anyway, a buffer would only copy them.
+        with open(response.path, "rb", buffering=0) as file:
             if response.offset:
                 file.seek(response.offset)
             while left is None or left > 0:
@@ -589,6 +590,9 @@ class ASGIDriver:
                     if not started[0]:
                         await _head_error(send_through, send)
                     raise
+                return
+            if type(handler) is Response:  # StaticFiles and other answers, inlined
+                await _send_response(scope, send, handler)
                 return
         token = None if state is None else request_state.set(state)
         try:

@@ -264,13 +264,29 @@ class _FilePart:
         self._file.close()
 
 
+# Status lines of cores' own responses, by code ("304 Not Modified" every time).
+_STATUS_LINES: dict[int, str] = {}
+
+
+def _status_line(code: int) -> str:
+    line = status_line(code)
+    if 100 <= code <= 999:  # a bounded key space, whatever a core passes
+        _STATUS_LINES[code] = line
+    return line
+
+
 def _respond(
     environ: Environ, start_response: StartResponse, response: Response
 ) -> Iterable[bytes]:
     """A core's own response: bytes, the core's iterable, or a file (or part of one) by path."""
-    start_response(status_line(response.status), _to_wsgi_headers(response.headers))
+    code = response.status
+    start_response(
+        _STATUS_LINES.get(code) or _status_line(code), _to_wsgi_headers(response.headers)
+    )
     if response.path is not None:
-        file = open(response.path, "rb")  # noqa: SIM115 - closed by the server via close()
+        # Unbuffered: the server reads in big blocks or sendfiles the descriptor, so a
+        # BufferedReader would only add its own object and two syscalls (fstat, lseek).
+        file = open(response.path, "rb", buffering=0)  # noqa: SIM115 - the server closes it
         whole = response.offset == 0 and response.length is None
         if not whole:
             file.seek(response.offset)
@@ -715,6 +731,8 @@ class WSGIDriver:
             if handler is None:
                 result: Iterable[bytes] = self.app(environ, start_response)
                 return result  # the do-nothing path, kept shortest
+            if type(handler) is Response:  # StaticFiles and other answers, inlined
+                return _respond(environ, start_response, handler)
             if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
                 result = self.app(environ, _adding_start(handler, start_response))
                 return result  # noqa: RET504 - typed for mypy
