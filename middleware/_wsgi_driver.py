@@ -310,6 +310,9 @@ _MAX_CLEAN_NAME = 64
 # Handler classes seen to be head_only with the default on_request_body: the driver
 # skips straight to the head-only path for them. Bounded by the classes a program has.
 _PLAIN_HEAD_ONLY: set[type[Handler]] = set()
+# Handler classes seen to be neither head_only nor reading the request body (GZip,
+# AccessLog): the driver runs them through _run_full. Bounded the same way.
+_PLAIN_FULL: set[type[Handler]] = set()
 
 
 # Whole header pairs repeat from response to response (Content-Type, Vary, the headers
@@ -423,7 +426,10 @@ class _Exchange:
         self._code = code
         self._app_headers = headers
         self._neutral = converted
-        result = self.conversation.start(code, converted)
+        # Conversation.start, inlined (the phase was checked above).
+        conversation = self.conversation
+        result = conversation.handler.on_response_start(code, converted)
+        conversation.phase = HEAD_HELD if result is None else STREAMING
         if result is None:
             self._exc_info = exc_info
         else:
@@ -618,6 +624,137 @@ def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
     return out
 
 
+class _CompletingList(list[bytes]):
+    """A whole one-chunk body handed to the server as a list, whose ``close()`` tells
+    the handler the request is complete.
+
+    The chunk already went through the core, so nothing is left to run per chunk; this
+    replaces the :class:`_Body` iterator (two ``__next__`` calls and a ``close()`` that
+    looks for the app's). What it cannot see is a server that closes it without taking
+    the chunk: :class:`_Body` already reports a one-chunk body complete once handed out.
+    """
+
+    __slots__ = ("_conversation",)
+    _conversation: Conversation
+
+    def close(self) -> None:
+        conversation = self._conversation
+        if conversation.end():
+            conversation.handler.on_complete(Outcome.COMPLETED)
+
+
+class _NewExchange(_Exchange):
+    """An :class:`_Exchange` made without an ``__init__`` frame (:func:`_run_full` fills it)."""
+
+    __slots__ = ()
+    __init__ = object.__init__
+
+
+def _run_full(
+    app: Any, handler: Handler, environ: Environ, start_response: StartResponse
+) -> Iterable[bytes]:
+    """A handler that may hold the head or rewrite the body, and reads no request body.
+
+    The usual response, a one-chunk list (a JSON answer, a rendered page), is run
+    through the core right here with the conversation's steps inlined: the floor of a
+    body-rewriting middleware such as GZip, and of one that only waits for the end of
+    the response (AccessLog), which gets a :class:`_CompletingList`. Anything else goes
+    the general way (:func:`_finish_full`).
+    """
+    exchange = _NewExchange()  # _Exchange.__init__, inlined
+    conversation: Conversation = BareConversation()
+    conversation.handler = handler
+    conversation.phase = AWAITING_START
+    exchange.handler = handler
+    exchange.conversation = conversation
+    exchange._outer_start = start_response
+    exchange._outer_write = None
+    exchange._status = ""
+    exchange._code = 0
+    exchange._app_headers = []
+    exchange._neutral = []
+    exchange._exc_info = None
+    exchange.sent_headers = []
+    try:
+        result = app(environ, exchange.start_response)
+    except BaseException:
+        conversation.finish(Outcome.APP_EXCEPTION)
+        raise
+    phase = conversation.phase
+    if (
+        type(result) is not list
+        or len(result) != 1
+        or not (phase is HEAD_HELD or phase is STREAMING)
+    ):
+        return _finish_full(handler, exchange, environ, result)
+    try:
+        # Conversation.body for the last chunk, inlined.
+        out = handler.on_body(result[0], False)
+        if phase is HEAD_HELD:
+            head = handler.pending_head()
+            if head is None:
+                raise ProtocolError(
+                    f"{type(handler).__name__} still held the head after the last body "
+                    "chunk (pending_head() returned None when more=False)"
+                )
+            conversation.phase = COMPLETE
+            # _Exchange._emit_head, inlined.
+            code, headers = head
+            status = exchange._status if code == exchange._code else status_line(code)
+            if headers is exchange._neutral:
+                wsgi_headers = exchange._app_headers
+            else:
+                try:
+                    wsgi_headers = [_PAIRS_OUT.get(pair) or _pair_out(pair) for pair in headers]
+                except TypeError:
+                    wsgi_headers = _to_wsgi_headers(headers)
+            exc_info, exchange._exc_info = exchange._exc_info, None
+            exchange.sent_headers = wsgi_headers
+            exchange._outer_write = start_response(status, wsgi_headers, exc_info)
+        else:
+            conversation.phase = COMPLETE
+    except BaseException:
+        conversation.finish(Outcome.APP_EXCEPTION)
+        raise
+    if type(handler).on_complete is _DEFAULT_ON_COMPLETE:
+        conversation.phase = FINISHED  # nobody to tell
+        return [out] if out else []
+    body = _CompletingList([out] if out else [])
+    body._conversation = conversation
+    return body
+
+
+def _finish_full(
+    handler: Handler, exchange: _Exchange, environ: Environ, result: Iterable[bytes]
+) -> Iterable[bytes]:
+    """The app returned: hand the server its body, run through the core."""
+    if (
+        type(result) is list
+        and exchange.conversation.phase is not AWAITING_START
+        and type(handler).on_complete is _DEFAULT_ON_COMPLETE
+    ):
+        # The whole body is already in memory and nobody waits for the end of the
+        # response: run it through the core now and hand the server a list (which
+        # also lets it send a Content-Length for a one-item body).
+        return _run_list(exchange, result)
+    file_wrapper = environ.get("wsgi.file_wrapper")
+    if (
+        isinstance(file_wrapper, type)
+        and isinstance(result, file_wrapper)
+        and hasattr(result, "filelike")
+        and exchange.conversation.phase is not AWAITING_START
+    ):
+        try:
+            return _wrap_file(environ, exchange, result)
+        except BaseException:
+            # A handler broke the conversation: the app's file must still close.
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise
+    return _Body(exchange, result)
+
+
 def _head_start(handler: Handler, start_response: StartResponse) -> StartResponse:
     """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else.
 
@@ -745,6 +882,12 @@ class WSGIDriver:
                 # app's own, only start_response is wrapped.
                 result = self.app(environ, _head_start(handler, start_response))
                 return result  # noqa: RET504 - typed for mypy
+            if (
+                type(handler) in _PLAIN_FULL
+                and isinstance(handler, Handler)  # always, in the set; narrows the type
+                and not handler.head_only
+            ):
+                return _run_full(self.app, handler, environ, start_response)
             return self._dispatch(handler, environ, start_response)
         token = request_state.set(state)
         try:
@@ -800,34 +943,6 @@ class WSGIDriver:
             # The body, write() and close() stay the app's own: nothing to wrap.
             head_result: Iterable[bytes] = self.app(environ, _head_start(handler, start_response))
             return head_result
-        exchange = _Exchange(handler, start_response)
-        try:
-            result = self.app(environ, exchange.start_response)
-        except BaseException:
-            exchange.conversation.finish(Outcome.APP_EXCEPTION)
-            raise
-        if (
-            type(result) is list
-            and exchange.conversation.phase is not AWAITING_START
-            and type(handler).on_complete is _DEFAULT_ON_COMPLETE
-        ):
-            # The whole body is already in memory and nobody waits for the end of the
-            # response: run it through the core now and hand the server a list (which
-            # also lets it send a Content-Length for a one-item body).
-            return _run_list(exchange, result)
-        file_wrapper = environ.get("wsgi.file_wrapper")
-        if (
-            isinstance(file_wrapper, type)
-            and isinstance(result, file_wrapper)
-            and hasattr(result, "filelike")
-            and exchange.conversation.phase is not AWAITING_START
-        ):
-            try:
-                return _wrap_file(environ, exchange, result)
-            except BaseException:
-                # A handler broke the conversation: the app's file must still close.
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-                raise
-        return _Body(exchange, result)
+        if type(handler).on_request_body is _DEFAULT_ON_REQUEST_BODY:
+            _PLAIN_FULL.add(type(handler))
+        return _run_full(self.app, handler, environ, start_response)
