@@ -27,6 +27,7 @@ from bridge._types import ASGIApp, Message, Receive, Scope, Send
 from middleware._conversation import (
     AWAITING_START,
     COMPLETE,
+    FINISHED,
     HEAD_HELD,
     STREAMING,
     BareConversation,
@@ -222,7 +223,8 @@ async def _send_response(scope: Scope, send: Send, response: Response) -> None:
         # here. Local file reads are what Starlette's FileResponse does without a
         # thread for small chunks; the chunk size bounds each stall.
         left = response.length
-        with open(response.path, "rb") as file:
+        # Unbuffered: reads are 64 KiB anyway, a buffer would only copy them.
+        with open(response.path, "rb", buffering=0) as file:
             if response.offset:
                 file.seek(response.offset)
             while left is None or left > 0:
@@ -308,6 +310,7 @@ def _reading(handler: Handler, receive: Receive) -> Receive:
 
 
 _DEFAULT_ON_REQUEST_BODY = Handler.on_request_body
+_DEFAULT_ON_COMPLETE = Handler.on_complete
 _COMPLETED = Outcome.COMPLETED
 _DISCONNECTED = Outcome.CLIENT_DISCONNECTED
 _APP_EXCEPTION = Outcome.APP_EXCEPTION
@@ -349,7 +352,14 @@ class _Exchange:
             if kind == "http.response.body" and (phase is STREAMING or phase is HEAD_HELD):
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
-                head, out = self.conversation.body(chunk, more)
+                conversation = self.conversation
+                if phase is STREAMING:  # Conversation.body, inlined for a released head
+                    out = conversation.handler.on_body(chunk, more)
+                    if not more:
+                        conversation.phase = COMPLETE
+                    head = None
+                else:
+                    head, out = conversation.body(chunk, more)
                 if head is not None:
                     start, self._held = self._held, None  # _send_head, inlined
                     if start is None:  # pragma: no cover - only a held head is released
@@ -364,8 +374,17 @@ class _Exchange:
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
             elif kind == "http.response.start" and phase is AWAITING_START:
-                headers = _neutral_headers(message.get("headers", ()))
-                result = self.conversation.start(message["status"], headers)
+                raw = message.get("headers", ())
+                if type(raw) is not list:
+                    raw = list(raw)  # any iterable, once: the fallback walks it again
+                try:  # _neutral_headers, inlined (it is the fallback)
+                    headers = [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
+                except TypeError:
+                    headers = _neutral_headers(raw)
+                # Conversation.start, inlined (the phase was checked above).
+                conversation = self.conversation
+                result = conversation.handler.on_response_start(message["status"], headers)
+                conversation.phase = HEAD_HELD if result is None else STREAMING
                 if result is None:
                     self._held = message
                 elif result[1] is headers and result[0] == message["status"]:
@@ -407,6 +426,19 @@ class _Exchange:
             with contextlib.suppress(Exception):  # the app's error matters more
                 await self._send_error()
         return _APP_EXCEPTION
+
+
+class _NewExchange(_Exchange):
+    """An :class:`_Exchange` made without an ``__init__`` frame (the driver fills it in)."""
+
+    __slots__ = ()
+    __init__ = object.__init__
+
+
+# Handler classes seen to be neither head_only nor reading the request body (GZip,
+# AccessLog): the driver takes the shortest way to an exchange for them. Bounded by the
+# classes a program has.
+_PLAIN_FULL: set[type[Handler]] = set()
 
 
 # Response header pairs repeat from response to response, and apps send them in lower
@@ -590,9 +622,49 @@ class ASGIDriver:
                         await _head_error(send_through, send)
                     raise
                 return
+            if type(handler) is Response:  # StaticFiles and other answers, inlined
+                await _send_response(scope, send, handler)
+                return
         token = None if state is None else request_state.set(state)
         try:
-            if type(handler) is AddHeaders:  # RequestID's echo: as above
+            if (
+                type(handler) in _PLAIN_FULL
+                and isinstance(handler, Handler)  # always, in the set; narrows the type
+                and not handler.head_only
+            ):
+                # GZip, AccessLog: what the last branch below does, with the exchange
+                # made inline and no other test on the way.
+                exchange = _NewExchange()
+                conversation: Conversation = BareConversation()
+                conversation.handler = handler
+                conversation.phase = AWAITING_START
+                exchange.conversation = conversation
+                exchange._receive = receive
+                exchange._send = send
+                exchange._held = None
+                exchange.disconnected = False
+                exchange.send_failed = False
+                outcome = _COMPLETED
+                try:
+                    await self.app(scope, exchange.receive, exchange.send)
+                except Exception:
+                    outcome = await exchange.failed()
+                    raise
+                except asyncio.CancelledError:
+                    outcome = _DISCONNECTED  # the client went away: no 500
+                    raise
+                except BaseException:
+                    outcome = _APP_EXCEPTION
+                    raise
+                else:
+                    if conversation.phase is not COMPLETE and exchange.disconnected:
+                        outcome = _DISCONNECTED
+                finally:
+                    if conversation.phase is not FINISHED:  # Conversation.finish, inlined
+                        conversation.phase = FINISHED
+                        if type(handler).on_complete is not _DEFAULT_ON_COMPLETE:
+                            handler.on_complete(outcome)
+            elif type(handler) is AddHeaders:  # RequestID's echo: as above
                 send_through, started = _adding_send(handler, send)
                 try:
                     await self.app(scope, receive, send_through)
@@ -609,6 +681,8 @@ class ASGIDriver:
             else:
                 if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
                     receive = _reading(handler, receive)
+                elif not type(handler).head_only and not handler.head_only:
+                    _PLAIN_FULL.add(type(handler))
                 if handler.head_only:
                     await _call_rewriting(self.app, scope, receive, send, _head_send(handler, send))
                 else:

@@ -264,13 +264,29 @@ class _FilePart:
         self._file.close()
 
 
+# Status lines of cores' own responses, by code ("304 Not Modified" every time).
+_STATUS_LINES: dict[int, str] = {}
+
+
+def _status_line(code: int) -> str:
+    line = status_line(code)
+    if 100 <= code <= 999:  # a bounded key space, whatever a core passes
+        _STATUS_LINES[code] = line
+    return line
+
+
 def _respond(
     environ: Environ, start_response: StartResponse, response: Response
 ) -> Iterable[bytes]:
     """A core's own response: bytes, the core's iterable, or a file (or part of one) by path."""
-    start_response(status_line(response.status), _to_wsgi_headers(response.headers))
+    code = response.status
+    start_response(
+        _STATUS_LINES.get(code) or _status_line(code), _to_wsgi_headers(response.headers)
+    )
     if response.path is not None:
-        file = open(response.path, "rb")  # noqa: SIM115 - closed by the server via close()
+        # Unbuffered: the server reads in big blocks or sendfiles the descriptor, so a
+        # BufferedReader would only add its own object and two syscalls (fstat, lseek).
+        file = open(response.path, "rb", buffering=0)  # noqa: SIM115 - the server closes it
         whole = response.offset == 0 and response.length is None
         if not whole:
             file.seek(response.offset)
@@ -294,6 +310,9 @@ _MAX_CLEAN_NAME = 64
 # Handler classes seen to be head_only with the default on_request_body: the driver
 # skips straight to the head-only path for them. Bounded by the classes a program has.
 _PLAIN_HEAD_ONLY: set[type[Handler]] = set()
+# Handler classes seen to be neither head_only nor reading the request body (GZip,
+# AccessLog): the driver runs them through _run_full. Bounded the same way.
+_PLAIN_FULL: set[type[Handler]] = set()
 
 
 # Whole header pairs repeat from response to response (Content-Type, Vary, the headers
@@ -407,9 +426,16 @@ class _Exchange:
         self._code = code
         self._app_headers = headers
         self._neutral = converted
-        result = self.conversation.start(code, converted)
+        # Conversation.start, inlined (the phase was checked above).
+        conversation = self.conversation
+        result = conversation.handler.on_response_start(code, converted)
+        conversation.phase = HEAD_HELD if result is None else STREAMING
         if result is None:
             self._exc_info = exc_info
+        elif result[1] is converted and result[0] == code:
+            # Unchanged (a rule of _core): _emit_head's shortest case, inlined.
+            self.sent_headers = headers
+            self._outer_write = self._outer_start(status, headers, exc_info)
         else:
             self._emit_head(result, exc_info)
         return self.write
@@ -602,6 +628,138 @@ def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
     return out
 
 
+class _CompletingList(list[bytes]):
+    """A whole one-chunk body handed to the server as a list, whose ``close()`` tells
+    the handler the request is complete.
+
+    The chunk already went through the core, so nothing is left to run per chunk; this
+    replaces the :class:`_Body` iterator (two ``__next__`` calls and a ``close()`` that
+    looks for the app's). What it cannot see is a server that closes it without taking
+    the chunk: :class:`_Body` already reports a one-chunk body complete once handed out.
+    """
+
+    __slots__ = ("_conversation",)
+    _conversation: Conversation
+
+    def close(self) -> None:
+        conversation = self._conversation
+        if conversation.phase is not FINISHED:  # Conversation.finish, inlined
+            conversation.phase = FINISHED
+            conversation.handler.on_complete(Outcome.COMPLETED)
+
+
+class _NewExchange(_Exchange):
+    """An :class:`_Exchange` made without an ``__init__`` frame (:func:`_run_full` fills it)."""
+
+    __slots__ = ()
+    __init__ = object.__init__
+
+
+def _run_full(
+    app: Any, handler: Handler, environ: Environ, start_response: StartResponse
+) -> Iterable[bytes]:
+    """A handler that may hold the head or rewrite the body, and reads no request body.
+
+    The usual response, a one-chunk list (a JSON answer, a rendered page), is run
+    through the core right here with the conversation's steps inlined: the floor of a
+    body-rewriting middleware such as GZip, and of one that only waits for the end of
+    the response (AccessLog), which gets a :class:`_CompletingList`. Anything else goes
+    the general way (:func:`_finish_full`).
+    """
+    exchange = _NewExchange()  # _Exchange.__init__, inlined
+    conversation: Conversation = BareConversation()
+    conversation.handler = handler
+    conversation.phase = AWAITING_START
+    exchange.handler = handler
+    exchange.conversation = conversation
+    exchange._outer_start = start_response
+    exchange._outer_write = None
+    exchange._status = ""
+    exchange._code = 0
+    exchange._app_headers = []
+    exchange._neutral = []
+    exchange._exc_info = None
+    exchange.sent_headers = []
+    try:
+        result = app(environ, exchange.start_response)
+    except BaseException:
+        conversation.finish(Outcome.APP_EXCEPTION)
+        raise
+    phase = conversation.phase
+    if (
+        type(result) is not list
+        or len(result) != 1
+        or not (phase is HEAD_HELD or phase is STREAMING)
+    ):
+        return _finish_full(handler, exchange, environ, result)
+    try:
+        # Conversation.body for the last chunk, inlined.
+        out = handler.on_body(result[0], False)
+        if phase is HEAD_HELD:
+            head = handler.pending_head()
+            if head is None:
+                raise ProtocolError(
+                    f"{type(handler).__name__} still held the head after the last body "
+                    "chunk (pending_head() returned None when more=False)"
+                )
+            conversation.phase = COMPLETE
+            # _Exchange._emit_head, inlined.
+            code, headers = head
+            status = exchange._status if code == exchange._code else status_line(code)
+            if headers is exchange._neutral:
+                wsgi_headers = exchange._app_headers
+            else:
+                try:
+                    wsgi_headers = [_PAIRS_OUT.get(pair) or _pair_out(pair) for pair in headers]
+                except TypeError:
+                    wsgi_headers = _to_wsgi_headers(headers)
+            exc_info, exchange._exc_info = exchange._exc_info, None
+            exchange.sent_headers = wsgi_headers
+            exchange._outer_write = start_response(status, wsgi_headers, exc_info)
+        else:
+            conversation.phase = COMPLETE
+    except BaseException:
+        conversation.finish(Outcome.APP_EXCEPTION)
+        raise
+    if type(handler).on_complete is _DEFAULT_ON_COMPLETE:
+        conversation.phase = FINISHED  # nobody to tell
+        return [out] if out else []
+    body = _CompletingList([out] if out else [])
+    body._conversation = conversation
+    return body
+
+
+def _finish_full(
+    handler: Handler, exchange: _Exchange, environ: Environ, result: Iterable[bytes]
+) -> Iterable[bytes]:
+    """The app returned: hand the server its body, run through the core."""
+    if (
+        type(result) is list
+        and exchange.conversation.phase is not AWAITING_START
+        and type(handler).on_complete is _DEFAULT_ON_COMPLETE
+    ):
+        # The whole body is already in memory and nobody waits for the end of the
+        # response: run it through the core now and hand the server a list (which
+        # also lets it send a Content-Length for a one-item body).
+        return _run_list(exchange, result)
+    file_wrapper = environ.get("wsgi.file_wrapper")
+    if (
+        isinstance(file_wrapper, type)
+        and isinstance(result, file_wrapper)
+        and hasattr(result, "filelike")
+        and exchange.conversation.phase is not AWAITING_START
+    ):
+        try:
+            return _wrap_file(environ, exchange, result)
+        except BaseException:
+            # A handler broke the conversation: the app's file must still close.
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise
+    return _Body(exchange, result)
+
+
 def _head_start(handler: Handler, start_response: StartResponse) -> StartResponse:
     """``start_response`` for a ``head_only`` handler: rewrite the head, nothing else.
 
@@ -715,6 +873,8 @@ class WSGIDriver:
             if handler is None:
                 result: Iterable[bytes] = self.app(environ, start_response)
                 return result  # the do-nothing path, kept shortest
+            if type(handler) is Response:  # StaticFiles and other answers, inlined
+                return _respond(environ, start_response, handler)
             if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders), inlined
                 result = self.app(environ, _adding_start(handler, start_response))
                 return result  # noqa: RET504 - typed for mypy
@@ -727,6 +887,12 @@ class WSGIDriver:
                 # app's own, only start_response is wrapped.
                 result = self.app(environ, _head_start(handler, start_response))
                 return result  # noqa: RET504 - typed for mypy
+            if (
+                type(handler) in _PLAIN_FULL
+                and isinstance(handler, Handler)  # always, in the set; narrows the type
+                and not handler.head_only
+            ):
+                return _run_full(self.app, handler, environ, start_response)
             return self._dispatch(handler, environ, start_response)
         token = request_state.set(state)
         try:
@@ -782,34 +948,6 @@ class WSGIDriver:
             # The body, write() and close() stay the app's own: nothing to wrap.
             head_result: Iterable[bytes] = self.app(environ, _head_start(handler, start_response))
             return head_result
-        exchange = _Exchange(handler, start_response)
-        try:
-            result = self.app(environ, exchange.start_response)
-        except BaseException:
-            exchange.conversation.finish(Outcome.APP_EXCEPTION)
-            raise
-        if (
-            type(result) is list
-            and exchange.conversation.phase is not AWAITING_START
-            and type(handler).on_complete is _DEFAULT_ON_COMPLETE
-        ):
-            # The whole body is already in memory and nobody waits for the end of the
-            # response: run it through the core now and hand the server a list (which
-            # also lets it send a Content-Length for a one-item body).
-            return _run_list(exchange, result)
-        file_wrapper = environ.get("wsgi.file_wrapper")
-        if (
-            isinstance(file_wrapper, type)
-            and isinstance(result, file_wrapper)
-            and hasattr(result, "filelike")
-            and exchange.conversation.phase is not AWAITING_START
-        ):
-            try:
-                return _wrap_file(environ, exchange, result)
-            except BaseException:
-                # A handler broke the conversation: the app's file must still close.
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-                raise
-        return _Body(exchange, result)
+        if type(handler).on_request_body is _DEFAULT_ON_REQUEST_BODY:
+            _PLAIN_FULL.add(type(handler))
+        return _run_full(self.app, handler, environ, start_response)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from middleware import CORS, AccessLog, GZip
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, Outcome, RequestHead
 from tests.middleware.harness import Request, call_asgi_async, scope_for
 
 BIG = b"x" * 5000
@@ -295,3 +296,94 @@ def test_a_scope_heads_header_joins_repeated_fields_and_says_none_when_absent() 
     assert head.header(b"x-a") == b"1, 2, 3"
     assert head.header(b"host") == b"h"
     assert head.header(b"x-b") is None
+
+
+class _Recording(Handler):
+    """Holds the head, upper-cases the body, records every call in order."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, calls: list[Any]) -> None:
+        self.calls = calls
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
+        self.calls.append(("start", status))
+        return None
+
+    def on_body(self, chunk: bytes, more: bool) -> bytes:
+        self.calls.append(("body", chunk, more))
+        return chunk.upper()
+
+    def pending_head(self) -> Head | None:
+        return 201, [(b"x-core", b"yes")]
+
+    def on_complete(self, outcome: Outcome) -> None:
+        self.calls.append(("complete", outcome))
+
+
+class _RecordingMiddleware(CoreMiddleware):
+    def __init__(self, app: Any, calls: list[Any]) -> None:
+        class _Core(Core):
+            def on_request(self, head: RequestHead) -> Handler:
+                return _Recording(calls)
+
+        super().__init__(app, _Core())
+
+
+async def test_a_full_handler_sees_the_same_conversation_on_every_request() -> None:
+    """The first request of a handler class and later ones (which the driver takes by a
+    shorter way) run the same conversation, answer and outcome."""
+    calls: list[Any] = []
+    app = recording_app(
+        [
+            {"type": "http.response.start", "status": 200, "headers": [(b"a", b"1")]},
+            {"type": "http.response.body", "body": b"hello"},
+        ]
+    )
+    wrapped = _RecordingMiddleware(app, calls)
+    for _ in range(2):
+        calls.clear()
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any], sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        await wrapped(scope_for(Request()), _never_called, send)
+        assert [(m["type"], m.get("status"), m.get("headers"), m.get("body")) for m in sent] == [
+            ("http.response.start", 201, [(b"x-core", b"yes")], None),
+            ("http.response.body", None, None, b"HELLO"),
+        ]
+        assert calls == [
+            ("start", 200),
+            ("body", b"hello", False),
+            ("complete", Outcome.COMPLETED),
+        ]
+
+
+async def test_a_full_handler_hears_of_an_app_error_after_its_500_on_every_request() -> None:
+    calls: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise KeyError("boom")
+
+    wrapped = _RecordingMiddleware(app, calls)
+    for _ in range(2):
+        calls.clear()
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any], sent: list[Any] = sent) -> None:
+            sent.append(message)
+
+        with pytest.raises(KeyError, match="boom"):
+            await wrapped(scope_for(Request()), _never_called, send)
+        assert [m.get("status") for m in sent] == [201, None]
+        assert sent[1]["body"] == b"INTERNAL SERVER ERROR"
+        assert calls == [
+            ("start", 500),
+            ("body", b"Internal Server Error", False),
+            ("complete", Outcome.APP_EXCEPTION),
+        ]
+
+
+async def _never_called() -> dict[str, Any]:
+    raise AssertionError("the app does not read the request body here")

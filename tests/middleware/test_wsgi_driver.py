@@ -14,6 +14,7 @@ import pytest
 
 from bridge._http import ClientDisconnected
 from middleware import CORS, AccessLog, GZip
+from middleware.api import Core, CoreMiddleware, Handler, Head, HeaderList, Outcome, RequestHead
 from tests.middleware.harness import Request, TrackedBody, call_wsgi, environ_for
 
 BIG = b"y" * 5000
@@ -307,3 +308,97 @@ def test_a_list_body_is_compressed_at_once_and_handed_back_as_a_list(chunks: lis
         assert zlib.decompress(data, 31) == expected
     else:
         assert data == expected
+
+
+class _Recording(Handler):
+    """Holds the head, upper-cases the body, records every call in order."""
+
+    __slots__ = ("calls", "fail_body")
+
+    def __init__(self, calls: list[Any], fail_body: bool = False) -> None:
+        self.calls = calls
+        self.fail_body = fail_body
+
+    def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
+        self.calls.append(("start", status))
+        return None
+
+    def on_body(self, chunk: bytes, more: bool) -> bytes:
+        self.calls.append(("body", chunk, more))
+        if self.fail_body:
+            raise ValueError("core failed")
+        return chunk.upper()
+
+    def pending_head(self) -> Head | None:
+        self.calls.append(("pending",))
+        return 201, [(b"x-core", b"yes")]
+
+    def on_complete(self, outcome: Outcome) -> None:
+        self.calls.append(("complete", outcome))
+
+
+def _recording_app(calls: list[Any], fail_body: bool = False) -> Any:
+    class _Core(Core):
+        def on_request(self, head: RequestHead) -> Handler:
+            return _Recording(calls, fail_body)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    class _Middleware(CoreMiddleware):
+        def __init__(self, app: Any) -> None:
+            super().__init__(app, _Core())
+
+    return _Middleware(app)
+
+
+@pytest.mark.parametrize("request_number", [1, 2], ids=["first", "later"])
+def test_a_one_chunk_list_with_on_complete_is_a_list_that_completes_on_close(
+    request_number: int,
+) -> None:
+    calls: list[Any] = []
+    wrapped = _recording_app(calls)
+    seen: list[Any] = []
+    for _ in range(request_number):  # later requests take the driver's remembered path
+        calls.clear()
+        seen.clear()
+        body = wrapped(environ_for(Request()), lambda s, h, e=None: seen.append((s, h)))
+        assert isinstance(body, list)
+        assert list(body) == [b"HELLO"]
+        assert seen == [("201 Created", [("x-core", "yes")])]
+        assert calls == [("start", 200), ("body", b"hello", False), ("pending",)]
+        body.close()  # type: ignore[attr-defined]
+        body.close()  # type: ignore[attr-defined]
+        assert calls[3:] == [("complete", Outcome.COMPLETED)]
+
+
+def test_a_core_error_on_a_one_chunk_list_is_reraised_and_completes_as_app_exception() -> None:
+    calls: list[Any] = []
+    wrapped = _recording_app(calls, fail_body=True)
+    for _ in range(2):
+        calls.clear()
+        with pytest.raises(ValueError, match="core failed"):
+            wrapped(environ_for(Request()), lambda s, h, e=None: None)
+        assert calls == [
+            ("start", 200),
+            ("body", b"hello", False),
+            ("complete", Outcome.APP_EXCEPTION),
+        ]
+
+
+def test_a_one_chunk_access_log_line_is_written_on_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    wrapped = AccessLog(app)
+    for _ in range(2):
+        caplog.clear()
+        body = wrapped(environ_for(Request()), lambda s, h, e=None: None)
+        assert list(body) == [b"hello"]
+        assert caplog.records == []  # not before the server is done with the body
+        body.close()  # type: ignore[attr-defined]
+        assert [r.http["status"] for r in caplog.records] == [200]  # type: ignore[attr-defined]
