@@ -612,7 +612,12 @@ class ASGIDriver:
             if handler is None:
                 await self.app(scope, receive, send)  # the do-nothing path, kept shortest
                 return
-            if type(handler) is AddHeaders:  # fixed headers (SecurityHeaders, CORS)
+            if type(handler) is Response:  # StaticFiles and other answers, inlined
+                await _send_response(scope, send, handler)
+                return
+        token = None if state is None else request_state.set(state)
+        try:
+            if isinstance(handler, AddHeaders):  # SecurityHeaders, CORS, RequestID's echo
                 # _call_rewriting, inlined: no coroutine of its own per request.
                 send_through, started = _adding_send(handler, send)
                 try:
@@ -621,13 +626,7 @@ class ASGIDriver:
                     if not started[0]:
                         await _head_error(send_through, send)
                     raise
-                return
-            if type(handler) is Response:  # StaticFiles and other answers, inlined
-                await _send_response(scope, send, handler)
-                return
-        token = None if state is None else request_state.set(state)
-        try:
-            if (
+            elif (
                 type(handler) in _PLAIN_FULL
                 and isinstance(handler, Handler)  # always, in the set; narrows the type
                 and not handler.head_only
@@ -664,18 +663,8 @@ class ASGIDriver:
                         conversation.phase = FINISHED
                         if type(handler).on_complete is not _DEFAULT_ON_COMPLETE:
                             handler.on_complete(outcome)
-            elif type(handler) is AddHeaders:  # RequestID's echo: as above
-                send_through, started = _adding_send(handler, send)
-                try:
-                    await self.app(scope, receive, send_through)
-                except Exception:
-                    if not started[0]:
-                        await _head_error(send_through, send)
-                    raise
             elif handler is None:
                 await self.app(scope, receive, send)
-            elif isinstance(handler, AddHeaders):
-                await _call_rewriting(self.app, scope, receive, send, _adding_send(handler, send))
             elif isinstance(handler, Response):
                 await _send_response(scope, send, handler)
             else:
