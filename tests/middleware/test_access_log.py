@@ -380,6 +380,22 @@ def _default_line_args(head: PlainHead, *, generic: bool, status: int = 200) -> 
     return args
 
 
+def _hostile_head(method: str, http_version: str = "1.1") -> PlainHead:
+    """Everything a client can influence in gunicorn's default line, hostile."""
+    return PlainHead(
+        method,
+        TEXT_PAYLOAD,
+        query=BYTES_PAYLOAD,
+        client=(TEXT_PAYLOAD, 1),
+        headers=[
+            (b"authorization", _basic(USER_PAYLOAD)),
+            (b"referer", BYTES_PAYLOAD),
+            (b"user-agent", BYTES_PAYLOAD),
+        ],
+        http_version=http_version,
+    )
+
+
 @pytest.mark.parametrize(
     "head",
     [
@@ -397,19 +413,7 @@ def _default_line_args(head: PlainHead, *, generic: bool, status: int = 200) -> 
             http_version="2",
         ),
         PlainHead("GET", "/", headers=[(b"authorization", b"Bearer x")]),
-        # Everything a client can influence in gunicorn's default line, hostile.
-        PlainHead(
-            TEXT_PAYLOAD,
-            TEXT_PAYLOAD,
-            query=BYTES_PAYLOAD,
-            client=(TEXT_PAYLOAD, 1),
-            headers=[
-                (b"authorization", _basic(USER_PAYLOAD)),
-                (b"referer", BYTES_PAYLOAD),
-                (b"user-agent", BYTES_PAYLOAD),
-            ],
-            http_version=TEXT_PAYLOAD,
-        ),
+        _hostile_head(TEXT_PAYLOAD, http_version=TEXT_PAYLOAD),
     ],
     ids=["bare", "full", "bearer", "hostile"],
 )
@@ -422,17 +426,7 @@ def test_the_default_line_is_built_as_the_atoms_build_it(head: PlainHead) -> Non
 
 
 def test_the_default_line_escapes_what_a_client_sent(records: Sequence[logging.LogRecord]) -> None:
-    head = PlainHead(
-        "GET",
-        TEXT_PAYLOAD,
-        query=BYTES_PAYLOAD,
-        client=(TEXT_PAYLOAD, 1),
-        headers=[
-            (b"authorization", _basic(USER_PAYLOAD)),
-            (b"referer", BYTES_PAYLOAD),
-            (b"user-agent", BYTES_PAYLOAD),
-        ],
-    )
+    head = _hostile_head("GET")
     core = AccessLog(lambda environ, start_response: [])._core
     handler = core.on_request(head)
     assert handler is not None
