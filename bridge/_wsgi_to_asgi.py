@@ -409,6 +409,31 @@ class _Exchange:
             return wrapped
         return error
 
+    def serve(self, adapter: WSGIToASGI, scope: Scope, first: bytes, more: bool) -> None:
+        """Worker thread: build the environ, then :meth:`run` the app.
+
+        Here rather than on the loop: the loop thread serves every connection, and the
+        environ is the largest piece of per-request work the adapter does.
+        """
+        try:
+            environ = build_environ(scope, None, max_header_repeats=adapter._max_header_repeats)
+            environ["wsgi.input"] = BodyStream(first, more, self.pull, limit=adapter._max_body_size)
+        except (RequestRejected, BodyTooLarge) as error:
+            if isinstance(error, RequestRejected):
+                logger.warning("rejected request: %s", error.reason)
+                answer = _plain_response(error.status, error.reason)
+            else:
+                logger.warning("rejected request: %s", error)
+                answer = _plain_response(413, "Request body too large")
+            self.answer_instead(answer)
+            return
+        environ["wsgi.file_wrapper"] = FileWrapper
+        environ["bridge.disconnected"] = self.disconnected
+        extensions = scope.get("extensions")
+        if extensions is not None and "http.response.early_hint" in extensions:
+            environ["wsgi.early_hints"] = self.early_hints
+        self.run(adapter.app, environ)
+
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """Worker thread: run the app, post its response, close its iterable, post the end."""
         iterable: Iterable[bytes] | None = None
@@ -728,23 +753,30 @@ class WSGIToASGI:
             raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            environ = build_environ(scope, None, max_header_repeats=self._max_header_repeats)
-        except RequestRejected as rejected:
-            logger.warning("rejected request: %s", rejected.reason)
-            await _send_plain(send, rejected.status, rejected.reason)
-            return
+        # Only what the loop must know before the app runs is read here; the worker
+        # builds the environ (and answers 431 if the headers are refused).
         limit = self._max_body_size
-        if limit is not None:
-            declared = environ.get("CONTENT_LENGTH", "")
-            if declared.isdigit() and int(declared) > limit:
-                logger.warning("rejected request: Content-Length %s over %d", declared, limit)
+        expect = False
+        for name, value in scope["headers"]:
+            size = len(name)
+            if size == 6 and name.lower() == b"expect":
+                expect = True
+            elif (
+                size == 14
+                and limit is not None
+                and name.lower() == b"content-length"
+                and value.isdigit()
+                and int(value) > limit
+            ):
+                logger.warning(
+                    "rejected request: Content-Length %s over %d", value.decode("ascii"), limit
+                )
                 await _send_plain(send, 413, "Request body too large")
                 return
         first, more = b"", True
         # With "Expect: 100-continue" the client waits for our go-ahead, which the
         # server gives on the first receive(): leave that to the app's first read.
-        if "HTTP_EXPECT" not in environ:
+        if not expect:
             message = await receive()
             if message["type"] != "http.request":
                 return  # http.disconnect: the client is gone before we began
@@ -759,24 +791,14 @@ class WSGIToASGI:
             receive,
             send,
             body_complete=not more,
-            asked_for_body="HTTP_EXPECT" not in environ,
-            head_only=environ["REQUEST_METHOD"] == "HEAD",
+            asked_for_body=not expect,
+            head_only=scope["method"] == "HEAD",
             pathsend=extensions is not None and "http.response.pathsend" in extensions,
             window=self._max_chunks_in_flight,
         )
-        try:
-            environ["wsgi.input"] = BodyStream(first, more, exchange.pull, limit=limit)
-        except BodyTooLarge as error:
-            logger.warning("rejected request: %s", error)
-            await _send_plain(send, 413, "Request body too large")
-            return
-        environ["wsgi.file_wrapper"] = FileWrapper
-        environ["bridge.disconnected"] = exchange.disconnected
-        if extensions is not None and "http.response.early_hint" in extensions:
-            environ["wsgi.early_hints"] = exchange.early_hints
         pool = self.pool
         context = contextvars.copy_context()
-        job = pool.submit(context.run, exchange.run, self.app, environ)
+        job = pool.submit(context.run, exchange.serve, self, scope, first, more)
         if job is None:
             logger.warning(
                 "all %d worker threads are busy and %d requests wait: answered 503",
