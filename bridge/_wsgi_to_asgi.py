@@ -155,6 +155,9 @@ async def _send_plain(
 class _Exchange:
     """One request's traffic between the event loop and the worker running the app."""
 
+    #: Made by the worker in :meth:`run`: only the worker's side reads it.
+    response: ResponseHead
+
     __slots__ = (
         "_abort",
         "_answered",
@@ -217,7 +220,6 @@ class _Exchange:
         # The view asked about disconnects: keep receiving for them (None: exchange over).
         self._watching: bool | None = False
         self._answered = False  # the response's last message went out
-        self.response = ResponseHead(self.write)
         self.disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
 
     # -- worker side ---------------------------------------------------------------
@@ -438,6 +440,7 @@ class _Exchange:
         """Worker thread: run the app, post its response, close its iterable, post the end."""
         iterable: Iterable[bytes] | None = None
         error: BaseException | None = None
+        self.response = ResponseHead(self.write)
         try:
             iterable = app(environ, self.response.start_response)
             self._respond(iterable)
