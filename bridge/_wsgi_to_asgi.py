@@ -185,12 +185,13 @@ class _Exchange:
         "response",
     )
 
-    def __init__(
+    # Positional for the adapter's call: keywords to a Python __init__ cost a dict per
+    # request on the loop thread.
+    def __init__(  # noqa: PLR0917
         self,
         loop: _Loop,
         receive: Receive,
         send: Send,
-        *,
         body_complete: bool,
         asked_for_body: bool,
         head_only: bool,
@@ -793,11 +794,11 @@ class WSGIToASGI:
             loop,
             receive,
             send,
-            body_complete=not more,
-            asked_for_body=not expect,
-            head_only=scope["method"] == "HEAD",
-            pathsend=extensions is not None and "http.response.pathsend" in extensions,
-            window=self._max_chunks_in_flight,
+            not more,  # body_complete
+            not expect,  # asked_for_body
+            scope["method"] == "HEAD",  # head_only
+            extensions is not None and "http.response.pathsend" in extensions,  # pathsend
+            self._max_chunks_in_flight,  # window
         )
         pool = self.pool
         context = contextvars.copy_context()
