@@ -163,7 +163,9 @@ class _Exchange:
         "_answered",
         "_asked_for_body",
         "_body_complete",
+        "_disconnected",
         "_head_only",
+        "_left",
         "_lock",
         "_loop",
         "_outbox",
@@ -181,7 +183,6 @@ class _Exchange:
         "_waiter",
         "_watching",
         "_window",
-        "disconnected",
         "response",
     )
 
@@ -221,7 +222,9 @@ class _Exchange:
         # The view asked about disconnects: keep receiving for them (None: exchange over).
         self._watching: bool | None = False
         self._answered = False  # the response's last message went out
-        self.disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
+        # environ["bridge.disconnected"], made by the worker (off the loop) on first use.
+        self._disconnected: DisconnectSignal | None = None
+        self._left = False  # the client left early: a signal made from now on starts set
 
     # -- worker side ---------------------------------------------------------------
 
@@ -489,6 +492,27 @@ class _Exchange:
             pass  # the client left while it waited: nothing to say to it
         self._post_end(None)
 
+    @property
+    def disconnected(self) -> DisconnectSignal:
+        """``environ["bridge.disconnected"]``, set already if the client left before."""
+        with self._lock:
+            signal = self._disconnected
+            left = False
+            if signal is None:
+                signal = self._disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
+                left = self._left
+        if left:
+            signal._fire()  # takes the lock itself
+        return signal
+
+    def _client_gone(self) -> None:
+        """Loop side: set the signal if the view has one, else have it made set."""
+        with self._lock:
+            self._left = True
+            signal = self._disconnected
+        if signal is not None:
+            signal._fire()
+
     def _ask_to_watch(self) -> None:
         """Worker side: the view looked at ``disconnected``; have the loop listen."""
         with contextlib.suppress(RuntimeError):  # the loop is closed: the exchange is over
@@ -555,7 +579,7 @@ class _Exchange:
         """
         self.abort(reason)
         if not self._answered:
-            self.disconnected._fire()
+            self._client_gone()
 
     def abort(self, reason: ClientDisconnected) -> None:
         """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
@@ -627,7 +651,7 @@ class _Exchange:
             reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
             self.abort(reason)
             if not finished:  # send() raised, or the server cancelled us: the client left
-                self.disconnected._fire()
+                self._client_gone()
             raise
         finally:
             self._watching = None
