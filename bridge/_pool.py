@@ -126,7 +126,7 @@ class ThreadPool:
             busy = self._waiting + self._running
             if busy >= self.max_workers + self.max_queue:
                 return None
-            job = Job(fn, args, queued=busy >= self.max_workers)
+            job = Job(fn, args, busy >= self.max_workers)  # positional: cheaper
             self._waiting += 1
             # Every thread is running or reserved by a waiting job: start one more.
             spawn = busy >= len(self._threads) and len(self._threads) < self.max_workers

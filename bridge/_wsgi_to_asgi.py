@@ -155,12 +155,17 @@ async def _send_plain(
 class _Exchange:
     """One request's traffic between the event loop and the worker running the app."""
 
+    #: Made by the worker in :meth:`run`: only the worker's side reads it.
+    response: ResponseHead
+
     __slots__ = (
         "_abort",
         "_answered",
         "_asked_for_body",
         "_body_complete",
+        "_disconnected",
         "_head_only",
+        "_left",
         "_lock",
         "_loop",
         "_outbox",
@@ -178,16 +183,16 @@ class _Exchange:
         "_waiter",
         "_watching",
         "_window",
-        "disconnected",
         "response",
     )
 
-    def __init__(
+    # Positional for the adapter's call: keywords to a Python __init__ cost a dict per
+    # request on the loop thread.
+    def __init__(  # noqa: PLR0917
         self,
         loop: _Loop,
         receive: Receive,
         send: Send,
-        *,
         body_complete: bool,
         asked_for_body: bool,
         head_only: bool,
@@ -217,8 +222,9 @@ class _Exchange:
         # The view asked about disconnects: keep receiving for them (None: exchange over).
         self._watching: bool | None = False
         self._answered = False  # the response's last message went out
-        self.response = ResponseHead(self.write)
-        self.disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
+        # environ["bridge.disconnected"], made by the worker (off the loop) on first use.
+        self._disconnected: DisconnectSignal | None = None
+        self._left = False  # the client left early: a signal made from now on starts set
 
     # -- worker side ---------------------------------------------------------------
 
@@ -409,10 +415,36 @@ class _Exchange:
             return wrapped
         return error
 
+    def serve(self, adapter: WSGIToASGI, scope: Scope, first: bytes, more: bool) -> None:
+        """Worker thread: build the environ, then :meth:`run` the app.
+
+        Here rather than on the loop: the loop thread serves every connection, and the
+        environ is the largest piece of per-request work the adapter does.
+        """
+        try:
+            environ = build_environ(scope, None, max_header_repeats=adapter._max_header_repeats)
+            environ["wsgi.input"] = BodyStream(first, more, self.pull, limit=adapter._max_body_size)
+        except (RequestRejected, BodyTooLarge) as error:
+            if isinstance(error, RequestRejected):
+                logger.warning("rejected request: %s", error.reason)
+                answer = _plain_response(error.status, error.reason)
+            else:
+                logger.warning("rejected request: %s", error)
+                answer = _plain_response(413, "Request body too large")
+            self.answer_instead(answer)
+            return
+        environ["wsgi.file_wrapper"] = FileWrapper
+        environ["bridge.disconnected"] = self.disconnected
+        extensions = scope.get("extensions")
+        if extensions is not None and "http.response.early_hint" in extensions:
+            environ["wsgi.early_hints"] = self.early_hints
+        self.run(adapter.app, environ)
+
     def run(self, app: WSGIApp, environ: Environ) -> None:
         """Worker thread: run the app, post its response, close its iterable, post the end."""
         iterable: Iterable[bytes] | None = None
         error: BaseException | None = None
+        self.response = ResponseHead(self.write)
         try:
             iterable = app(environ, self.response.start_response)
             self._respond(iterable)
@@ -459,6 +491,27 @@ class _Exchange:
         except ClientDisconnected:
             pass  # the client left while it waited: nothing to say to it
         self._post_end(None)
+
+    @property
+    def disconnected(self) -> DisconnectSignal:
+        """``environ["bridge.disconnected"]``, set already if the client left before."""
+        with self._lock:
+            signal = self._disconnected
+            left = False
+            if signal is None:
+                signal = self._disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
+                left = self._left
+        if left:
+            signal._fire()  # takes the lock itself
+        return signal
+
+    def _client_gone(self) -> None:
+        """Loop side: set the signal if the view has one, else have it made set."""
+        with self._lock:
+            self._left = True
+            signal = self._disconnected
+        if signal is not None:
+            signal._fire()
 
     def _ask_to_watch(self) -> None:
         """Worker side: the view looked at ``disconnected``; have the loop listen."""
@@ -526,7 +579,7 @@ class _Exchange:
         """
         self.abort(reason)
         if not self._answered:
-            self.disconnected._fire()
+            self._client_gone()
 
     def abort(self, reason: ClientDisconnected) -> None:
         """Stop the exchange: the worker's next post raises, a blocked worker wakes."""
@@ -598,7 +651,7 @@ class _Exchange:
             reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
             self.abort(reason)
             if not finished:  # send() raised, or the server cancelled us: the client left
-                self.disconnected._fire()
+                self._client_gone()
             raise
         finally:
             self._watching = None
@@ -728,23 +781,30 @@ class WSGIToASGI:
             raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            environ = build_environ(scope, None, max_header_repeats=self._max_header_repeats)
-        except RequestRejected as rejected:
-            logger.warning("rejected request: %s", rejected.reason)
-            await _send_plain(send, rejected.status, rejected.reason)
-            return
+        # Only what the loop must know before the app runs is read here; the worker
+        # builds the environ (and answers 431 if the headers are refused).
         limit = self._max_body_size
-        if limit is not None:
-            declared = environ.get("CONTENT_LENGTH", "")
-            if declared.isdigit() and int(declared) > limit:
-                logger.warning("rejected request: Content-Length %s over %d", declared, limit)
+        expect = False
+        for name, value in scope["headers"]:
+            size = len(name)
+            if size == 6 and name.lower() == b"expect":
+                expect = True
+            elif (
+                size == 14
+                and limit is not None
+                and name.lower() == b"content-length"
+                and value.isdigit()
+                and int(value) > limit
+            ):
+                logger.warning(
+                    "rejected request: Content-Length %s over %d", value.decode("ascii"), limit
+                )
                 await _send_plain(send, 413, "Request body too large")
                 return
         first, more = b"", True
         # With "Expect: 100-continue" the client waits for our go-ahead, which the
         # server gives on the first receive(): leave that to the app's first read.
-        if "HTTP_EXPECT" not in environ:
+        if not expect:
             message = await receive()
             if message["type"] != "http.request":
                 return  # http.disconnect: the client is gone before we began
@@ -758,25 +818,15 @@ class WSGIToASGI:
             loop,
             receive,
             send,
-            body_complete=not more,
-            asked_for_body="HTTP_EXPECT" not in environ,
-            head_only=environ["REQUEST_METHOD"] == "HEAD",
-            pathsend=extensions is not None and "http.response.pathsend" in extensions,
-            window=self._max_chunks_in_flight,
+            not more,  # body_complete
+            not expect,  # asked_for_body
+            scope["method"] == "HEAD",  # head_only
+            extensions is not None and "http.response.pathsend" in extensions,  # pathsend
+            self._max_chunks_in_flight,  # window
         )
-        try:
-            environ["wsgi.input"] = BodyStream(first, more, exchange.pull, limit=limit)
-        except BodyTooLarge as error:
-            logger.warning("rejected request: %s", error)
-            await _send_plain(send, 413, "Request body too large")
-            return
-        environ["wsgi.file_wrapper"] = FileWrapper
-        environ["bridge.disconnected"] = exchange.disconnected
-        if extensions is not None and "http.response.early_hint" in extensions:
-            environ["wsgi.early_hints"] = exchange.early_hints
         pool = self.pool
         context = contextvars.copy_context()
-        job = pool.submit(context.run, exchange.run, self.app, environ)
+        job = pool.submit(context.run, exchange.serve, self, scope, first, more)
         if job is None:
             logger.warning(
                 "all %d worker threads are busy and %d requests wait: answered 503",

@@ -951,3 +951,39 @@ async def test_an_escaped_slash_survives_a_round_trip_through_both_adapters() ->
         await asyncio.to_thread(round_trip.close)  # it closes loops: not from this one
     assert exchange.status == 204
     assert seen == [("/files/a%2Fb", b"/files/a%2Fb", b"v=1")]
+
+
+async def test_headers_refused_in_the_worker_answer_431_without_reading_the_body() -> None:
+    # The worker builds the environ: a refused header is answered from there, and with
+    # "Expect: 100-continue" nothing asks the client for its body first.
+    called: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        called.append(True)
+        return hello(environ, start_response)
+
+    async def receive() -> dict[str, Any]:
+        raise AssertionError("receive() must not be called")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"expect", b"100-continue"), *[(b"x-a", b"%d" % i) for i in range(3)]]
+    pool = ThreadPool(1, name="refused-in-worker")
+    try:
+        adapter = WSGIToASGI(app, pool=pool, max_header_repeats=2)
+        await asyncio.wait_for(
+            adapter(http_scope(method="POST", headers=headers), receive, send), 5
+        )
+    finally:
+        pool.shutdown()
+    assert called == []
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 431
+    assert sent[1] == {
+        "type": "http.response.body",
+        "body": b"Header 'x-a' repeated too often",
+        "more_body": False,
+    }
