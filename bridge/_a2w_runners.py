@@ -35,6 +35,8 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 T = TypeVar("T")
 
+_set_running_loop = asyncio._set_running_loop
+
 # The name of every request's task (naming them costs per request; this one says whose).
 _TASK_NAME = "ASGIToWSGI request"
 
@@ -113,9 +115,22 @@ class ThreadLink:
         return type("ThreadLink", (cls,), {"loop": loop, "__module__": cls.__module__})
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        # TaskLoop.start_task() spelled out: one Python frame less on every request.
         loop = self.loop
         self._mark = loop.scheduled
-        self.task = loop.start_task(coro, _TASK_NAME)
+        loop._capturing = True
+        try:
+            self.task = asyncio.Task(coro, loop=loop, name=_TASK_NAME)
+        finally:
+            loop._capturing = False
+        step = loop._step
+        if step is not None:
+            loop._step = None
+            _set_running_loop(loop)
+            try:
+                step[1].run(step[0])
+            finally:
+                _set_running_loop(None)
 
     def notify(self) -> None:
         self._notified = True
