@@ -305,11 +305,20 @@ class Exchange:
                     self.link.notify()
                     return
                 if not self.no_body:
-                    if body:
-                        self._take(body)
+                    # _take() spelled out: the last body message of every response.
                     expected = self.expected
-                    if expected is not None and self.sent < expected:
-                        self._reject(_too_short(self.sent, expected))
+                    if expected is None:
+                        if body:
+                            self.chunks.append(body)
+                    else:
+                        sent = self.sent + len(body)
+                        if sent > expected:
+                            self._reject(_too_long(expected))
+                        self.sent = sent
+                        if body:
+                            self.chunks.append(body)
+                        if sent < expected:
+                            self._reject(_too_short(sent, expected))
                 self.state = COMPLETE
                 if self.disconnect is not None:
                     _resolve(self.disconnect)

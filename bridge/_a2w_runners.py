@@ -35,6 +35,9 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 
 T = TypeVar("T")
 
+_set_running_loop = asyncio._set_running_loop
+_get_running_loop = asyncio._get_running_loop
+
 # The name of every request's task (naming them costs per request; this one says whose).
 _TASK_NAME = "ASGIToWSGI request"
 
@@ -113,9 +116,22 @@ class ThreadLink:
         return type("ThreadLink", (cls,), {"loop": loop, "__module__": cls.__module__})
 
     def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        # TaskLoop.start_task() spelled out: one Python frame less on every request.
         loop = self.loop
         self._mark = loop.scheduled
-        self.task = loop.start_task(coro, _TASK_NAME)
+        loop._capturing = True
+        try:
+            self.task = asyncio.Task(coro, loop=loop, name=_TASK_NAME)
+        finally:
+            loop._capturing = False
+        step = loop._step
+        if step is not None:
+            loop._step = None
+            _set_running_loop(loop)
+            try:
+                step[1].run(step[0])
+            finally:
+                _set_running_loop(None)
 
     def notify(self) -> None:
         self._notified = True
@@ -350,19 +366,21 @@ class ThreadRunner:
         return _ThreadContext(loop, self._new_lifespan())
 
     def ready(self) -> _ThreadContext:
-        if asyncio._get_running_loop() is not None:
+        if _get_running_loop() is not None:
             # Checked before any coroutine exists, so none is left "never awaited".
             raise RuntimeError(
                 "ASGIToWSGI(loop_mode='thread') was called from a thread that is running "
                 "an event loop (an async test, a notebook); call it from a WSGI server "
                 "thread (e.g. await asyncio.to_thread(...)), or use loop_mode='shared'"
             )
-        context: _ThreadContext | None = getattr(self._ready, "context", None)
-        if context is None:
-            context = self._loops.current()
-            if context.lifespan.phase is LifespanPhase.NOT_STARTED:
-                context.loop.run_until_complete(context.lifespan.startup())
-            self._ready.context = context
+        try:
+            return self._ready.context  # type: ignore[no-any-return]
+        except AttributeError:  # this thread's first request
+            pass
+        context = self._loops.current()
+        if context.lifespan.phase is LifespanPhase.NOT_STARTED:
+            context.loop.run_until_complete(context.lifespan.startup())
+        self._ready.context = context
         return context
 
     def close(self, timeout: float) -> None:
