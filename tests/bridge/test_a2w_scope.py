@@ -3,7 +3,6 @@ its memos stay bounded."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from bridge import _a2w_scope
 from bridge._a2w_scope import MEMO_ENTRIES, MEMO_KEY_CHARS, a2w_scope
 from bridge._scope import ScopeError, http_scope
+from tests.environs import plain_environ
 
 
 @pytest.fixture(autouse=True)
@@ -24,27 +24,7 @@ def _empty_memos() -> Iterator[None]:
 
 
 def environ(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "example.com",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.1",
-        "REMOTE_PORT": "40000",
-        "HTTP_HOST": "example.com:8080",
-        "HTTP_ACCEPT": "*/*",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-    }
-    for key, value in overrides.items():
-        if value is None:
-            base.pop(key, None)
-        else:
-            base[key] = value
-    return base
+    return plain_environ(**{"HTTP_HOST": "example.com:8080", "HTTP_ACCEPT": "*/*", **overrides})
 
 
 # Each differs from the base in what one memo or the other keys on (or in per-request

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
@@ -15,24 +14,9 @@ from bridge._scope import (
     request_headers,
     response_head,
 )
+from tests.environs import plain_environ
 
-
-def environ(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "example.com",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "10.0.0.1",
-        "REMOTE_PORT": "40000",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-    }
-    base.update(overrides)
-    return base
+environ = plain_environ
 
 
 def test_scope_has_every_key_the_asgi_http_spec_requires() -> None:
