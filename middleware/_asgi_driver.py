@@ -626,13 +626,24 @@ class ASGIDriver:
                     if not started[0]:
                         await _head_error(send_through, send)
                     raise
-            elif (
-                type(handler) in _PLAIN_FULL
-                and isinstance(handler, Handler)  # always, in the set; narrows the type
-                and not handler.head_only
-            ):
-                # GZip, AccessLog: what the last branch below does, with the exchange
-                # made inline and no other test on the way.
+            elif handler is None:
+                await self.app(scope, receive, send)
+            elif isinstance(handler, Response):
+                await _send_response(scope, send, handler)
+            else:
+                if type(handler) not in _PLAIN_FULL or handler.head_only:
+                    # The first request of its class, or a handler that reads the body
+                    # or rewrites only the head; later plain ones (GZip, AccessLog) skip this.
+                    if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
+                        receive = _reading(handler, receive)
+                    elif not type(handler).head_only and not handler.head_only:
+                        _PLAIN_FULL.add(type(handler))
+                    if handler.head_only:
+                        head_send = _head_send(handler, send)
+                        await _call_rewriting(self.app, scope, receive, send, head_send)
+                        return
+                # An _Exchange made and run inline: no __init__ or
+                # coroutine frame of its own per request.
                 exchange = _NewExchange()
                 conversation: Conversation = BareConversation()
                 conversation.handler = handler
@@ -663,37 +674,6 @@ class ASGIDriver:
                         conversation.phase = FINISHED
                         if type(handler).on_complete is not _DEFAULT_ON_COMPLETE:
                             handler.on_complete(outcome)
-            elif handler is None:
-                await self.app(scope, receive, send)
-            elif isinstance(handler, Response):
-                await _send_response(scope, send, handler)
-            else:
-                if type(handler).on_request_body is not _DEFAULT_ON_REQUEST_BODY:
-                    receive = _reading(handler, receive)
-                elif not type(handler).head_only and not handler.head_only:
-                    _PLAIN_FULL.add(type(handler))
-                if handler.head_only:
-                    await _call_rewriting(self.app, scope, receive, send, _head_send(handler, send))
-                else:
-                    # _Exchange.run, inlined: one coroutine frame less per request.
-                    exchange = _Exchange(handler, receive, send)
-                    outcome = _COMPLETED
-                    try:
-                        await self.app(scope, exchange.receive, exchange.send)
-                    except Exception:
-                        outcome = await exchange.failed()
-                        raise
-                    except asyncio.CancelledError:
-                        outcome = _DISCONNECTED  # the client went away: no 500
-                        raise
-                    except BaseException:
-                        outcome = _APP_EXCEPTION
-                        raise
-                    else:
-                        if exchange.conversation.phase is not COMPLETE and exchange.disconnected:
-                            outcome = _DISCONNECTED
-                    finally:
-                        exchange.conversation.finish(outcome)
         finally:
             if token is not None:
                 request_state.reset(token)
