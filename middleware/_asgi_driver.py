@@ -374,13 +374,7 @@ class _Exchange:
                 else:
                     await self._send({"type": "http.response.body", "body": out, "more_body": more})
             elif kind == "http.response.start" and phase is AWAITING_START:
-                raw = message.get("headers", ())
-                if type(raw) is not list:
-                    raw = list(raw)  # any iterable, once: the fallback walks it again
-                try:  # _neutral_headers, inlined (it is the fallback)
-                    headers = [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
-                except TypeError:
-                    headers = _neutral_headers(raw)
+                headers = _neutral_headers(message.get("headers", ()))
                 # Conversation.start, inlined (the phase was checked above).
                 conversation = self.conversation
                 result = conversation.handler.on_response_start(message["status"], headers)
@@ -483,13 +477,7 @@ def _head_send(handler: Handler, send: Send) -> tuple[Send, list[bool]]:
         if not started[0] and message["type"] == "http.response.start":
             started[0] = True
             code = message["status"]
-            raw = message.get("headers", ())
-            if type(raw) is not list:
-                raw = list(raw)  # any iterable, once: the fallback walks it again
-            try:  # _neutral_headers, inlined (it is the fallback)
-                headers = [_LOWER.get(pair) or _lower_pair(pair) for pair in raw]
-            except TypeError:
-                headers = _neutral_headers(raw)
+            headers = _neutral_headers(message.get("headers", ()))
             head = handler.on_response_start(code, headers)
             if head is None:
                 raise held_head_error(handler)
