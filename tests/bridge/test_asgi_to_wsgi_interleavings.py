@@ -22,6 +22,7 @@ from bridge._a2w_exchange import ENDED, Exchange, State
 from bridge._a2w_runners import SharedLink
 from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
+from tests.wsgi_call import call_wsgi_app
 
 # Fewer than the 16 chunks after which send() waits for the WSGI side.
 CHUNKS = [b"chunk-%02d|" % index for index in range(12)]
@@ -131,18 +132,8 @@ def scenario(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., _Scenari
 def _get(adapter: ASGIToWSGI) -> bytes:
     environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
     setup_testing_defaults(environ)
-    statuses: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-        statuses.append(status)
-        return lambda data: None
-
-    body = adapter(environ, start_response)
-    try:
-        received = b"".join(body)
-    finally:
-        getattr(body, "close", lambda: None)()
-    assert statuses == ["200 OK"]
+    status, received = call_wsgi_app(adapter, environ)
+    assert status == "200 OK"
     return received
 
 

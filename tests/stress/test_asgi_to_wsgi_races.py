@@ -16,6 +16,7 @@ import pytest
 from bridge import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
 from tests.stress.indexed import chunks, first_difference
+from tests.wsgi_call import call_wsgi_app
 
 JOIN_TIMEOUT = 120.0
 
@@ -61,20 +62,7 @@ def wsgi_call(app: Any, query: str = "", body: bytes | None = None) -> tuple[str
     if body is not None:
         environ.update(REQUEST_METHOD="POST", CONTENT_LENGTH=str(len(body)))
         environ["wsgi.input"] = io.BytesIO(body)
-    seen: list[str] = []
-
-    def start_response(status: str, headers: Any, exc_info: Any = None) -> Callable[..., Any]:
-        seen.append(status)
-        return lambda data: None
-
-    result = app(environ, start_response)
-    try:
-        received = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return seen[0] if seen else "", received
+    return call_wsgi_app(app, environ)
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> None:
