@@ -20,7 +20,6 @@ The loop is asyncio's running loop, or under trio the stand-in in ``_trio``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import inspect
@@ -170,9 +169,11 @@ class _Exchange:
         "_loop",
         "_outbox",
         "_pathsend",
-        "_pull_future",
+        "_pull_gate",
+        "_pulled",
         "_receive",
         "_receiver",
+        "_receiving",
         "_send",
         "_sent",
         "_space",
@@ -210,12 +211,19 @@ class _Exchange:
         self._unsent_bytes = 0  # their bytes
         self._waiter: _Waiter | None = None
         self._abort: ClientDisconnected | None = None
-        self._pull_future: concurrent.futures.Future[tuple[bytes, bool]] | None = None
+        # A waiting pull: a held lock the loop releases once it has put the next chunk
+        # in _pulled (or the exchange is aborted). Cheaper than a concurrent.futures
+        # Future, whose condition, waiter list and callbacks a chunk does not need.
+        self._pull_gate: threading.Lock | None = None
+        self._pulled: tuple[bytes, bool] | None = None
         self._body_complete = body_complete
         self._asked_for_body = asked_for_body  # receive() was called for the body
         self._stash: deque[bytes] = deque()  # body received while no pull was waiting
         self._stashed = 0  # bytes in the stash
         self._receiver: _Task | None = None
+        # A receiver task runs and will serve a waiting pull (read and written under
+        # the lock): while it does, a pull needs no wake-up of the loop.
+        self._receiving = False
         self._head_only = head_only
         self._pathsend = pathsend
         self._sent = 0  # body bytes posted
@@ -465,17 +473,24 @@ class _Exchange:
                 return data, bool(self._stash) or not self._body_complete
             if self._abort is not None:
                 raise self._abort
-            future: concurrent.futures.Future[tuple[bytes, bool]] = concurrent.futures.Future()
-            self._pull_future = future
-        try:
-            self._loop.call_soon_threadsafe(self._start_receiver, False)
-            return future.result()
-        except (concurrent.futures.CancelledError, RuntimeError):
-            raise ClientDisconnected(
-                "client disconnected before the request body was complete"
-            ) from None
-        finally:
-            self._pull_future = None
+            gate = self._pull_gate = threading.Lock()
+            gate.acquire()
+            # A running receiver hands this pull the next chunk it gets: waking the
+            # loop to start one would cost a hop per chunk of an upload.
+            start = not self._receiving
+        if start:
+            try:
+                self._loop.call_soon_threadsafe(self._start_receiver, False)
+            except RuntimeError:  # the loop is closed: nobody will send the body
+                with self._lock:
+                    self._pull_gate = None
+                gate.release()
+        gate.acquire()  # released once: by the receiver, by abort(), or just above
+        with self._lock:
+            pulled, self._pulled = self._pulled, None
+        if pulled is None:
+            raise ClientDisconnected("client disconnected before the request body was complete")
+        return pulled
 
     # -- loop side ----------------------------------------------------------------
 
@@ -532,6 +547,8 @@ class _Exchange:
             # send a body the app may never want.
             return
         if self._receiver is None or self._receiver.done():
+            with self._lock:
+                self._receiving = True
             self._receiver = self._loop.create_task(self._receive_messages(watch))
 
     async def _receive_messages(self, watch: bool) -> None:
@@ -544,32 +561,50 @@ class _Exchange:
         server's flow control takes over), or once the body is complete unless
         watching, or when the server has nothing more to say.
         """
-        while True:
-            message = await self._receive()
-            kind = message["type"]
-            if kind == "http.disconnect":
-                self.client_left(ClientDisconnected("client disconnected"))
-                return
-            if kind != "http.request" or self._body_complete:
-                return  # this server will not tell us about disconnects
-            body, more = message.get("body", b""), bool(message.get("more_body", False))
+        try:
+            while True:
+                message = await self._receive()
+                kind = message["type"]
+                if kind == "http.disconnect":
+                    self.client_left(ClientDisconnected("client disconnected"))
+                    return
+                if kind != "http.request" or self._body_complete:
+                    return  # this server will not tell us about disconnects
+                body, more = message.get("body", b""), bool(message.get("more_body", False))
+                with self._lock:
+                    # Under the lock with the stash: a pull that empties the stash reads
+                    # "no more body" from this flag, so it must not see it before the
+                    # chunk that completes the body is stashed.
+                    self._body_complete = not more
+                    gate, self._pull_gate = self._pull_gate, None
+                    if gate is None:
+                        self._stash.append(body)
+                        self._stashed += len(body)
+                    else:
+                        self._pulled = body, more
+                    # Once the app reads, read one step ahead of it, so its next read
+                    # finds the chunk already here instead of waiting a round trip
+                    # through the loop. Decided under the lock: a pull that finds
+                    # _receiving true counts on this task to serve it.
+                    stop = (
+                        self._body_complete and not (watch or self._watching)
+                    ) or self._stashed > _STASH_LIMIT
+                    if stop:
+                        self._receiving = False
+                if gate is not None:
+                    gate.release()
+                if stop:
+                    return
+        finally:
             with self._lock:
-                # Under the lock with the stash: a pull that empties the stash reads
-                # "no more body" from this flag, so it must not see it before the
-                # chunk that completes the body is stashed.
-                self._body_complete = not more
-                future, self._pull_future = self._pull_future, None
-                if future is None:
-                    self._stash.append(body)
-                    self._stashed += len(body)
-            if future is not None and not future.cancelled():
-                future.set_result((body, more))
-            # Once the app reads, read one step ahead of it, so its next read finds the
-            # chunk already here instead of waiting a round trip through the loop.
-            if (
-                self._body_complete and not (watch or self._watching)
-            ) or self._stashed > _STASH_LIMIT:
-                return
+                # Any other way out (the server's odd message or error, cancellation):
+                # a pull that counted on this task must not wait forever.
+                gate = None
+                if self._receiving:
+                    self._receiving = False
+                    gate, self._pull_gate = self._pull_gate, None
+            if gate is not None:
+                gate.release()  # _pulled is None: the pull raises ClientDisconnected
 
     def client_left(self, reason: ClientDisconnected) -> None:
         """Abort, and tell the view through ``environ["bridge.disconnected"]``.
@@ -588,9 +623,9 @@ class _Exchange:
                 self._abort = reason
             if self._space is not None:
                 self._space.notify_all()
-            pull = self._pull_future
-        if pull is not None:
-            pull.cancel()
+            gate, self._pull_gate = self._pull_gate, None
+        if gate is not None:
+            gate.release()  # _pulled is None: the pull raises
 
     async def pump(self) -> None:
         """Send what the worker posts until it posts its end."""

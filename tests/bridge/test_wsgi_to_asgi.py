@@ -231,6 +231,34 @@ async def test_a_disconnect_mid_upload_raises_from_read() -> None:
     assert exchange.messages == []
 
 
+async def test_a_receive_that_raises_mid_upload_fails_the_read_instead_of_hanging() -> None:
+    errors: list[BaseException] = []
+    calls = 0
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except ClientDisconnected as exc:
+            errors.append(exc)
+            raise
+        start_response("200 OK", TEXT)
+        return [b"never"]
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": b"part", "more_body": True}
+        await asyncio.sleep(0.05)  # the app waits for this chunk by now
+        raise OSError("the server's connection broke")
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    await asyncio.wait_for(WSGIToASGI(app)(http_scope(method="POST"), receive, send), 5)
+    assert len(errors) == 1
+
+
 async def test_expect_100_continue_leaves_the_first_receive_to_the_app() -> None:
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         start_response("417 Expectation Failed", TEXT)
