@@ -161,7 +161,13 @@ def build_environ(
     ``max_header_repeats`` times or holds more than ``max_field_bytes`` bytes once its
     repeats are joined.
     """
-    script_name, path_info = split_path(scope)
+    path: str = scope["path"]
+    if path.isascii() and not scope.get("root_path"):
+        # The usual request: no root to split off, and an ASCII path is its own
+        # latin-1 view of its UTF-8 bytes (no U+FFFD either, so no raw_path lookup).
+        script_name, path_info = "", path
+    else:
+        script_name, path_info = split_path(scope)
     environ: Environ = {
         "REQUEST_METHOD": scope["method"],
         "SCRIPT_NAME": script_name,
@@ -215,7 +221,11 @@ def build_environ(
         if "?" not in target and environ["QUERY_STRING"]:
             target += "?" + environ["QUERY_STRING"]
         environ["RAW_URI"] = environ["REQUEST_URI"] = target
-    environ["SERVER_NAME"], environ["SERVER_PORT"] = _server(scope, environ.get("HTTP_HOST"))
+    server = scope.get("server")
+    if server is not None and type(server[1]) is int:  # the usual scope: no call
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = str(server[0]), str(server[1])
+    else:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = _server(scope, environ.get("HTTP_HOST"))
     client = scope.get("client")
     if client is not None:
         environ["REMOTE_ADDR"] = str(client[0])
