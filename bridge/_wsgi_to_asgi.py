@@ -164,6 +164,7 @@ class _Exchange:
         "_body_complete",
         "_disconnected",
         "_head_only",
+        "_held",
         "_left",
         "_lock",
         "_loop",
@@ -206,7 +207,11 @@ class _Exchange:
         self._send = send
         self._lock = threading.Lock()
         self._space: threading.Condition | None = None  # made when backpressure first bites
-        self._outbox: deque[Message | _End] = deque()
+        # Lists, not deques: only appended to and swapped whole, and cheaper to make.
+        self._outbox: list[Message | _End] = []
+        # The worker's own list while it answers with a one-chunk list: posted with the
+        # end, in one locked step and one wake-up (see run()).
+        self._held: list[Message] | None = None
         self._unsent = 0  # body messages posted and not yet sent
         self._unsent_bytes = 0  # their bytes
         self._waiter: _Waiter | None = None
@@ -218,7 +223,9 @@ class _Exchange:
         self._pulled: tuple[bytes, bool] | None = None
         self._body_complete = body_complete
         self._asked_for_body = asked_for_body  # receive() was called for the body
-        self._stash: deque[bytes] = deque()  # body received while no pull was waiting
+        # Body received while no pull was waiting; made for the first such chunk (most
+        # requests have none).
+        self._stash: deque[bytes] | None = None
         self._stashed = 0  # bytes in the stash
         self._receiver: _Task | None = None
         # A receiver task runs and will serve a waiting pull (read and written under
@@ -243,6 +250,10 @@ class _Exchange:
             self._abort = ClientDisconnected("the server's event loop has closed")
 
     def _post(self, message: Message, *, body: bool, wake: bool = True) -> None:
+        held = self._held
+        if held is not None:
+            held.append(message)
+            return
         with self._lock:
             if self._abort is not None:
                 raise self._abort
@@ -269,7 +280,14 @@ class _Exchange:
                     raise self._abort
 
     def _post_end(self, error: BaseException | None) -> None:
+        held, self._held = self._held, None
         with self._lock:
+            if held:
+                for message in held:
+                    if message["type"] == "http.response.body" and message["more_body"]:
+                        self._unsent += 1  # the pump counts these as it sends them
+                        self._unsent_bytes += len(message["body"])
+                self._outbox += held
             self._outbox.append(_End(error))
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
@@ -378,6 +396,12 @@ class _Exchange:
             )
         if limit is not None and self._sent == limit and limit and not self._head_only:
             return  # write() sent the last chunk with more_body False
+        held = self._held
+        if held:
+            final = held[-1]
+            if final["type"] == "http.response.body":
+                final["more_body"] = False  # not posted yet: make it the final one
+                return
         with self._lock:
             if self._abort is not None:
                 raise self._abort
@@ -455,6 +479,11 @@ class _Exchange:
         self.response = ResponseHead(self.write)
         try:
             iterable = app(environ, self.response.start_response)
+            if type(iterable) is list and len(iterable) <= 1:
+                # The usual short answer. A list has no close(): its whole response and
+                # the end can cross to the loop together, taking the lock once and
+                # waking the loop once, instead of a post per message.
+                self._held = []
             self._respond(iterable)
         except BaseException as exc:
             error = self._fail(exc)
@@ -578,6 +607,8 @@ class _Exchange:
                     self._body_complete = not more
                     gate, self._pull_gate = self._pull_gate, None
                     if gate is None:
+                        if self._stash is None:
+                            self._stash = deque()
                         self._stash.append(body)
                         self._stashed += len(body)
                     else:
@@ -638,8 +669,8 @@ class _Exchange:
                 # post the moment the lock is released, into the fresh outbox only.
                 with self._lock:
                     if self._outbox:
-                        batch: deque[Message | _End] | None = self._outbox
-                        self._outbox = deque()
+                        batch: list[Message | _End] | None = self._outbox
+                        self._outbox = []
                     else:
                         batch = None
                         waiter = self._waiter = loop.create_future()
