@@ -153,25 +153,44 @@ class ThreadPool:
 
     def _work(self) -> None:
         get = self._queue.get
+        get_nowait = self._queue.get_nowait
         lock = self._lock
-        while (job := get()) is not None:
+        job = get()
+        finished = False  # a job of ours ended and is still counted as running
+        while job is not None:
             with lock:
-                fn, args = job.fn, job.args
-                if job.state is not _WAITING or fn is None:
-                    continue  # expired while it waited
-                job.state = _RUNNING
-                job.fn, job.args = None, ()
-                self._waiting -= 1
-                self._running += 1
-            try:
-                fn(*args)
-            except BaseException:
-                # Jobs handle their own errors; anything here is a bug worth seeing.
-                logger.exception("unhandled error in a worker thread")
-            finally:
-                del job, fn, args
-                with lock:
+                # A worker that just finished takes the next waiting job without
+                # sleeping, and counts both in one locked step.
+                if finished:
                     self._running -= 1
+                    finished = False
+                fn, args = job.fn, job.args
+                if job.state is _WAITING and fn is not None:
+                    job.state = _RUNNING
+                    job.fn, job.args = None, ()
+                    self._waiting -= 1
+                    self._running += 1
+                    finished = True
+                else:
+                    fn = None  # expired while it waited
+            if fn is not None:
+                try:
+                    fn(*args)
+                except BaseException:
+                    # Jobs handle their own errors; anything here is a bug worth seeing.
+                    logger.exception("unhandled error in a worker thread")
+            del fn, args  # before sleeping: the job's objects are freed now
+            try:
+                job = get_nowait()
+            except queue.Empty:
+                if finished:
+                    with lock:
+                        self._running -= 1
+                    finished = False
+                job = get()
+        if finished:
+            with lock:
+                self._running -= 1
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the workers once the queued work is done; ``wait`` to join them."""
