@@ -165,7 +165,6 @@ class _Exchange:
         "_disconnected",
         "_head_only",
         "_held",
-        "_left",
         "_lock",
         "_loop",
         "_outbox",
@@ -237,9 +236,10 @@ class _Exchange:
         # The view asked about disconnects: keep receiving for them (None: exchange over).
         self._watching: bool | None = False
         self._answered = False  # the response's last message went out
-        # environ["bridge.disconnected"], made by the worker (off the loop) on first use.
-        self._disconnected: DisconnectSignal | None = None
-        self._left = False  # the client left early: a signal made from now on starts set
+        # environ["bridge.disconnected"]. Made here, before the worker can exist, so the
+        # loop always finds it: made later it needed a locked step and a "left before"
+        # flag for a client leaving while the job waits (~5k instructions a request).
+        self._disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
 
     # -- worker side ---------------------------------------------------------------
 
@@ -466,7 +466,7 @@ class _Exchange:
             self.answer_instead(answer)
             return
         environ["wsgi.file_wrapper"] = FileWrapper
-        environ["bridge.disconnected"] = self.disconnected
+        environ["bridge.disconnected"] = self._disconnected
         extensions = scope.get("extensions")
         if extensions is not None and "http.response.early_hint" in extensions:
             environ["wsgi.early_hints"] = self.early_hints
@@ -538,24 +538,12 @@ class _Exchange:
 
     @property
     def disconnected(self) -> DisconnectSignal:
-        """``environ["bridge.disconnected"]``, set already if the client left before."""
-        with self._lock:
-            signal = self._disconnected
-            left = False
-            if signal is None:
-                signal = self._disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
-                left = self._left
-        if left:
-            signal._fire()  # takes the lock itself
-        return signal
+        """``environ["bridge.disconnected"]``."""
+        return self._disconnected
 
     def _client_gone(self) -> None:
-        """Loop side: set the signal if the view has one, else have it made set."""
-        with self._lock:
-            self._left = True
-            signal = self._disconnected
-        if signal is not None:
-            signal._fire()
+        """Loop side: set the view's signal."""
+        self._disconnected._fire()
 
     def _ask_to_watch(self) -> None:
         """Worker side: the view looked at ``disconnected``; have the loop listen."""
