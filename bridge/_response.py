@@ -31,6 +31,12 @@ _NAME_CACHE_LIMIT: Final = 1024
 # Status strings already parsed: apps use a handful, and a lookup beats re-checking.
 _STATUS_CACHE: dict[str, int] = {}
 _STATUS_CACHE_LIMIT: Final = 256
+# Header pairs already validated and encoded, with their Content-Length if they declare
+# one: apps send the same few pairs on every response. Bounded in bytes as well as
+# entries (only short pairs are kept), since values may come from the request.
+_PAIR_CACHE: dict[tuple[str, str], tuple[tuple[bytes, bytes], int | None]] = {}
+_PAIR_CACHE_LIMIT: Final = 512
+_PAIR_CACHE_VALUE: Final = 128  # characters of name and value together
 
 
 class Phase(enum.Enum):
@@ -97,6 +103,19 @@ def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
     encoded: RawHeaders = []
     content_length: int | None = None
     for header in headers:
+        if type(header) is tuple:
+            try:
+                cached = _PAIR_CACHE.get(header)
+            except TypeError:  # an unhashable part: refused below
+                cached = None
+            if cached is not None:
+                pair, length = cached
+                if length is not None:
+                    if content_length is not None and length != content_length:
+                        raise InvalidResponse("conflicting Content-Length headers")
+                    content_length = length
+                encoded.append(pair)
+                continue
         # PEP 3333 says tuples; lists are accepted as gunicorn, asgiref and a2wsgi do.
         if (type(header) is not tuple and not isinstance(header, (tuple, list))) or len(
             header
@@ -116,15 +135,25 @@ def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
         if raw_name in HOP_BY_HOP_BYTES:
             logger.debug("dropped hop-by-hop response header %r (PEP 3333)", name)
             continue
+        declared: int | None = None
         if raw_name == b"content-length":
             text = value.strip()
             if not text.isdigit() or not text.isascii():
                 raise InvalidResponse(f"Content-Length {value!r} is not a whole number")
-            length = int(text)
-            if content_length is not None and length != content_length:
+            declared = int(text)
+            if content_length is not None and declared != content_length:
                 raise InvalidResponse("conflicting Content-Length headers")
-            content_length = length
-        encoded.append((raw_name, value.encode("latin-1")))
+            content_length = declared
+        pair = (raw_name, value.encode("latin-1"))
+        encoded.append(pair)
+        if (
+            type(header) is tuple
+            and type(name) is str
+            and type(value) is str
+            and len(name) + len(value) <= _PAIR_CACHE_VALUE
+            and len(_PAIR_CACHE) < _PAIR_CACHE_LIMIT
+        ):
+            _PAIR_CACHE[header] = (pair, declared)
     return encoded, content_length
 
 

@@ -168,3 +168,20 @@ def test_parsed_statuses_are_remembered_within_a_bound_and_bad_ones_never() -> N
         with pytest.raises(InvalidResponse):
             _response.parse_status(bad)
         assert bad not in _response._STATUS_CACHE
+
+
+def test_header_pairs_seen_before_still_declare_and_conflict_on_content_length() -> None:
+    for _ in range(2):  # the second time from the memo of validated pairs
+        headers, length = encode_headers([("Content-Type", "text/plain"), ("Content-Length", "5")])
+        assert headers == [(b"content-type", b"text/plain"), (b"content-length", b"5")]
+        assert length == 5
+        with pytest.raises(InvalidResponse, match="conflicting"):
+            encode_headers([("Content-Length", "5"), ("Content-Length", "6")])
+
+
+def test_a_refused_header_pair_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidResponse):
+            encode_headers([("X-Bad", "a\r\nb")])
+        with pytest.raises(InvalidResponse):
+            encode_headers([("X-List", ["not", "a", "str"])])
