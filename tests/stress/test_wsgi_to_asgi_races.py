@@ -188,6 +188,56 @@ async def test_every_uploaded_byte_reaches_the_app_once_and_in_order_soak() -> N
     await upload_stress(uploads=1500, count=80)
 
 
+def short_app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """``/<stream>/<mode>``: a one-chunk list (or none), with or without Content-Length."""
+    _, stream, mode = environ["PATH_INFO"].split("/")
+    body = b"".join(chunks(int(stream), 1 + int(stream) % 3))
+    headers = [("Content-Type", "application/octet-stream")]
+    if mode == "length":
+        headers.append(("Content-Length", str(len(body))))
+    write = start_response("200 OK", headers)
+    if mode == "empty":
+        return []
+    if mode == "write":  # the head and body posted by write(), then an empty list
+        write(body)
+        return []
+    return [body]
+
+
+async def short_stress(requests: int) -> None:
+    pool = ThreadPool(8, max_queue=requests)
+    adapter = WSGIToASGI(short_app, pool=pool)
+    failures: list[str] = []
+    modes = ("length", "plain", "empty", "write")
+
+    async def one(stream: int) -> None:
+        mode = modes[stream % len(modes)]
+        method = "HEAD" if stream % 5 == 4 else "GET"
+        client = Client()
+        await adapter(http_scope(f"/{stream}/{mode}", method=method), client.receive, client.send)
+        failures.extend(client.problems(stream))
+        want = (
+            b"" if mode == "empty" or method == "HEAD" else b"".join(chunks(stream, 1 + stream % 3))
+        )
+        if client.body != want:
+            failures.append(f"{mode} {method} {stream}: {len(client.body)} bytes, want {len(want)}")
+
+    try:
+        await gather_bounded([one(stream) for stream in range(requests)], concurrency=16)
+    finally:
+        pool.shutdown()
+    assert not failures, f"{len(failures)} bad responses, first: {failures[:5]}"
+
+
+async def test_every_short_list_response_arrives_whole_once() -> None:
+    await short_stress(requests=1500)
+
+
+@pytest.mark.soak
+async def test_every_short_list_response_arrives_whole_once_soak() -> None:
+    await short_stress(requests=15000)
+
+
 class Endless:
     """An endless indexed stream that records where its close() was called."""
 
