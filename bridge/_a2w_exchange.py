@@ -185,6 +185,9 @@ class Exchange:
 
     body = _EMPTY  # the request body, as receive() hands it out
     input: Any = None  # wsgi.input, when there is a body to read
+    # Body chunks read ahead in the WSGI thread, for the next receive() calls (only
+    # read_body() appends, only receive() takes, and never at the same time).
+    ahead: deque[tuple[bytes, bool, bool]] | None = None
 
     def __init__(self, environ: Environ, scope: Scope, link: Link, settings: Settings) -> None:
         self.scope = scope
@@ -268,7 +271,11 @@ class Exchange:
             self.body = _BODY_DONE
             return {"type": "http.request", "body": b"", "more_body": False}
         if body is _READING:
-            data, more, gone = await self.link.in_wsgi_thread(self.read_chunk, _GONE_READ)
+            ahead = self.ahead
+            if ahead:
+                data, more, gone = ahead.popleft()
+            else:
+                data, more, gone = await self.link.in_wsgi_thread(self.read_body, _GONE_READ)
             if gone:
                 self.body = _BODY_DONE
                 return _disconnect()
@@ -470,6 +477,26 @@ class Exchange:
         self.link.cancel_on_loop()
 
     # --- WSGI side (runs in the WSGI thread) -------------------------------------------
+
+    def read_body(self) -> tuple[bytes, bool, bool]:
+        """``read_chunk()``, and then, where the link asks for it, more chunks while
+        under its ``read_ahead`` bytes in all (so at most ``chunk_size`` past it),
+        kept for the next ``receive()`` calls: a link whose every call into the WSGI
+        thread is a hand-off between threads (shared mode) then makes one per that
+        many bytes, not one per chunk."""
+        chunk = self.read_chunk()
+        budget = self.link.read_ahead - len(chunk[0])
+        if budget > 0 and chunk[1]:
+            ahead = self.ahead
+            if ahead is None:
+                ahead = self.ahead = deque()
+            more = True
+            while more and budget > 0:
+                later = self.read_chunk()
+                ahead.append(later)
+                budget -= len(later[0])
+                more = later[1]
+        return chunk
 
     def read_chunk(self) -> tuple[bytes, bool, bool]:
         """``(data, more_body, client_gone)`` for the next body chunk from wsgi.input."""

@@ -26,6 +26,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
+from bridge._a2w_runners import SharedLink
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
@@ -285,6 +286,63 @@ def test_request_body_arrives_in_bounded_chunks(make: Any, loop_mode: str) -> No
         {"type": "http.request", "body": b"0123", "more_body": True},
         {"type": "http.request", "body": b"4567", "more_body": True},
         {"type": "http.request", "body": b"89", "more_body": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("loop_mode", "reads_at"),
+    [("thread", [0, 1, 2, 3, 4]), ("shared", [0, 0, 0, 3, 3])],
+    ids=["thread-reads-on-demand", "shared-reads-ahead-per-hand-off"],
+)
+def test_request_body_is_read_ahead_within_a_byte_bound_only_across_threads(
+    make: Any, monkeypatch: pytest.MonkeyPatch, loop_mode: str, reads_at: list[int]
+) -> None:
+    monkeypatch.setattr(SharedLink, "read_ahead", 10)
+    received: list[Message] = []
+    seen_at: list[int] = []  # how many messages the app had when each read() ran
+
+    class Input(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            seen_at.append(len(received))
+            return super().read(size)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            received.append(await receive())
+            if not received[-1].get("more_body"):
+                break
+        await start(send)
+        await send({"type": "http.response.body", "body": b"".join(m["body"] for m in received)})
+
+    environ = make_environ(method="POST", body=b"0123456789abcdefghij")
+    environ["wsgi.input"] = Input(b"0123456789abcdefghij")
+    response = call(make(app, loop_mode=loop_mode, chunk_size=4), environ)
+    assert response.body == b"0123456789abcdefghij"
+    assert [m["body"] for m in received] == [b"0123", b"4567", b"89ab", b"cdef", b"ghij"]
+    assert [m["more_body"] for m in received] == [True, True, True, True, False]
+    # Shared mode: a hand-off reads the chunk asked for, then on while under 10 bytes more.
+    assert seen_at == reads_at
+
+
+def test_a_client_gone_during_read_ahead_is_reported_after_the_chunks_read(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SharedLink, "read_ahead", 100)
+    messages: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(3):
+            messages.append(await receive())
+        await start(send)
+        await send({"type": "http.response.body"})
+
+    environ = make_environ(method="POST", body=b"abcdef")
+    environ["CONTENT_LENGTH"] = "10"
+    call(make(app, loop_mode="shared", chunk_size=3), environ, validate=False)
+    assert messages == [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.request", "body": b"def", "more_body": True},
+        {"type": "http.disconnect"},
     ]
 
 
