@@ -34,10 +34,15 @@ from bridge._types import ASGIApp, Environ, Message, Scope
 
 logger = logging.getLogger("bridge.asgi_to_wsgi")
 
-# A sending app is paused once this many body chunks wait for the WSGI server.
-MAX_BUFFERED_CHUNKS = 16
-# ... and resumed once the server has taken it down to this many.
+# A sending app is paused once this many body bytes, or this many chunks, wait for the
+# WSGI server (bytes bound the memory; the count bounds the per-chunk overhead of tiny
+# chunks). Each pause is a hand-off between threads in shared mode, a loop pass in thread
+# mode: the wider the window, the more chunks go over per hand-off.
+MAX_BUFFERED_BYTES = 2 * 1024 * 1024
+MAX_BUFFERED_CHUNKS = 64
+# ... and resumed once the server has taken it down to half of both.
 _LOW_WATER = MAX_BUFFERED_CHUNKS // 2
+_LOW_WATER_BYTES = MAX_BUFFERED_BYTES // 2
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
 
@@ -176,6 +181,8 @@ class Exchange:
     no_body = False  # HEAD, 204 or 304: body messages are accepted and dropped
     expected: int | None = None  # the response's Content-Length
     sent = 0  # body bytes accepted so far
+    queued_bytes = 0  # streamed body bytes queued for the WSGI side (written on the loop side)
+    taken_bytes = 0  # body bytes the WSGI side has taken (written on the WSGI side)
     deadline: float | None = None  # time.monotonic() by which the response must end
     timer: asyncio.TimerHandle | None = None  # bounds work after the response (shared loop)
     drain: asyncio.Future[None] | None = None  # send() waits here for the server
@@ -306,7 +313,10 @@ class Exchange:
                     # One chunk of a streamed body (a download sends thousands).
                     if body and not self.no_body:
                         self._take(body)
-                    if len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+                    if (
+                        len(self.chunks) >= MAX_BUFFERED_CHUNKS
+                        or self.queued_bytes - self.taken_bytes >= MAX_BUFFERED_BYTES
+                    ):
                         await self._pause()
                         return
                     self.link.notify()
@@ -384,7 +394,10 @@ class Exchange:
             if not more:
                 if self.disconnect is not None:
                     _resolve(self.disconnect)
-            elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+            elif (
+                len(self.chunks) >= MAX_BUFFERED_CHUNKS
+                or self.queued_bytes - self.taken_bytes >= MAX_BUFFERED_BYTES
+            ):
                 await self._pause()
                 return
             self.link.notify()
@@ -434,6 +447,7 @@ class Exchange:
             if sent > expected:
                 self._reject(_too_long(expected))
             self.sent = sent
+        self.queued_bytes += len(body)
         self.chunks.append(body)
 
     def _reject(self, error: Exception) -> NoReturn:
@@ -560,8 +574,15 @@ class Exchange:
     def take(self) -> bytes:
         chunks = self.chunks
         chunk = chunks.popleft()
+        # Counts the last chunk too, which queued_bytes does not (it never pauses): harmless,
+        # what is still queued only reads less.
+        taken = self.taken_bytes = self.taken_bytes + len(chunk)
         drain = self.drain
-        if drain is not None and len(chunks) <= _LOW_WATER:
+        if (
+            drain is not None
+            and len(chunks) <= _LOW_WATER
+            and self.queued_bytes - taken <= _LOW_WATER_BYTES
+        ):
             # The app refills the buffer while the server writes what is left (in
             # shared mode, on the other core), instead of after it is empty.
             self.drain = None

@@ -26,6 +26,7 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
+from bridge._a2w_exchange import MAX_BUFFERED_BYTES, MAX_BUFFERED_CHUNKS
 from bridge._a2w_runners import SharedLink
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
 from bridge._http import ClientDisconnected, InvalidResponse
@@ -187,11 +188,35 @@ def test_a_fast_producer_is_paused_until_the_server_takes_chunks(
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     try:
         assert next(iter(result)) == b"x"
-        assert sent <= 20  # bounded buffer, not the whole response
+        assert sent <= MAX_BUFFERED_CHUNKS + 4  # bounded buffer, not the whole response
         assert b"".join(result) == b"x" * 999
     finally:
         result.close()
     assert sent == 1000
+
+
+def test_a_producer_of_big_chunks_is_paused_by_bytes_not_chunk_count(
+    make: Any, loop_mode: str
+) -> None:
+    sent = 0
+    chunk = bytes(MAX_BUFFERED_BYTES // 4)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await start(send)
+        for _ in range(40):
+            sent += 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    try:
+        assert next(iter(result)) == chunk
+        assert sent <= 4 + 1  # MAX_BUFFERED_BYTES held back, not 40 chunks' worth
+        assert sum(len(data) for data in result) == len(chunk) * 39
+    finally:
+        result.close()
+    assert sent == 40
 
 
 def test_invalid_header_value_with_crlf_never_reaches_the_server(
