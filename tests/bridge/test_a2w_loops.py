@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge._loops import SharedLoop, TaskLoop
+from bridge._loops import SharedLoop, TaskLoop, close_loop
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
@@ -19,7 +19,7 @@ var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset"
 def loop() -> Iterator[TaskLoop]:
     made = TaskLoop(dedicated=True)
     yield made
-    made.close()
+    close_loop(made)  # cancels run_first_step's spare task too
 
 
 def test_run_ready_once_runs_what_is_ready_once_without_polling(loop: TaskLoop) -> None:
