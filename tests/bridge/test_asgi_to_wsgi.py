@@ -13,6 +13,7 @@ import gc
 import io
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -1238,6 +1239,35 @@ def test_current_task_and_running_loop_work_on_the_fast_path(make: Any) -> None:
     call(make(app))
     assert isinstance(seen[0], asyncio.Task)
     assert isinstance(seen[1], asyncio.AbstractEventLoop)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in 3.11")
+def test_a_timeout_entered_in_the_first_step_cancels_the_task_that_runs_the_app(
+    make: Any, loop_mode: str
+) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/hello":  # finishes in its first step
+            await hello(scope, receive, send)
+            return
+        var.set("set before the first await")
+        try:
+            async with asyncio.timeout(0.01):  # binds to current_task() here
+                await asyncio.sleep(5)
+            outcome = b"not timed out"
+        except TimeoutError:
+            outcome = b"timed out"
+        helper = asyncio.get_running_loop().create_task(asyncio.sleep(0, var.get()))
+        outcome += b" " + (await helper).encode()
+        await start(send)
+        await send({"type": "http.response.body", "body": outcome})
+
+    adapter = make(app, loop_mode=loop_mode)
+    for _ in range(3):  # interleaved with requests that need no task of their own
+        assert call(adapter, make_environ("/hello")).body == b"hello"
+        assert call(adapter).body == b"timed out set before the first await"
+    assert var.get() == "unset"
 
 
 def test_context_variables_do_not_leak_between_requests(make: Any) -> None:
