@@ -172,6 +172,8 @@ class TaskLoop(asyncio.SelectorEventLoop):
     spare: asyncio.Task[None] | None = None
     _spare_wake: asyncio.Future[None] | None = None
     _spare_handoff: list[_Handoff] | None = None
+    # While run_first_step() runs a step: the timers it sets (call_at, call_later).
+    _step_timers: list[asyncio.TimerHandle] | None = None
 
     def __init__(self, *, dedicated: bool = False) -> None:
         super().__init__()
@@ -198,6 +200,19 @@ class TaskLoop(asyncio.SelectorEventLoop):
             return self._unscheduled
         self.scheduled += 1
         return super().call_soon(callback, *args, context=context)
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        timers = self._step_timers
+        if timers is not None:
+            timers.append(handle)
+        return handle
 
     # Callbacks from other threads waiting for one shared wake-up (call_soon_batched).
     _incoming: deque[tuple[contextvars.Context, Callable[..., object], tuple[Any, ...]]]
@@ -296,7 +311,8 @@ class TaskLoop(asyncio.SelectorEventLoop):
         if spare is None:
             spare = self._new_spare()
         mark = self.scheduled
-        timers = len(self._scheduled)  # type: ignore[attr-defined]
+        timers: list[asyncio.TimerHandle] = []
+        self._step_timers = timers
         context = contextvars.copy_context()
         _set_running_loop(self)
         _enter_task(self, spare)
@@ -320,13 +336,16 @@ class TaskLoop(asyncio.SelectorEventLoop):
                 wake.set_result(None)
             return spare
         finally:
+            self._step_timers = None
             _leave_task(self, spare)
             _set_running_loop(None)
-        # The spare waits on its wake future all along, so cancel() cancels that.
+        # The spare waits on its wake future all along, so cancel() cancels that. A timer
+        # set and cancelled in the step (asyncio.timeout around work that never waited)
+        # cannot reach it; one still live might.
         wake = self._spare_wake
         if (
             self.scheduled != mark
-            or len(self._scheduled) != timers  # type: ignore[attr-defined]
+            or (timers and not all(timer.cancelled() for timer in timers))
             or (wake is not None and wake.done())
             or spare._callbacks
         ):

@@ -217,3 +217,38 @@ def test_a_task_that_took_over_can_be_cancelled_where_it_waits(loop: TaskLoop) -
     with pytest.raises(asyncio.CancelledError):
         loop.run_until_complete(task)
     assert seen == ["cancelled"]
+
+
+def test_a_timer_set_and_cancelled_in_the_step_keeps_the_spare_a_live_one_retires_it(
+    loop: TaskLoop,
+) -> None:
+    tasks: list[Any] = []
+
+    async def guarded() -> None:  # asyncio.timeout around work that never waits
+        tasks.append(asyncio.current_task())
+        handle = asyncio.get_running_loop().call_later(10, ran.append, "never")
+        handle.cancel()
+
+    async def leaves_a_cancel_behind() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        asyncio.get_running_loop().call_later(0, task.cancel)
+
+    async def waits() -> None:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0.01)
+        tasks.append("finished")
+
+    ran: list[str] = []
+    assert loop.run_first_step(guarded()) is None
+    assert loop.run_first_step(guarded()) is None
+    assert tasks[0] is tasks[1]  # one spare served both
+    assert loop.run_first_step(leaves_a_cancel_behind()) is None
+    assert tasks[2] is tasks[1]
+    task = loop.run_first_step(waits())
+    assert task is not None
+    assert tasks[3] is not tasks[2]
+    loop.run_until_complete(task)  # the timer fires meanwhile: it cancels the old spare
+    assert tasks[4] == "finished"
+    assert ran == []
