@@ -34,10 +34,15 @@ from bridge._types import ASGIApp, Environ, Message, Scope
 
 logger = logging.getLogger("bridge.asgi_to_wsgi")
 
-# A sending app is paused once this many body chunks wait for the WSGI server.
-MAX_BUFFERED_CHUNKS = 16
-# ... and resumed once the server has taken it down to this many.
+# A sending app is paused once this many body bytes, or this many chunks, wait for the
+# WSGI server (bytes bound the memory; the count bounds the per-chunk overhead of tiny
+# chunks). Each pause is a hand-off between threads in shared mode, a loop pass in thread
+# mode: the wider the window, the more chunks go over per hand-off.
+MAX_BUFFERED_BYTES = 2 * 1024 * 1024
+MAX_BUFFERED_CHUNKS = 64
+# ... and resumed once the server has taken it down to half of both.
 _LOW_WATER = MAX_BUFFERED_CHUNKS // 2
+_LOW_WATER_BYTES = MAX_BUFFERED_BYTES // 2
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
 
@@ -176,6 +181,8 @@ class Exchange:
     no_body = False  # HEAD, 204 or 304: body messages are accepted and dropped
     expected: int | None = None  # the response's Content-Length
     sent = 0  # body bytes accepted so far
+    queued_bytes = 0  # streamed body bytes queued for the WSGI side (written on the loop side)
+    taken_bytes = 0  # body bytes the WSGI side has taken (written on the WSGI side)
     deadline: float | None = None  # time.monotonic() by which the response must end
     timer: asyncio.TimerHandle | None = None  # bounds work after the response (shared loop)
     drain: asyncio.Future[None] | None = None  # send() waits here for the server
@@ -185,6 +192,9 @@ class Exchange:
 
     body = _EMPTY  # the request body, as receive() hands it out
     input: Any = None  # wsgi.input, when there is a body to read
+    # Body chunks read ahead in the WSGI thread, for the next receive() calls (only
+    # read_body() appends, only receive() takes, and never at the same time).
+    ahead: deque[tuple[bytes, bool, bool]] | None = None
 
     def __init__(self, environ: Environ, scope: Scope, link: Link, settings: Settings) -> None:
         self.scope = scope
@@ -268,7 +278,11 @@ class Exchange:
             self.body = _BODY_DONE
             return {"type": "http.request", "body": b"", "more_body": False}
         if body is _READING:
-            data, more, gone = await self.link.in_wsgi_thread(self.read_chunk, _GONE_READ)
+            ahead = self.ahead
+            if ahead:
+                data, more, gone = ahead.popleft()
+            else:
+                data, more, gone = await self.link.in_wsgi_thread(self.read_body, _GONE_READ)
             if gone:
                 self.body = _BODY_DONE
                 return _disconnect()
@@ -299,7 +313,10 @@ class Exchange:
                     # One chunk of a streamed body (a download sends thousands).
                     if body and not self.no_body:
                         self._take(body)
-                    if len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+                    if (
+                        len(self.chunks) >= MAX_BUFFERED_CHUNKS
+                        or self.queued_bytes - self.taken_bytes >= MAX_BUFFERED_BYTES
+                    ):
                         await self._pause()
                         return
                     self.link.notify()
@@ -377,7 +394,10 @@ class Exchange:
             if not more:
                 if self.disconnect is not None:
                     _resolve(self.disconnect)
-            elif len(self.chunks) >= MAX_BUFFERED_CHUNKS:
+            elif (
+                len(self.chunks) >= MAX_BUFFERED_CHUNKS
+                or self.queued_bytes - self.taken_bytes >= MAX_BUFFERED_BYTES
+            ):
                 await self._pause()
                 return
             self.link.notify()
@@ -427,6 +447,7 @@ class Exchange:
             if sent > expected:
                 self._reject(_too_long(expected))
             self.sent = sent
+        self.queued_bytes += len(body)
         self.chunks.append(body)
 
     def _reject(self, error: Exception) -> NoReturn:
@@ -470,6 +491,26 @@ class Exchange:
         self.link.cancel_on_loop()
 
     # --- WSGI side (runs in the WSGI thread) -------------------------------------------
+
+    def read_body(self) -> tuple[bytes, bool, bool]:
+        """``read_chunk()``, and then, where the link asks for it, more chunks while
+        under its ``read_ahead`` bytes in all (so at most ``chunk_size`` past it),
+        kept for the next ``receive()`` calls: a link whose every call into the WSGI
+        thread is a hand-off between threads (shared mode) then makes one per that
+        many bytes, not one per chunk."""
+        chunk = self.read_chunk()
+        budget = self.link.read_ahead - len(chunk[0])
+        if budget > 0 and chunk[1]:
+            ahead = self.ahead
+            if ahead is None:
+                ahead = self.ahead = deque()
+            more = True
+            while more and budget > 0:
+                later = self.read_chunk()
+                ahead.append(later)
+                budget -= len(later[0])
+                more = later[1]
+        return chunk
 
     def read_chunk(self) -> tuple[bytes, bool, bool]:
         """``(data, more_body, client_gone)`` for the next body chunk from wsgi.input."""
@@ -533,8 +574,15 @@ class Exchange:
     def take(self) -> bytes:
         chunks = self.chunks
         chunk = chunks.popleft()
+        # Counts the last chunk too, which queued_bytes does not (it never pauses): harmless,
+        # what is still queued only reads less.
+        taken = self.taken_bytes = self.taken_bytes + len(chunk)
         drain = self.drain
-        if drain is not None and len(chunks) <= _LOW_WATER:
+        if (
+            drain is not None
+            and len(chunks) <= _LOW_WATER
+            and self.queued_bytes - taken <= _LOW_WATER_BYTES
+        ):
             # The app refills the buffer while the server writes what is left (in
             # shared mode, on the other core), instead of after it is empty.
             self.drain = None

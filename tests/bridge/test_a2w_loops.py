@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bridge._loops import SharedLoop, TaskLoop
+from bridge._loops import SharedLoop, TaskLoop, close_loop
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
@@ -19,7 +19,7 @@ var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset"
 def loop() -> Iterator[TaskLoop]:
     made = TaskLoop(dedicated=True)
     yield made
-    made.close()
+    close_loop(made)  # cancels run_first_step's spare task too
 
 
 def test_run_ready_once_runs_what_is_ready_once_without_polling(loop: TaskLoop) -> None:
@@ -105,3 +105,150 @@ def test_call_soon_batched_reports_a_failing_callback_and_runs_the_rest() -> Non
         assert [type(context["exception"]) for context in reported] == [ZeroDivisionError]
     finally:
         shared.stop()
+
+
+# --- run_first_step: the app's first step without a task of its own ----------------------
+
+
+def test_a_coroutine_finished_in_its_first_step_needs_no_task_and_sees_a_current_one(
+    loop: TaskLoop,
+) -> None:
+    seen: list[Any] = []
+
+    async def app() -> None:
+        seen.append(asyncio.current_task())
+        seen.append(asyncio.get_running_loop())
+        var.set("set in the step")
+
+    assert loop.run_first_step(app()) is None
+    assert isinstance(seen[0], asyncio.Task)
+    assert seen[1] is loop
+    assert var.get() == "unset"  # the step ran in a copy of the caller's context
+    assert asyncio._get_running_loop() is None
+    assert asyncio.current_task(loop) is None
+
+
+def test_the_task_seen_in_the_first_step_is_the_one_that_runs_the_rest(
+    loop: TaskLoop,
+) -> None:
+    seen: list[Any] = []
+
+    async def app() -> None:
+        seen.append(asyncio.current_task())
+        var.set("set in the step")
+        # As asyncio.timeout() and anyio do: bind to current_task() now, cancel it later.
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().call_later(0.01, task.cancel)
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen.append("timed out")
+        seen.append(asyncio.current_task())
+        seen.append(var.get())
+
+    task = loop.run_first_step(app())
+    assert task is not None
+    loop.run_until_complete(task)
+    assert seen == [task, "timed out", task, "set in the step"]
+    assert var.get() == "unset"
+
+
+def test_a_request_that_leaves_work_behind_does_not_share_its_task_with_the_next(
+    loop: TaskLoop,
+) -> None:
+    tasks: list[Any] = []
+
+    async def leaves_a_cancel_behind() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        asyncio.get_running_loop().call_soon(task.cancel)  # runs after the step
+
+    async def waits() -> None:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)
+        tasks.append("finished")
+
+    assert loop.run_first_step(leaves_a_cancel_behind()) is None
+    task = loop.run_first_step(waits())
+    assert task is not None
+    loop.run_until_complete(task)
+    assert tasks[1] is not tasks[0]
+    assert tasks[2] == "finished"
+
+
+def test_an_app_that_cancels_itself_then_awaits_sees_the_cancellation(loop: TaskLoop) -> None:
+    seen: list[str] = []
+    gate = loop.create_future()
+
+    async def app() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await gate
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    task = loop.run_first_step(app())
+    assert task is not None
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    assert seen == ["cancelled"]
+    assert gate.cancelled()  # what it awaited was cancelled, as a task does
+
+
+def test_a_task_that_took_over_can_be_cancelled_where_it_waits(loop: TaskLoop) -> None:
+    seen: list[str] = []
+
+    async def app() -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    task = loop.run_first_step(app())
+    assert task is not None
+    loop.run_ready_once()  # the task takes over, and waits
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    assert seen == ["cancelled"]
+
+
+def test_a_timer_set_and_cancelled_in_the_step_keeps_the_spare_a_live_one_retires_it(
+    loop: TaskLoop,
+) -> None:
+    tasks: list[Any] = []
+
+    async def guarded() -> None:  # asyncio.timeout around work that never waits
+        tasks.append(asyncio.current_task())
+        handle = asyncio.get_running_loop().call_later(10, ran.append, "never")
+        handle.cancel()
+
+    async def leaves_a_cancel_behind() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        asyncio.get_running_loop().call_later(0, task.cancel)
+
+    async def waits() -> None:
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0.01)
+        tasks.append("finished")
+
+    ran: list[str] = []
+    assert loop.run_first_step(guarded()) is None
+    assert loop.run_first_step(guarded()) is None
+    assert tasks[0] is tasks[1]  # one spare served both
+    assert loop.run_first_step(leaves_a_cancel_behind()) is None
+    assert tasks[2] is tasks[1]
+    task = loop.run_first_step(waits())
+    assert task is not None
+    assert tasks[3] is not tasks[2]
+    loop.run_until_complete(task)  # the timer fires meanwhile: it cancels the old spare
+    assert tasks[4] == "finished"
+    assert ran == []

@@ -13,6 +13,7 @@ import gc
 import io
 import logging
 import os
+import sys
 import threading
 import time
 import warnings
@@ -26,6 +27,8 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
+from bridge._a2w_exchange import MAX_BUFFERED_BYTES, MAX_BUFFERED_CHUNKS
+from bridge._a2w_runners import SharedLink
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
@@ -186,11 +189,35 @@ def test_a_fast_producer_is_paused_until_the_server_takes_chunks(
     result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
     try:
         assert next(iter(result)) == b"x"
-        assert sent <= 20  # bounded buffer, not the whole response
+        assert sent <= MAX_BUFFERED_CHUNKS + 4  # bounded buffer, not the whole response
         assert b"".join(result) == b"x" * 999
     finally:
         result.close()
     assert sent == 1000
+
+
+def test_a_producer_of_big_chunks_is_paused_by_bytes_not_chunk_count(
+    make: Any, loop_mode: str
+) -> None:
+    sent = 0
+    chunk = bytes(MAX_BUFFERED_BYTES // 4)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await start(send)
+        for _ in range(40):
+            sent += 1
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    try:
+        assert next(iter(result)) == chunk
+        assert sent <= 4 + 1  # MAX_BUFFERED_BYTES held back, not 40 chunks' worth
+        assert sum(len(data) for data in result) == len(chunk) * 39
+    finally:
+        result.close()
+    assert sent == 40
 
 
 def test_invalid_header_value_with_crlf_never_reaches_the_server(
@@ -285,6 +312,63 @@ def test_request_body_arrives_in_bounded_chunks(make: Any, loop_mode: str) -> No
         {"type": "http.request", "body": b"0123", "more_body": True},
         {"type": "http.request", "body": b"4567", "more_body": True},
         {"type": "http.request", "body": b"89", "more_body": False},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("loop_mode", "reads_at"),
+    [("thread", [0, 1, 2, 3, 4]), ("shared", [0, 0, 0, 3, 3])],
+    ids=["thread-reads-on-demand", "shared-reads-ahead-per-hand-off"],
+)
+def test_request_body_is_read_ahead_within_a_byte_bound_only_across_threads(
+    make: Any, monkeypatch: pytest.MonkeyPatch, loop_mode: str, reads_at: list[int]
+) -> None:
+    monkeypatch.setattr(SharedLink, "read_ahead", 10)
+    received: list[Message] = []
+    seen_at: list[int] = []  # how many messages the app had when each read() ran
+
+    class Input(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            seen_at.append(len(received))
+            return super().read(size)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            received.append(await receive())
+            if not received[-1].get("more_body"):
+                break
+        await start(send)
+        await send({"type": "http.response.body", "body": b"".join(m["body"] for m in received)})
+
+    environ = make_environ(method="POST", body=b"0123456789abcdefghij")
+    environ["wsgi.input"] = Input(b"0123456789abcdefghij")
+    response = call(make(app, loop_mode=loop_mode, chunk_size=4), environ)
+    assert response.body == b"0123456789abcdefghij"
+    assert [m["body"] for m in received] == [b"0123", b"4567", b"89ab", b"cdef", b"ghij"]
+    assert [m["more_body"] for m in received] == [True, True, True, True, False]
+    # Shared mode: a hand-off reads the chunk asked for, then on while under 10 bytes more.
+    assert seen_at == reads_at
+
+
+def test_a_client_gone_during_read_ahead_is_reported_after_the_chunks_read(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SharedLink, "read_ahead", 100)
+    messages: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(3):
+            messages.append(await receive())
+        await start(send)
+        await send({"type": "http.response.body"})
+
+    environ = make_environ(method="POST", body=b"abcdef")
+    environ["CONTENT_LENGTH"] = "10"
+    call(make(app, loop_mode="shared", chunk_size=3), environ, validate=False)
+    assert messages == [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.request", "body": b"def", "more_body": True},
+        {"type": "http.disconnect"},
     ]
 
 
@@ -1155,6 +1239,35 @@ def test_current_task_and_running_loop_work_on_the_fast_path(make: Any) -> None:
     call(make(app))
     assert isinstance(seen[0], asyncio.Task)
     assert isinstance(seen[1], asyncio.AbstractEventLoop)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is new in 3.11")
+def test_a_timeout_entered_in_the_first_step_cancels_the_task_that_runs_the_app(
+    make: Any, loop_mode: str
+) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == "/hello":  # finishes in its first step
+            await hello(scope, receive, send)
+            return
+        var.set("set before the first await")
+        try:
+            async with asyncio.timeout(0.01):  # binds to current_task() here
+                await asyncio.sleep(5)
+            outcome = b"not timed out"
+        except TimeoutError:
+            outcome = b"timed out"
+        helper = asyncio.get_running_loop().create_task(asyncio.sleep(0, var.get()))
+        outcome += b" " + (await helper).encode()
+        await start(send)
+        await send({"type": "http.response.body", "body": outcome})
+
+    adapter = make(app, loop_mode=loop_mode)
+    for _ in range(3):  # interleaved with requests that need no task of their own
+        assert call(adapter, make_environ("/hello")).body == b"hello"
+        assert call(adapter).body == b"timed out set before the first await"
+    assert var.get() == "unset"
 
 
 def test_context_variables_do_not_leak_between_requests(make: Any) -> None:

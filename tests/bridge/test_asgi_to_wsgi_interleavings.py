@@ -24,7 +24,7 @@ from bridge._asgi_to_wsgi import ASGIToWSGI
 from bridge._types import Receive, Scope, Send
 from tests.wsgi_call import call_wsgi_app
 
-# Fewer than the 16 chunks after which send() waits for the WSGI side.
+# Fewer than the chunks (MAX_BUFFERED_CHUNKS) after which send() waits for the WSGI side.
 CHUNKS = [b"chunk-%02d|" % index for index in range(12)]
 WAIT = 10.0
 

@@ -14,6 +14,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from bridge import ASGIToWSGI
+from bridge._a2w_runners import SharedLink
 from bridge._types import Receive, Scope, Send
 from tests.stress.indexed import chunks, first_difference
 from tests.wsgi_call import call_wsgi_app
@@ -114,6 +115,14 @@ def shared_loop_stress(threads: int, requests_each: int, count: int) -> None:
 
 
 def test_shared_loop_serves_many_threads_with_every_byte_in_order() -> None:
+    shared_loop_stress(threads=8, requests_each=25, count=24)
+
+
+def test_shared_loop_reading_bodies_ahead_a_few_chunks_at_a_time_keeps_every_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # About three 17-byte chunks per hand-off: the read-ahead bound is crossed mid-body.
+    monkeypatch.setattr(SharedLink, "read_ahead", 40)
     shared_loop_stress(threads=8, requests_each=25, count=24)
 
 
