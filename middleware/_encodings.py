@@ -120,11 +120,16 @@ def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
 class EncoderSpec:
     """One coding at one level: makes compressors and compresses whole bodies."""
 
-    __slots__ = ("level", "name", "one_shot", "streaming", "token")
+    __slots__ = ("coded_tail", "level", "name", "one_shot", "streaming", "token")
 
     def __init__(self, name: str, level: int) -> None:
         self.name = name
         self.token = name.encode("ascii")  # the Content-Encoding value
+        # What ends the head of a body coded here (when the app set no Vary of its own).
+        self.coded_tail: tuple[tuple[bytes, bytes], ...] = (
+            (b"content-encoding", self.token),
+            (b"vary", b"Accept-Encoding"),
+        )
         self.level = level
         self.streaming: Callable[[], Compressor]
         self.one_shot: Callable[[bytes], bytes]
