@@ -33,6 +33,8 @@ from middleware._conversation import (
     BareConversation,
     Conversation,
     held_head_error,
+    leaked_body_error,
+    still_held_error,
 )
 from middleware._core import (
     AddHeaders,
@@ -353,20 +355,25 @@ class _Exchange:
                 chunk = message.get("body", b"")
                 more = message.get("more_body", False)
                 conversation = self.conversation
-                if phase is STREAMING:  # Conversation.body, inlined for a released head
-                    out = conversation.handler.on_body(chunk, more)
+                handler = conversation.handler
+                # Conversation.body, inlined: GZip's whole body comes through here.
+                out = handler.on_body(chunk, more)
+                if phase is STREAMING:
                     if not more:
                         conversation.phase = COMPLETE
-                    head = None
                 else:
-                    head, out = conversation.body(chunk, more)
-                if head is not None:
+                    head = handler.pending_head()
+                    if head is None:
+                        if not more:
+                            raise still_held_error(handler)
+                        if out:
+                            raise leaked_body_error(handler)
+                        return  # still buffering (the core must decide when more is False)
+                    conversation.phase = STREAMING if more else COMPLETE
                     start, self._held = self._held, None  # _send_head, inlined
                     if start is None:  # pragma: no cover - only a held head is released
                         raise ProtocolError("a head was released but none was held")
                     await self._send({**start, "status": head[0], "headers": head[1]})
-                elif self.conversation.phase is HEAD_HELD:
-                    return  # still buffering (the core must decide when more is False)
                 if more and not out:
                     return  # nothing to send yet; an empty non-final message says nothing
                 if out is chunk:
