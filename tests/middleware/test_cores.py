@@ -234,9 +234,7 @@ def test_gzip_core_leaves_a_small_whole_body_alone_but_varies() -> None:
             [(b"content-type", b"text/plain"), (b"content-length", b"20"), (b"x-a", b"1")],
             id="length-in-the-middle",
         ),
-        pytest.param(
-            [(b"content-length", b"20"), (b"content-length", b"20")], id="length-twice"
-        ),
+        pytest.param([(b"content-length", b"20"), (b"content-length", b"20")], id="length-twice"),
         pytest.param([(b"etag", b'"v1"'), (b"content-length", b"20")], id="strong-etag"),
         pytest.param([(b"vary", b"Origin"), (b"content-length", b"20")], id="own-vary"),
     ],
