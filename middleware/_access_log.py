@@ -209,16 +209,36 @@ class _AccessHandler(Handler):
             authorization = head.header(b"authorization")
             wall = self.wall
             cached = _last_time  # _request_time's memo, read here first: no call per line
+            # _escape's common case (printable, no delimiter) tested inline: a call per
+            # atom was a tenth of the line's cost.
+            if host is None:
+                host_text = "-"
+            else:
+                host_text = str(host)
+                if not host_text.isprintable() or '"' in host_text or "\\" in host_text:
+                    host_text = _escape(host_text)
+            if not line.isprintable() or '"' in line or "\\" in line:
+                line = _escape(line)
+            if referer_text is None:
+                referer_text = "-"
+            elif not referer_text.isprintable() or '"' in referer_text or "\\" in referer_text:
+                referer_text = _escape(referer_text)
+            if user_agent is None:
+                agent_text = "-"
+            elif not user_agent.isprintable() or '"' in user_agent or "\\" in user_agent:
+                agent_text = _escape(user_agent)
+            else:
+                agent_text = user_agent
             atoms: dict[str, object] = {
-                "h": "-" if host is None else _escape(str(host)),
+                "h": host_text,
                 "l": "-",
                 "u": "-" if authorization is None else _escape(_basic_user(authorization) or "-"),
                 "t": cached[1] if cached[0] == int(wall) else _request_time(wall),
-                "r": _escape(line),
+                "r": line,
                 "s": status,
                 "b": self.sent,
-                "f": "-" if referer_text is None else _escape(referer_text),
-                "a": "-" if user_agent is None else _escape(user_agent),
+                "f": referer_text,
+                "a": agent_text,
             }
         else:
             atoms = {"l": "-"}  # never empty: logging takes it as the mapping
@@ -334,7 +354,7 @@ class _Records:
         """The record, created at ``now`` (a ``time.time()`` value)."""
         logger = self._logger
         if (
-            logging.getLogRecordFactory() is not _LogRecord
+            _LOGGING["_logRecordFactory"] is not _LogRecord  # getLogRecordFactory(), no frame
             or type(logger).makeRecord is not _MAKE_RECORD
         ):
             return logger.makeRecord(
@@ -367,6 +387,8 @@ class _Records:
 
 
 _LogRecord = logging.LogRecord
+# logging's globals: what logging.getLogRecordFactory() returns is read from here.
+_LOGGING: dict[str, Any] = vars(logging)
 _MAKE_RECORD = logging.Logger.makeRecord
 _START: float = getattr(logging, "_startTime", time.time())
 _new = object.__new__

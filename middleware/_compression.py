@@ -140,7 +140,17 @@ class _CompressHandler(Handler):
     """One response to a client that accepts ``spec``: HOLDING, then PASSING,
     COMPRESSING or DONE."""
 
-    __slots__ = ("_compressor", "_core", "_expected", "_head", "_phase", "_ready", "_spec")
+    __slots__ = (
+        "_compressor",
+        "_core",
+        "_declared",
+        "_expected",
+        "_head",
+        "_phase",
+        "_plain",
+        "_ready",
+        "_spec",
+    )
 
     def __init__(self, core: CompressionCore, spec: EncoderSpec) -> None:
         self._core = core
@@ -149,6 +159,8 @@ class _CompressHandler(Handler):
         self._head: Head | None = None
         self._ready: Head | None = None
         self._expected = -1
+        self._declared: bytes | None = None
+        self._plain = True
         self._compressor: Compressor | None = None
 
     def on_response_start(self, status: int, headers: HeaderList) -> Head | None:
@@ -157,9 +169,12 @@ class _CompressHandler(Handler):
         # cost beside zlib's, and a call frame is a measurable share of it (issue 15).
         if status < 200 or status in _UNCHANGED_STATUSES:
             self._phase = _PASSING
+            self._head = None
             return status, headers
         core = self._core
         length = -1
+        declared = None  # the Content-Length value, its pair replaced in the coded head
+        plain = True  # no ETag, Vary or second Content-Length: the head's fast rewrite
         for key, value in headers:
             if key == b"content-type":
                 excluded = core._types.get(value)
@@ -170,12 +185,17 @@ class _CompressHandler(Handler):
             elif key == b"content-length":
                 if value.isdigit():
                     length = int(value)
+                if declared is not None:
+                    plain = False
+                declared = value
             elif key == b"content-encoding":
                 break  # any coding, identity included: the app's opt-out (module docs)
             elif key == b"content-range" or (
                 key == b"cache-control" and b"no-transform" in value.lower()
             ):
                 break
+            elif key in {b"etag", b"vary"}:
+                plain = False
         else:
             if length < 0 or length >= core.minimum_size:
                 # With a declared length the end of the body is known before the server
@@ -183,10 +203,14 @@ class _CompressHandler(Handler):
                 # of that length is the whole body: compressed at once, with an exact
                 # Content-Length.
                 self._expected = length
+                self._declared = declared
+                self._plain = plain
                 self._phase = _HOLDING
                 self._head = (status, headers)
+                self._ready = None
                 return None
         self._phase = _PASSING
+        self._head = None
         return status, headers
 
     def on_body(self, chunk: bytes, more: bool) -> bytes:
@@ -206,11 +230,21 @@ class _CompressHandler(Handler):
                     self._ready = (head[0], headers)
                     self._phase = _PASSING
                     return chunk
-                body = self._spec.one_shot(chunk)
-                self._ready = (
-                    head[0],
-                    _compressed_headers(head[1], self._spec.token, str(len(body)).encode()),
-                )
+                spec = self._spec
+                body = spec.one_shot(chunk)
+                length = (b"content-length", str(len(body)).encode())
+                if self._plain:
+                    # _compressed_headers for a head the scan found no ETag or Vary in:
+                    # the app's list less its Content-Length, then the coded ones.
+                    headers = [*head[1]]
+                    declared = self._declared
+                    if declared is not None:
+                        headers.remove((b"content-length", declared))
+                    headers.append(length)
+                    headers += spec.coded_tail
+                else:
+                    headers = _compressed_headers(head[1], spec.token, length[1])
+                self._ready = (head[0], headers)
                 self._phase = _DONE
                 return body
             if not chunk:
@@ -287,27 +321,30 @@ class CompressionCore(Core):
         accept = head.header(b"accept-encoding")
         if accept is None:
             return self._vary
-        spec = self._negotiated.get(accept, False)
-        if spec is False:
-            name = negotiate(parse_accept_encoding(accept.decode("latin-1")), self._offered)
-            spec = None if name is None else self._specs[name]
-            if len(accept) <= _MAX_CACHED_KEY:
-                if len(self._negotiated) >= _CACHE_SIZE:
-                    self._negotiated.clear()
-                self._negotiated[accept] = spec
+        try:
+            spec = self._negotiated[accept]
+        except KeyError:
+            spec = self._negotiate(accept)
         if spec is None:
             return self._vary
-        assert isinstance(spec, EncoderSpec)
         # _CompressHandler(self, spec), inlined: one Python frame less per response.
+        # Only what on_response_start does not set on every path is set here; the rest
+        # is set where it starts to matter (a slot read unset would raise, not mislead).
         handler: _CompressHandler = _NewCompressHandler()
         handler._core = self
         handler._spec = spec
         handler._phase = _PASSING
         handler._head = None
-        handler._ready = None
-        handler._expected = -1
-        handler._compressor = None
         return handler
+
+    def _negotiate(self, accept: bytes) -> EncoderSpec | None:
+        name = negotiate(parse_accept_encoding(accept.decode("latin-1")), self._offered)
+        spec = None if name is None else self._specs[name]
+        if len(accept) <= _MAX_CACHED_KEY:
+            if len(self._negotiated) >= _CACHE_SIZE:
+                self._negotiated.clear()
+            self._negotiated[accept] = spec
+        return spec
 
     def excluded_type(self, content_type: bytes) -> bool:
         """Whether a ``Content-Type`` value names an excluded media type."""

@@ -23,7 +23,15 @@ import enum
 
 from middleware._core import Handler, Head, HeaderList, Outcome, ProtocolError
 
-__all__ = ["BareConversation", "Conversation", "Phase", "head_only_start", "held_head_error"]
+__all__ = [
+    "BareConversation",
+    "Conversation",
+    "Phase",
+    "head_only_start",
+    "held_head_error",
+    "leaked_body_error",
+    "still_held_error",
+]
 
 
 class Phase(enum.Enum):
@@ -63,6 +71,22 @@ def held_head_error(handler: Handler) -> ProtocolError:
     )
 
 
+def still_held_error(handler: Handler) -> ProtocolError:
+    """The error for a handler still holding the head after the last body chunk."""
+    return ProtocolError(
+        f"{_name(handler)} still held the head after the last body chunk "
+        "(pending_head() returned None when more=False)"
+    )
+
+
+def leaked_body_error(handler: Handler) -> ProtocolError:
+    """The error for a handler that returned body bytes while holding the head."""
+    return ProtocolError(
+        f"{_name(handler)} returned body bytes while holding the head "
+        "(release it with pending_head() first)"
+    )
+
+
 class Conversation:
     """One request's calls into its handler, in the order of :mod:`middleware._core`."""
 
@@ -99,15 +123,9 @@ class Conversation:
             head = handler.pending_head()
             if head is None:
                 if not more:
-                    raise ProtocolError(
-                        f"{_name(handler)} still held the head after the last body chunk "
-                        "(pending_head() returned None when more=False)"
-                    )
+                    raise still_held_error(handler)
                 if out:
-                    raise ProtocolError(
-                        f"{_name(handler)} returned body bytes while holding the head "
-                        "(release it with pending_head() first)"
-                    )
+                    raise leaked_body_error(handler)
                 return None, out
             self.phase = STREAMING
         if not more:

@@ -15,7 +15,6 @@ Compressors are shaped like httpx's decoders, for one response each:
 
 from __future__ import annotations
 
-import functools
 import importlib
 import math
 import sys
@@ -111,20 +110,29 @@ class _Zstd:
 
 def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
     if sys.version_info >= (3, 11):
-        # One C call, no compressor object and no Python frame: the cheapest way to gzip
-        # a whole body.
-        return functools.partial(zlib.compress, level=level, wbits=16 + zlib.MAX_WBITS)
+        # One C call and no compressor object: the cheapest way to gzip a whole body.
+        # Positional arguments, not a partial with keywords: zlib.compress parses
+        # keywords the slow way, which cost more than this lambda's frame (1 KiB JSON:
+        # 177.3k -> 176.0k instructions per call, callgrind).
+        compress = zlib.compress
+        wbits = 16 + zlib.MAX_WBITS
+        return lambda data: compress(data, level, wbits)
     return lambda data: _Gzip(level).flush(data)  # pragma: no cover - Python 3.10
 
 
 class EncoderSpec:
     """One coding at one level: makes compressors and compresses whole bodies."""
 
-    __slots__ = ("level", "name", "one_shot", "streaming", "token")
+    __slots__ = ("coded_tail", "level", "name", "one_shot", "streaming", "token")
 
     def __init__(self, name: str, level: int) -> None:
         self.name = name
         self.token = name.encode("ascii")  # the Content-Encoding value
+        # What ends the head of a body coded here (when the app set no Vary of its own).
+        self.coded_tail: tuple[tuple[bytes, bytes], ...] = (
+            (b"content-encoding", self.token),
+            (b"vary", b"Accept-Encoding"),
+        )
         self.level = level
         self.streaming: Callable[[], Compressor]
         self.one_shot: Callable[[bytes], bytes]

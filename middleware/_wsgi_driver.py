@@ -41,7 +41,6 @@ from middleware._conversation import (
     FINISHED,
     HEAD_HELD,
     STREAMING,
-    BareConversation,
     Conversation,
     held_head_error,
 )
@@ -376,8 +375,11 @@ def _to_wsgi_headers(headers: HeaderList) -> Headers:
         return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
 
 
-class _Exchange:
-    """One request's trip through a core: a ``start_response``/``write`` pair for the app."""
+class _Exchange(Conversation):
+    """One request's trip through a core: a ``start_response``/``write`` pair for the app.
+
+    It is its own conversation (a subclass, not a second object): one object less per
+    request, and the phase is one attribute away."""
 
     __slots__ = (
         "_app_headers",
@@ -387,17 +389,12 @@ class _Exchange:
         "_outer_start",
         "_outer_write",
         "_status",
-        "conversation",
-        "handler",
         "sent_headers",
     )
 
     def __init__(self, handler: Handler, start_response: StartResponse) -> None:
-        self.handler = handler
-        conversation: Conversation = BareConversation()
-        self.conversation = conversation
-        conversation.handler = handler
-        conversation.phase = AWAITING_START
+        self.handler = handler  # Conversation.__init__, inlined
+        self.phase = AWAITING_START
         self._outer_start = start_response
         self._outer_write: Callable[[bytes], object] | None = None
         self._status = ""
@@ -410,7 +407,7 @@ class _Exchange:
     def start_response(
         self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
-        phase = self.conversation.phase
+        phase = self.phase
         if exc_info is not None and exc_info[0] is not None:
             if phase is not AWAITING_START and phase is not HEAD_HELD:
                 # PEP 3333: the headers already went out; re-raise the app's error.
@@ -427,9 +424,8 @@ class _Exchange:
         self._app_headers = headers
         self._neutral = converted
         # Conversation.start, inlined (the phase was checked above).
-        conversation = self.conversation
-        result = conversation.handler.on_response_start(code, converted)
-        conversation.phase = HEAD_HELD if result is None else STREAMING
+        result = self.handler.on_response_start(code, converted)
+        self.phase = HEAD_HELD if result is None else STREAMING
         if result is None:
             self._exc_info = exc_info
         elif result[1] is converted and result[0] == code:
@@ -456,12 +452,12 @@ class _Exchange:
         self.sent_headers = wsgi_headers
         self._outer_write = self._outer_start(status, wsgi_headers, exc_info)
 
-    def body(self, chunk: bytes, more: bool) -> bytes:
+    def pass_body(self, chunk: bytes, more: bool) -> bytes:
         """Run one chunk through the core; emit the head when the core releases it."""
-        phase = self.conversation.phase
+        phase = self.phase
         if phase is not STREAMING and phase is not HEAD_HELD:
             raise RuntimeError("the app sent body before calling start_response() (PEP 3333)")
-        head, out = self.conversation.body(chunk, more)
+        head, out = self.body(chunk, more)
         if head is not None:
             exc_info, self._exc_info = self._exc_info, None
             self._emit_head(head, exc_info)
@@ -471,16 +467,16 @@ class _Exchange:
         """The legacy ``write()`` callable (PEP 3333) for imperative apps."""
         if not data:
             return
-        out = self.body(data, True)
+        out = self.pass_body(data, True)
         if out:
             outer_write = self._outer_write
             if outer_write is None:  # pragma: no cover - the conversation forbids it
                 raise ProtocolError("body bytes before the head was released")
             outer_write(out)
 
-    def opaque(self) -> None:
+    def pass_opaque(self) -> None:
         """The body is a file wrapper the server may ``sendfile``: release the head unchanged."""
-        head = self.conversation.opaque()
+        head = self.opaque()
         if head is not None:
             exc_info, self._exc_info = self._exc_info, None
             self._emit_head(head, exc_info)
@@ -506,7 +502,7 @@ class _Body:
 
     def __next__(self) -> bytes:
         exchange = self._exchange
-        phase = exchange.conversation.phase
+        phase = exchange.phase
         if phase is COMPLETE or phase is FINISHED:
             raise StopIteration
         iterator = self._iterator
@@ -516,17 +512,17 @@ class _Body:
             for chunk in iterator:
                 remaining = self._remaining = self._remaining - 1
                 if remaining == 0:
-                    out = exchange.body(chunk, False)
+                    out = exchange.pass_body(chunk, False)
                     break
                 if chunk:
-                    out = exchange.body(chunk, True)
+                    out = exchange.pass_body(chunk, True)
                     if out:
                         self._sent += len(out)
                         return out
             else:
-                if exchange.conversation.phase is AWAITING_START:
+                if exchange.phase is AWAITING_START:
                     raise StopIteration  # no start_response: the server reports the app's bug
-                out = exchange.body(b"", False)
+                out = exchange.pass_body(b"", False)
         except (ClientDisconnected, StopIteration):
             raise  # the client went away (wsgi.input), or the end of the body
         except BaseException:
@@ -547,7 +543,7 @@ class _Body:
         return False
 
     def close(self) -> None:
-        conversation = self._exchange.conversation
+        conversation = self._exchange
         if conversation.phase is FINISHED:
             return
         if self._outcome is Outcome.CLIENT_DISCONNECTED and self._sent_content_length():
@@ -589,8 +585,8 @@ class _FileProxy:
 
 
 def _wrap_file(environ: Environ, exchange: _Exchange, result: Any) -> Iterable[bytes]:
-    exchange.opaque()
-    conversation = exchange.conversation
+    exchange.pass_opaque()
+    conversation = exchange
 
     def complete() -> None:
         conversation.finish(Outcome.COMPLETED)
@@ -607,7 +603,7 @@ _DEFAULT_ON_COMPLETE = Handler.on_complete
 def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
     if len(result) == 1:
         # The usual list: one chunk, the whole body (_Exchange.body, inlined).
-        head, data = exchange.conversation.body(result[0], False)
+        head, data = exchange.body(result[0], False)
         if head is not None:
             exc_info, exchange._exc_info = exchange._exc_info, None
             exchange._emit_head(head, exc_info)
@@ -616,15 +612,15 @@ def _run_list(exchange: _Exchange, result: list[bytes]) -> list[bytes]:
     last = len(result) - 1
     for index, chunk in enumerate(result):
         if index == last:
-            data = exchange.body(chunk, False)
+            data = exchange.pass_body(chunk, False)
         elif chunk:
-            data = exchange.body(chunk, True)
+            data = exchange.pass_body(chunk, True)
         else:
             continue
         if data:
             out.append(data)
     if last < 0:
-        exchange.body(b"", False)
+        exchange.pass_body(b"", False)
     return out
 
 
@@ -667,11 +663,9 @@ def _run_full(
     the general way (:func:`_finish_full`).
     """
     exchange = _NewExchange()  # _Exchange.__init__, inlined
-    conversation: Conversation = BareConversation()
-    conversation.handler = handler
-    conversation.phase = AWAITING_START
+    conversation: Conversation = exchange  # its own (see _Exchange)
     exchange.handler = handler
-    exchange.conversation = conversation
+    exchange.phase = AWAITING_START
     exchange._outer_start = start_response
     exchange._outer_write = None
     exchange._status = ""
@@ -735,7 +729,7 @@ def _finish_full(
     """The app returned: hand the server its body, run through the core."""
     if (
         type(result) is list
-        and exchange.conversation.phase is not AWAITING_START
+        and exchange.phase is not AWAITING_START
         and type(handler).on_complete is _DEFAULT_ON_COMPLETE
     ):
         # The whole body is already in memory and nobody waits for the end of the
@@ -747,7 +741,7 @@ def _finish_full(
         isinstance(file_wrapper, type)
         and isinstance(result, file_wrapper)
         and hasattr(result, "filelike")
-        and exchange.conversation.phase is not AWAITING_START
+        and exchange.phase is not AWAITING_START
     ):
         try:
             return _wrap_file(environ, exchange, result)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from middleware._conversation import Conversation, Phase
@@ -79,3 +81,43 @@ def test_events_out_of_order_are_refused() -> None:
     with pytest.raises(ProtocolError, match="start while the response is COMPLETE"):
         conversation.start(200, [])
     assert conversation.restart() is False
+
+
+@pytest.mark.parametrize(
+    ("handler", "bodies", "error"),
+    [
+        (Holder(release_after=5), [(b"x", True), (b"", False)], "still held the head"),
+        (Holder(release_after=5, leak=True), [(b"x", True)], "returned body bytes while"),
+    ],
+    ids=["held_past_the_end", "bytes_while_held"],
+)
+async def test_the_asgi_driver_refuses_the_same_broken_rules(
+    handler: Holder, bodies: list[tuple[bytes, bool]], error: str
+) -> None:
+    from middleware.api import Core, CoreMiddleware
+
+    class One(Core):
+        def on_request(self, head: object) -> Handler:
+            return handler
+
+    class Wrap(CoreMiddleware):
+        def __init__(self, app: object) -> None:
+            super().__init__(app, One())
+
+    async def app(scope: object, receive: object, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for body, more in bodies:
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request"}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with pytest.raises(ProtocolError, match=f"Holder {error}"):
+        await Wrap(app)(scope, receive, send)
+    assert not [m for m in sent if m["type"] == "http.response.body"]

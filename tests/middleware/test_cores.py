@@ -224,3 +224,41 @@ def test_gzip_core_leaves_a_small_whole_body_alone_but_varies() -> None:
         200,
         [(b"content-type", b"text/plain"), (b"vary", b"Accept-Encoding")],
     )
+
+
+@pytest.mark.parametrize(
+    "app_headers",
+    [
+        pytest.param([(b"content-type", b"text/plain")], id="no-length"),
+        pytest.param(
+            [(b"content-type", b"text/plain"), (b"content-length", b"20"), (b"x-a", b"1")],
+            id="length-in-the-middle",
+        ),
+        pytest.param([(b"content-length", b"20"), (b"content-length", b"20")], id="length-twice"),
+        pytest.param([(b"etag", b'"v1"'), (b"content-length", b"20")], id="strong-etag"),
+        pytest.param([(b"vary", b"Origin"), (b"content-length", b"20")], id="own-vary"),
+    ],
+)
+def test_gzip_core_codes_a_whole_body_head_as_the_one_pass_rewrite_does(
+    app_headers: list[tuple[bytes, bytes]],
+) -> None:
+    from middleware._compression import _compressed_headers
+
+    handler = core_of(GZip, minimum_size=1).on_request(GZIP_HEAD)
+    assert handler.on_response_start(200, app_headers) is None
+    body = handler.on_body(b"x" * 20, False)
+    assert zlib.decompress(body, 31) == b"x" * 20
+    expected = _compressed_headers(app_headers, b"gzip", str(len(body)).encode())
+    assert handler.pending_head() == (200, expected)
+    assert [pair for pair in expected if pair[0] == b"content-length"] == [
+        (b"content-length", str(len(body)).encode())
+    ]
+
+
+def test_gzip_core_restarted_with_a_passing_head_gives_no_stale_head_for_an_opaque_body() -> None:
+    handler = core_of(GZip).on_request(GZIP_HEAD)
+    assert handler.on_response_start(200, [(b"content-type", b"text/plain")]) is None
+    # A WSGI start_response with exc_info: the 500 head is one GZip leaves alone.
+    head = (204, [(b"x-error", b"1")])
+    assert handler.on_response_start(*head) == head
+    assert handler.on_opaque_body() is None
