@@ -47,6 +47,7 @@ from middleware._core import (
     handshake_headers,
 )
 from middleware._request import (
+    GOOD_NAMES,
     check_header,
     check_root_path,
     check_scheme,
@@ -137,7 +138,11 @@ class ScopeHead(RequestHead):
         if state is None:
             # Starlette's request.state reads scope["state"]; the server may have put
             # the lifespan state there (a per-request copy), which we add to.
-            state = self._state = self._scope.setdefault("state", {})
+            scope = self._scope
+            state = scope.get("state")
+            if state is None:  # no dict made per request only to be dropped
+                state = scope["state"] = {}
+            self._state = state
         return state
 
     def set_client(self, host: str, port: int | None = None) -> None:
@@ -168,14 +173,30 @@ class ScopeHead(RequestHead):
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
     def set_header(self, name: bytes, value: bytes) -> None:
-        check_header(name, value)
+        # check_header's usual answer without its frame (see add_header).
+        if (
+            type(name) is not bytes
+            or name not in GOOD_NAMES
+            or type(value) is not bytes
+            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
+        ):
+            check_header(name, value)
         headers = [pair for pair in self._scope["headers"] if pair[0] != name]
         headers.append((name, value))
         self._scope["headers"] = headers  # a new list: the server's stays as it was
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        check_header(name, value)
-        self._scope["headers"] = [*self._scope["headers"], (name, value)]
+        # check_header's usual answer without its frame: a name already found valid
+        # and a value of ASCII letters and digits (an id, a token); it decides the rest.
+        if (
+            type(name) is not bytes
+            or name not in GOOD_NAMES
+            or type(value) is not bytes
+            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
+        ):
+            check_header(name, value)
+        scope = self._scope
+        scope["headers"] = [*scope["headers"], (name, value)]
 
     def remove_header(self, name: bytes) -> None:
         check_header(name)
