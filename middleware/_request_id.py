@@ -35,7 +35,10 @@ def _random_hex() -> str:
     # correlates log lines, it is no secret (it is echoed to the client). random
     # reseeds in each forked worker, so workers do not repeat each other's ids.
     # to_bytes().hex(): a third of what formatting the int as 32 hex digits costs.
-    return random.getrandbits(128).to_bytes(16, "big").hex()
+    return _getrandbits(128).to_bytes(16, "big").hex()
+
+
+_getrandbits = random.getrandbits  # the module's shared generator, as random.* uses
 
 
 class _RequestIDCore(Core):
@@ -91,11 +94,12 @@ class _RequestIDCore(Core):
             head.state[STATE_KEY] = given.decode()  # ASCII: checked above
         else:
             generator = self._generator
-            made = generator()
-            if generator is not _random_hex and (
-                not isinstance(made, str) or _VISIBLE.fullmatch(made) is None
-            ):
-                raise ValueError(f"RequestID: the generator made an invalid id {made!r}")
+            if generator is _random_hex:
+                made = _getrandbits(128).to_bytes(16, "big").hex()  # _random_hex, inlined
+            else:
+                made = generator()
+                if not isinstance(made, str) or _VISIBLE.fullmatch(made) is None:
+                    raise ValueError(f"RequestID: the generator made an invalid id {made!r}")
             raw = made.encode()  # visible ASCII: checked above (or hex digits)
             # The app reads the id in use (adding is cheaper than replacing: none there).
             if given is None and self._trust:
