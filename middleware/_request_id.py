@@ -108,7 +108,7 @@ class _RequestIDCore(Core):
                 head.set_header(name, raw)
             head.state[STATE_KEY] = made
         echo = self._echo
-        return None if echo is None else echo.with_values(raw)
+        return None if echo is None else echo.with_value(raw)
 
 
 class RequestID(CoreMiddleware):
