@@ -48,6 +48,7 @@ from middleware._core import (
     handshake_headers,
 )
 from middleware._request import (
+    GOOD_NAMES,
     check_header,
     check_root_path,
     check_scheme,
@@ -138,7 +139,11 @@ class ScopeHead(RequestHead):
         if state is None:
             # Starlette's request.state reads scope["state"]; the server may have put
             # the lifespan state there (a per-request copy), which we add to.
-            state = self._state = self._scope.setdefault("state", {})
+            scope = self._scope
+            state = scope.get("state")
+            if state is None:  # no dict made per request only to be dropped
+                state = scope["state"] = {}
+            self._state = state
         return state
 
     def set_client(self, host: str, port: int | None = None) -> None:
@@ -169,14 +174,30 @@ class ScopeHead(RequestHead):
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
     def set_header(self, name: bytes, value: bytes) -> None:
-        check_header(name, value)
+        # check_header's usual answer without its frame (see add_header).
+        if (
+            type(name) is not bytes
+            or name not in GOOD_NAMES
+            or type(value) is not bytes
+            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
+        ):
+            check_header(name, value)
         headers = [pair for pair in self._scope["headers"] if pair[0] != name]
         headers.append((name, value))
         self._scope["headers"] = headers  # a new list: the server's stays as it was
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        check_header(name, value)
-        self._scope["headers"] = [*self._scope["headers"], (name, value)]
+        # check_header's usual answer without its frame: a name already found valid
+        # and a value of ASCII letters and digits (an id, a token); it decides the rest.
+        if (
+            type(name) is not bytes
+            or name not in GOOD_NAMES
+            or type(value) is not bytes
+            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
+        ):
+            check_header(name, value)
+        scope = self._scope
+        scope["headers"] = [*scope["headers"], (name, value)]
 
     def remove_header(self, name: bytes) -> None:
         check_header(name)
@@ -517,43 +538,55 @@ def _learn_clean(add: AddHeaders, raw: list[Any]) -> bool:
     return passed
 
 
-def _adding_send(add: AddHeaders, send: Send) -> tuple[Send, list[bool]]:
-    """``send`` that applies ``add`` to the start message, and a flag set once the
-    start went out. The app's headers stay as they are (no neutral copy) when they are
-    in lower case, as ASGI requires, and name none of ``add``'s."""
-    started = [False]
-    tail = add._tail
-    plan = add._plan
-    clean = plan.asgi
-    if clean is None:
-        clean = plan.asgi = set()
+class _Adding:
+    """One request's ``send`` that applies an :class:`AddHeaders` to the start message.
 
-    def send_through(message: Message) -> Awaitable[None]:
-        if not started[0] and message["type"] == "http.response.start":
-            started[0] = True
-            raw = message.get("headers", ())
-            if type(raw) is not list:
-                raw = list(raw)  # any iterable, once
-            # Names already seen to need no merge: a plain loop (cheaper than
-            # set.issuperset(map(...)) for a head's few names).
-            known = True
-            try:
-                for pair in raw:
-                    if pair[0] not in clean:
-                        known = False
-                        break
-            except (TypeError, IndexError):  # an unhashable or malformed pair
-                known = False
-            if known or _learn_clean(add, raw):
-                headers = raw + tail  # the usual case: nothing to drop or merge
-            else:
-                # One of ours, or a name not in lower case (ASGI requires it; be lenient).
-                headers = add.merged([(bytes(name).lower(), value) for name, value in raw])
-            message = dict(message)  # the app's message stays as it was
-            message["headers"] = headers
-        return send(message)
+    A slotted object made without an ``__init__`` frame (the driver fills it in), whose
+    bound :meth:`send_through` the app calls: cheaper per request than a closure with a
+    flag list, and the app's ``await send(...)`` stays specialised, since every
+    request's bound method wraps the same function (each new closure would not).
+    """
 
-    return send_through, started
+    __slots__ = ("add", "clean", "send", "started")
+
+    __init__ = object.__init__
+
+    add: AddHeaders
+    clean: set[bytes]  # add._plan.asgi: names seen to need no merge
+    send: Send
+    started: bool  # the start message went out (a 500 can no longer be sent)
+
+    def send_through(self, message: Message) -> Awaitable[None]:
+        if self.started or message["type"] != "http.response.start":
+            return self.send(message)
+        self.started = True
+        raw = message.get("headers", ())
+        if type(raw) is not list:
+            raw = list(raw)  # any iterable, once
+        # Names already seen to need no merge: a plain loop (cheaper than
+        # set.issuperset(map(...)) for a head's few names).
+        clean = self.clean
+        known = True
+        try:
+            for pair in raw:
+                if pair[0] not in clean:
+                    known = False
+                    break
+        except (TypeError, IndexError):  # an unhashable or malformed pair
+            known = False
+        add = self.add
+        if known or _learn_clean(add, raw):
+            headers = raw + add._tail  # the usual case: nothing to drop or merge
+        else:
+            # One of ours, or a name not in lower case (ASGI requires it; be lenient).
+            headers = add.merged([(bytes(name).lower(), value) for name, value in raw])
+        # The app's message stays as it was; copy() is the cheapest copy of a dict.
+        message = message.copy() if type(message) is dict else dict(message)
+        message["headers"] = headers
+        return self.send(message)
+
+
+_new_adding = _Adding  # type() of a class whose __init__ is object's: C code only
 
 
 async def _call_rewriting(
@@ -611,13 +644,21 @@ class ASGIDriver:
         token = None if state is None else request_state.set(state)
         try:
             if isinstance(handler, AddHeaders):  # SecurityHeaders, CORS, RequestID's echo
-                # _call_rewriting, inlined: no coroutine of its own per request.
-                send_through, started = _adding_send(handler, send)
+                # _adding and _call_rewriting, inlined: no frame of their own per request.
+                plan = handler._plan
+                clean = plan.asgi
+                if clean is None:
+                    clean = plan.asgi = set()
+                adding = _new_adding()
+                adding.add = handler
+                adding.clean = clean
+                adding.send = send
+                adding.started = False
                 try:
-                    await self.app(scope, receive, send_through)
+                    await self.app(scope, receive, adding.send_through)
                 except Exception:
-                    if not started[0]:
-                        await _head_error(send_through, send)
+                    if not adding.started:
+                        await _head_error(adding.send_through, send)
                     raise
             elif handler is None:
                 await self.app(scope, receive, send)

@@ -139,6 +139,7 @@ class AddHeaders:
         plan.remove = tuple(remove)
         plan.vary = vary = tuple(vary)
         plan._headers = headers
+        plan.single = headers[0][0] if len(headers) == 1 else None
         plan._names = None
         plan.asgi = plan.wsgi = plan.wsgi_names = None
         if vary:
@@ -196,6 +197,22 @@ class AddHeaders:
         new._plan = plan
         return new
 
+    def with_value(self, value: bytes, /) -> AddHeaders:
+        """:meth:`with_values` for a template of one header (a request id's echo): the
+        same result at about two thirds of the cost, since a call with a fixed number
+        of arguments is one the interpreter specialises."""
+        plan = self._plan
+        name = plan.single
+        if name is None:
+            raise ValueError(f"with_value: the template has {len(self.headers)} headers, not 1")
+        new = _new_add_headers(AddHeaders)
+        new.headers = headers = [(name, value)]
+        new._plan = plan
+        vary_pair = plan.vary_pair
+        new._tail = headers if vary_pair is None else [*headers, vary_pair]
+        new._wsgi = None
+        return new
+
     def __repr__(self) -> str:
         return (
             f"AddHeaders({self.headers!r}, replace={self.replace!r}, "
@@ -232,6 +249,7 @@ class AddPlan:
         "asgi",
         "remove",
         "replace",
+        "single",
         "vary",
         "vary_pair",
         "wsgi",
@@ -245,6 +263,7 @@ class AddPlan:
     vary_pair: tuple[bytes, bytes] | None  # the Vary line to add when none is there
     _headers: HeaderList  # the template's: its names are every copy's
     _names: frozenset[bytes] | None  # made on first use
+    single: bytes | None  # the name, for a template of one header (with_value)
     asgi: set[bytes] | None  # the learnt names, made by the drivers on first use
     wsgi: set[str] | None
     wsgi_names: frozenset[str] | None  # names, as str

@@ -26,7 +26,15 @@ from typing import Any
 
 from bridge._http import invalid_value_bytes, is_token_bytes
 
-__all__ = ["STATE_KEY", "PlainHead", "RequestHead", "check_header", "request_state", "scan_header"]
+__all__ = [
+    "GOOD_NAMES",
+    "STATE_KEY",
+    "PlainHead",
+    "RequestHead",
+    "check_header",
+    "request_state",
+    "scan_header",
+]
 
 STATE_KEY = "middleware.state"
 """The environ key of the per-request state dict on WSGI."""
@@ -63,20 +71,20 @@ def scan_header(raw: Any, name: bytes) -> bytes | None:
 
 # Names already found valid: a core sets the same few names on every request. Bounded,
 # since a core might take a name from the request.
-_GOOD_NAMES: set[bytes] = set()
-_GOOD_NAMES_SIZE = 256
+GOOD_NAMES: set[bytes] = set()
+GOOD_NAMES_SIZE = 256
 
 
 def check_header(name: bytes, value: bytes | None = None) -> None:
     """Refuse a header a core could not mean: not a lower-case token, or a value that
     would split the head (CR, LF, NUL)."""
-    if type(name) is not bytes or name not in _GOOD_NAMES:
+    if type(name) is not bytes or name not in GOOD_NAMES:
         if not isinstance(name, bytes) or not is_token_bytes(name) or name != name.lower():
             raise ValueError(f"request header names are lower-case token bytes, not {name!r}")
-        if len(_GOOD_NAMES) >= _GOOD_NAMES_SIZE:
-            _GOOD_NAMES.clear()
+        if len(GOOD_NAMES) >= GOOD_NAMES_SIZE:
+            GOOD_NAMES.clear()
         if len(name) <= 64:
-            _GOOD_NAMES.add(name)
+            GOOD_NAMES.add(name)
     if value is not None and (
         not isinstance(value, bytes) or (not value.isalnum() and invalid_value_bytes(value))
     ):

@@ -810,25 +810,31 @@ def _learn_wsgi(add: AddHeaders, memo: AddPlan, headers: Headers) -> bool:
     return passed
 
 
-def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
-    """``start_response`` that applies ``add``; the app's own headers go out as they
-    are unless they name one of ``add``'s (then the merge, rare, is done in bytes)."""
-    tail = add._wsgi
-    if tail is None:
-        # Once per AddHeaders: a core that returns a shared one converts it once.
-        tail = add._wsgi = [
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail
-        ]
-    memo = add._plan
-    clean = memo.wsgi
-    if clean is None:
-        clean = memo.wsgi = set()
+class _AddingStart:
+    """One request's ``start_response`` that applies an :class:`AddHeaders`: the app's
+    own headers go out as they are unless they name one of ``add``'s (then the merge,
+    rare, is done in bytes).
+
+    A slotted object made without an ``__init__`` frame whose bound :meth:`start` the
+    app calls: cheaper per request than a closure, and the app's call stays
+    specialised (every request's bound method wraps the same function).
+    """
+
+    __slots__ = ("add", "clean", "start_response", "tail")
+
+    __init__ = object.__init__
+
+    add: AddHeaders
+    clean: set[str]  # add._plan.wsgi: names seen to be none of ours
+    start_response: StartResponse
+    tail: Headers  # add's headers as WSGI pairs
 
     def start(
-        status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
         # Names already seen to be none of ours (in the app's spelling): a plain loop,
         # cheaper than set.issuperset(map(...)) for a head's few names.
+        clean = self.clean
         known = True
         try:
             for pair in headers:
@@ -837,12 +843,35 @@ def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartRespon
                     break
         except (TypeError, IndexError):  # an unhashable or malformed pair
             known = False
-        if known or _learn_wsgi(add, memo, headers):
+        if known or _learn_wsgi(self.add, self.add._plan, headers):
+            tail = self.tail
             out = headers + tail if type(headers) is list else [*headers, *tail]
         else:
-            out = _to_wsgi_headers(add.merged(_to_neutral_headers(headers)))
-        return start_response(status, out, exc_info)
+            out = _to_wsgi_headers(self.add.merged(_to_neutral_headers(headers)))
+        return self.start_response(status, out, exc_info)
 
+
+_new_adding_start = _AddingStart  # type() of a class whose __init__ is object's: C code only
+
+
+def _adding_start(add: AddHeaders, start_response: StartResponse) -> StartResponse:
+    """``start_response`` that applies ``add`` (see :class:`_AddingStart`)."""
+    tail = add._wsgi
+    if tail is None:
+        # Once per AddHeaders: a core that returns a shared one converts it once.
+        tail = add._wsgi = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in add._tail
+        ]
+    plan = add._plan
+    clean = plan.wsgi
+    if clean is None:
+        clean = plan.wsgi = set()
+    adding: _AddingStart = _new_adding_start()
+    adding.add = add
+    adding.clean = clean
+    adding.start_response = start_response
+    adding.tail = tail
+    start: StartResponse = adding.start
     return start
 
 

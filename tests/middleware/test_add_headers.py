@@ -184,10 +184,27 @@ def test_with_values_keeps_the_names_and_options_and_changes_only_the_values() -
         template.with_values(b"a")
 
 
-def test_copies_from_with_values_go_out_on_every_way() -> None:
+def test_with_value_is_with_values_for_a_template_of_one_header() -> None:
+    template = AddHeaders([(b"x-id", b"-")], replace=True, vary=[b"Origin"])
+    copy = template.with_value(b"a")
+    same = template.with_values(b"a")
+    assert (copy.headers, copy.replace, copy.remove, copy.vary) == (
+        same.headers,
+        same.replace,
+        same.remove,
+        same.vary,
+    )
+    assert copy.merged([(b"x-id", b"app")]) == same.merged([(b"x-id", b"app")])
+    for headers in ([], EXTRA):
+        with pytest.raises(ValueError, match="not 1"):
+            AddHeaders(headers).with_value(b"a")
+
+
+@pytest.mark.parametrize("one", [True, False], ids=["with_value", "with_values"])
+def test_copies_from_with_values_go_out_on_every_way(one: bool) -> None:
     template = AddHeaders([(b"x-id", b"-")], replace=True)
     for value in (b"first", b"second"):
-        add = template.with_values(value)
+        add = template.with_value(value) if one else template.with_values(value)
         headers = [(b"content-type", b"text/plain"), (b"x-id", b"app")]
         for way, result in run(_make(add), headers=headers).items():
             assert [v for k, v in _lowered(result.headers) if k == b"x-id"] == [value], way

@@ -28,6 +28,12 @@ CASES: list[tuple[bytes | None, bool]] = [
     (b'a"b', False),
     (b"\xc3\xa9t\xc3\xa9", False),
     ("a\u202eb".encode(), False),  # a bidi override (UTF-8 bytes)
+    # The letters-digits-dashes shortcut and the pattern behind it agree:
+    (b"---", True),
+    (b"x" * 127 + b"-", True),
+    (b"x-" * 64 + b"x", False),  # letters and dashes, one too many
+    (b"\xb2\xb9", False),  # superscript digits in latin-1: digits to str, not to bytes
+    (b"a\x00b", False),
 ]
 
 
