@@ -16,7 +16,7 @@ from wsgiref.validate import validator
 import pytest
 
 from bridge import ClientDisconnected, InvalidResponse, ThreadPool, WSGIToASGI
-from bridge._types import Environ, StartResponse
+from bridge._types import Environ, StartResponse, WSGIApp
 from bridge._wsgi_to_asgi import _STASH_LIMIT
 from tests.bridge.harness import Exchange, http_scope, request
 
@@ -213,8 +213,8 @@ async def test_the_body_is_pulled_on_demand_not_buffered_up_front() -> None:
     assert reads == [1, 1, 3]
 
 
-async def test_a_disconnect_mid_upload_raises_from_read() -> None:
-    errors: list[BaseException] = []
+def _reader_app(errors: list[BaseException]) -> WSGIApp:
+    """A WSGI app that reads its whole body and records the ClientDisconnected it gets."""
 
     def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
         try:
@@ -224,6 +224,13 @@ async def test_a_disconnect_mid_upload_raises_from_read() -> None:
             raise
         start_response("200 OK", TEXT)
         return [b"never"]
+
+    return app
+
+
+async def test_a_disconnect_mid_upload_raises_from_read() -> None:
+    errors: list[BaseException] = []
+    app = _reader_app(errors)
 
     exchange = Exchange(body_chunks=[b"part", b"more"], disconnect_after=1)
     await exchange.run(WSGIToASGI(app), http_scope(method="POST"))
