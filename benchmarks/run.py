@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import time
 import traceback
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "load generator": f"{cfg.loadgen} (pinned to core 1; servers on core 0)",
         "mode": "quick" if cfg.quick else "full",
     }
+    interval = os.environ.get("BENCH_SWITCH_INTERVAL")
+    if interval:
+        header["servers' sys.setswitchinterval (BENCH_SWITCH_INTERVAL)"] = f"{interval} s"
     print(f"{header['date']}: {', '.join(chosen)}; load average {load_average()}")
     started = time.monotonic()
     sections: list[Section] = []
