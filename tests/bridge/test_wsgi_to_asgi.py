@@ -240,16 +240,8 @@ async def test_a_disconnect_mid_upload_raises_from_read() -> None:
 
 async def test_a_receive_that_raises_mid_upload_fails_the_read_instead_of_hanging() -> None:
     errors: list[BaseException] = []
+    app = _reader_app(errors)
     calls = 0
-
-    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        try:
-            environ["wsgi.input"].read()
-        except ClientDisconnected as exc:
-            errors.append(exc)
-            raise
-        start_response("200 OK", TEXT)
-        return [b"never"]
 
     async def receive() -> dict[str, Any]:
         nonlocal calls
