@@ -47,6 +47,7 @@ from middleware._core import (
     Response,
     handshake_headers,
 )
+from middleware._headers import all_known
 from middleware._request import (
     GOOD_NAMES,
     check_header,
@@ -174,17 +175,14 @@ class ScopeHead(RequestHead):
                 del scope["raw_path"]  # optional in the spec; a wrong one would mislead
 
     def set_header(self, name: bytes, value: bytes) -> None:
-        # check_header's usual answer without its frame (see add_header).
-        if (
-            type(name) is not bytes
-            or name not in GOOD_NAMES
-            or type(value) is not bytes
-            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
-        ):
-            check_header(name, value)
-        headers = [pair for pair in self._scope["headers"] if pair[0] != name]
-        headers.append((name, value))
-        self._scope["headers"] = headers  # a new list: the server's stays as it was
+        scope = self._scope
+        old = scope["headers"]
+        scope["headers"] = [pair for pair in old if pair[0] != name]  # a new list
+        try:
+            self.add_header(name, value)
+        except Exception:
+            scope["headers"] = old  # a refused header changes nothing
+            raise
 
     def add_header(self, name: bytes, value: bytes) -> None:
         # check_header's usual answer without its frame: a name already found valid
@@ -563,19 +561,8 @@ class _Adding:
         raw = message.get("headers", ())
         if type(raw) is not list:
             raw = list(raw)  # any iterable, once
-        # Names already seen to need no merge: a plain loop (cheaper than
-        # set.issuperset(map(...)) for a head's few names).
-        clean = self.clean
-        known = True
-        try:
-            for pair in raw:
-                if pair[0] not in clean:
-                    known = False
-                    break
-        except (TypeError, IndexError):  # an unhashable or malformed pair
-            known = False
         add = self.add
-        if known or _learn_clean(add, raw):
+        if all_known(raw, self.clean) or _learn_clean(add, raw):
             headers = raw + add._tail  # the usual case: nothing to drop or merge
         else:
             # One of ours, or a name not in lower case (ASGI requires it; be lenient).

@@ -6,12 +6,13 @@ and recipients combine them with commas) decide the merging rules here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # at run time this module imports nothing: _core uses it too
     from middleware.api import HeaderList
 
-__all__ = ["add_vary", "find", "split_tokens"]
+__all__ = ["add_vary", "all_known", "find", "split_tokens"]
 
 
 def find(headers: HeaderList, name: bytes) -> bytes | None:
@@ -20,6 +21,22 @@ def find(headers: HeaderList, name: bytes) -> bytes | None:
         if key == name:
             return value
     return None
+
+
+def all_known(pairs: Iterable[Any], known: set[Any]) -> bool:
+    """Whether every pair's name is in ``known`` (``False`` for a malformed pair).
+
+    Both drivers ask this of an app's response headers before adding theirs: names
+    already seen to need no merge. A plain loop is cheaper than
+    ``set.issuperset(map(...))`` for a head's few names.
+    """
+    try:
+        for pair in pairs:
+            if pair[0] not in known:
+                return False
+    except (TypeError, IndexError):  # an unhashable or malformed pair
+        return False
+    return True
 
 
 def split_tokens(value: bytes) -> list[bytes]:

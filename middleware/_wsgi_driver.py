@@ -57,6 +57,7 @@ from middleware._core import (
     Response,
     handshake_headers,
 )
+from middleware._headers import all_known
 from middleware._request import (
     STATE_KEY,
     check_header,
@@ -832,18 +833,8 @@ class _AddingStart:
     def start(
         self, status: str, headers: Headers, exc_info: OptExcInfo | None = None, /
     ) -> Callable[[bytes], object]:
-        # Names already seen to be none of ours (in the app's spelling): a plain loop,
-        # cheaper than set.issuperset(map(...)) for a head's few names.
-        clean = self.clean
-        known = True
-        try:
-            for pair in headers:
-                if pair[0] not in clean:
-                    known = False
-                    break
-        except (TypeError, IndexError):  # an unhashable or malformed pair
-            known = False
-        if known or _learn_wsgi(self.add, self.add._plan, headers):
+        # Names already seen to be none of ours (in the app's spelling).
+        if all_known(headers, self.clean) or _learn_wsgi(self.add, self.add._plan, headers):
             tail = self.tail
             out = headers + tail if type(headers) is list else [*headers, *tail]
         else:

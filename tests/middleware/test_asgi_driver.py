@@ -298,6 +298,20 @@ def test_a_scope_heads_header_joins_repeated_fields_and_says_none_when_absent() 
     assert head.header(b"x-b") is None
 
 
+def test_a_scope_heads_set_header_replaces_every_field_and_a_refused_one_changes_nothing() -> None:
+    from middleware._asgi_driver import ScopeHead
+
+    served = [(b"x-a", b"1"), (b"host", b"h"), (b"x-a", b"2")]
+    scope = {"type": "http", "method": "GET", "headers": served}
+    head = ScopeHead(scope)
+    head.set_header(b"x-a", b"new-1")
+    assert scope["headers"] == [(b"host", b"h"), (b"x-a", b"new-1")]
+    assert served == [(b"x-a", b"1"), (b"host", b"h"), (b"x-a", b"2")]  # the server's list
+    with pytest.raises(ValueError, match="invalid value"):
+        head.set_header(b"host", b"evil\r\nx-b: 1")
+    assert scope["headers"] == [(b"host", b"h"), (b"x-a", b"new-1")]
+
+
 class _Recording(Handler):
     """Holds the head, upper-cases the body, records every call in order."""
 
