@@ -53,6 +53,10 @@ class DisconnectSignal:
         if listen is not None:
             listen()
 
+    def _detach(self) -> None:
+        """The request is over: never start listening (and drop the adapter's callable)."""
+        self._listen = None
+
     def is_set(self) -> bool:
         """Whether the client has gone (a cheap poll)."""
         if self._listen is not None:

@@ -124,6 +124,11 @@ async def _to_thread(fn: Callable[[], object]) -> object:
     return await to_thread(fn)
 
 
+def _write_after_return(data: bytes) -> None:
+    """``start_response()``'s ``write`` once the app's call is over."""
+    raise RuntimeError("write() called after the WSGI app's call returned")
+
+
 def _resolve(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -280,6 +285,12 @@ class _Exchange:
                     raise self._abort
 
     def _post_end(self, error: BaseException | None) -> None:
+        # The call is over: drop the signal's reference back to the exchange (listening
+        # now would start nothing). With it, and the response head's (dropped in run()),
+        # an exchange and all it holds, the server's receive and send included, sat in
+        # reference cycles that only the cyclic collector could free. Done before the
+        # post, so that nothing is left for the worker once the loop has the end.
+        self._disconnected._detach()
         held, self._held = self._held, None
         with self._lock:
             if held:
@@ -490,6 +501,8 @@ class _Exchange:
         finally:
             close_app_iterable(iterable, environ)
             del iterable
+            # The head's reference back to the exchange (see _post_end).
+            self.response.write = _write_after_return
             self._post_end(error)
 
     def pull(self) -> tuple[bytes, bool]:

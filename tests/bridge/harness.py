@@ -7,10 +7,12 @@ it vanish mid-stream, see each message as it is sent, and count ``receive()`` ca
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge import ThreadPool
 from bridge._types import ASGIApp, Message
 
 
@@ -132,6 +134,18 @@ class Exchange:
     @property
     def complete(self) -> bool:
         return self._complete.is_set()
+
+
+async def pool_idle(pool: ThreadPool, timeout: float = 5.0) -> bool:
+    """Whether ``pool`` has no job running or waiting, within ``timeout`` seconds.
+
+    The response can reach the client a moment before its worker is done (it frees the
+    request's objects, then takes the next job): a test polls rather than looking once.
+    """
+    deadline = time.monotonic() + timeout
+    while pool.pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
+    return pool.pending == 0
 
 
 async def request(

@@ -15,7 +15,7 @@ import pytest
 from bridge import ThreadPool, WSGIToASGI
 from bridge._pool import DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT
 from bridge._types import Environ, StartResponse
-from tests.bridge.harness import Exchange, http_scope
+from tests.bridge.harness import Exchange, http_scope, pool_idle
 
 
 def test_a_job_expired_before_a_worker_takes_it_never_runs() -> None:
@@ -118,7 +118,7 @@ async def test_a_request_queued_past_the_deadline_gets_503_with_retry_after_and_
         # A later request runs normally; the expired one never did.
         assert (await Exchange().run(adapter, http_scope("/later"))).body == b"ok"
         assert app.served == {"/block": 1, "/later": 1}
-        assert pool.pending == 0
+        assert await pool_idle(pool)
     finally:
         app.release.set()
         pool.shutdown(wait=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import logging
 import sys
 import threading
@@ -147,6 +148,36 @@ async def test_contextvars_flow_into_the_worker_thread() -> None:
         return [var.get().encode()]
 
     assert (await request(WSGIToASGI(app))).body == b"from-the-loop"
+
+
+async def test_a_served_request_leaves_nothing_for_the_cycle_collector() -> None:
+    # Once the worker is done, reference counting frees the exchange and what it holds
+    # (the server's receive and send among them): no cycle waits for a gc pass.
+    pool = ThreadPool(max_workers=1)
+    adapter = WSGIToASGI(hello, pool=pool)
+    await request(adapter)  # warm-up: the worker thread, imports, caches
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        exchange = await request(adapter)
+        await wait_until(lambda: pool.pending == 0)
+        gc.collect()
+        # The adapter's own objects: anything of the harness's is not this test's business.
+        left = sorted(
+            {
+                type(thing).__name__
+                for thing in gc.garbage
+                if type(thing).__module__.startswith("bridge.")
+            }
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        pool.shutdown()
+    assert exchange.messages[-1]["body"] == b"hello"
+    assert left == []
 
 
 async def test_the_app_runs_off_the_event_loop_thread() -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from bridge import ThreadPool, WSGIToASGI
 from bridge._asgi_to_wsgi import ASGIToWSGI
-from tests.bridge.harness import http_scope, request
+from tests.bridge.harness import http_scope, pool_idle, request
 from tests.faults.leaks import Snapshot, assert_no_leaks
 from tests.servers import asgi_server_argv, free_port, require_module, serve, wsgi_server_argv
 from tests.wsgi_call import call_wsgi_app
@@ -370,7 +370,7 @@ async def test_wsgi_to_asgi_header_repeats_over_the_cap_is_431(
     exchange = await request(app, headers=[(b"cookie", b"a=%d" % i) for i in range(6)])
     assert exchange.status == 431
     assert any(r.name == W2A and "repeated too often" in r.getMessage() for r in caplog.records)
-    assert pool.pending == 0
+    assert await pool_idle(pool)
 
 
 async def test_wsgi_to_asgi_huge_header_block_is_passed_through(pool: ThreadPool) -> None:

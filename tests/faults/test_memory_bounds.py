@@ -29,7 +29,7 @@ from bridge._pool import ThreadPool
 from bridge._scope import _HEADER_NAMES, _RESPONSE_NAMES, request_headers, response_head
 from middleware import CORS, GZip
 from middleware._core import PlainHead, scan_header
-from tests.bridge.harness import http_scope, request
+from tests.bridge.harness import http_scope, pool_idle, request
 from tests.middleware.harness import Reply, Request, call_wsgi, wsgi_app
 from tests.servers import asgi_server_argv, free_port, require_module, serve
 
@@ -248,7 +248,7 @@ async def test_wsgi_to_asgi_answers_431_to_a_field_over_the_byte_cap() -> None:
         big = b"v" * (MAX_FIELD_BYTES // 4 + 1)
         exchange = await request(app, headers=[(b"host", b"x"), *[(b"x-a", big)] * 4])
         assert exchange.status == 431
-        assert pool.pending == 0
+        assert await pool_idle(pool)
     finally:
         pool.shutdown()
 
