@@ -244,6 +244,18 @@ class TaskLoop(asyncio.SelectorEventLoop):
                     {"message": f"Exception in callback {callback!r}", "exception": exc}
                 )
 
+    def _read_from_self(self) -> None:
+        # One recv() per wake-up, where asyncio's loops until recv() raises
+        # BlockingIOError: that second call and its exception cost every wake-up of the
+        # shared loop (one per request). The selector is level-triggered, so bytes left
+        # after one read (over 4096 wake-ups at once) wake the next select() at once.
+        try:
+            data = self._ssock.recv(4096)  # type: ignore[attr-defined]
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            self._process_self_data(data)  # type: ignore[attr-defined]
+
     def run_ready(self) -> None:
         """Run the callbacks that are ready now (one short loop run), then return."""
         self.run_until_complete(_one_step())

@@ -252,3 +252,23 @@ def test_a_timer_set_and_cancelled_in_the_step_keeps_the_spare_a_live_one_retire
     loop.run_until_complete(task)  # the timer fires meanwhile: it cancels the old spare
     assert tasks[4] == "finished"
     assert ran == []
+
+
+def test_wake_ups_beyond_one_read_of_the_self_pipe_are_all_drained() -> None:
+    # TaskLoop reads its self-pipe once per wake-up (4096 bytes at most); a backlog
+    # larger than that must wake the selector again until it is empty, not hang.
+    shared = SharedLoop(name="test-self-pipe")
+    loop = shared.get()
+    try:
+        gate = threading.Event()
+        loop.call_soon_threadsafe(gate.wait)  # the loop thread blocks: writes pile up
+        ran: list[int] = []
+        for n in range(3 * 4096):
+            loop.call_soon_threadsafe(ran.append, n)
+        gate.set()
+        assert shared.run(asyncio.sleep(0, "woke"), timeout=10) == "woke"
+        assert ran == list(range(3 * 4096))
+        # Nothing left in the pipe: the next wake-up from another thread still lands.
+        assert shared.run(asyncio.sleep(0.01, "again"), timeout=10) == "again"
+    finally:
+        shared.stop()
