@@ -302,7 +302,9 @@ class TaskLoop(asyncio.SelectorEventLoop):
                 _set_running_loop(None)
         return task
 
-    def run_first_step(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    def run_first_step(
+        self, coro: Coroutine[Any, Any, None], *, on_loop: bool = False
+    ) -> asyncio.Task[None] | None:
         """Run ``coro``'s first step in this thread; ``None`` if it finished there, else
         the task that now drives it.
 
@@ -317,16 +319,18 @@ class TaskLoop(asyncio.SelectorEventLoop):
         serves the next request. Otherwise the spare becomes the coroutine's task,
         which goes on driving it from where the step left it (a new spare is made when
         next needed), so whatever captured ``current_task()`` holds the task that runs
-        it to the end. Same conditions as ``start_task``.
+        it to the end. Same conditions as ``start_task``; or, with ``on_loop``, from a
+        callback on this loop while it runs (the shared loop), like ``create_task_now``.
         """
         spare = self.spare
         if spare is None:
-            spare = self._new_spare()
+            spare = self._new_spare(on_loop)
         mark = self.scheduled
         timers: list[asyncio.TimerHandle] = []
         self._step_timers = timers
         context = contextvars.copy_context()
-        _set_running_loop(self)
+        if not on_loop:
+            _set_running_loop(self)
         _enter_task(self, spare)
         try:
             yielded = context.run(coro.send, None)
@@ -350,7 +354,8 @@ class TaskLoop(asyncio.SelectorEventLoop):
         finally:
             self._step_timers = None
             _leave_task(self, spare)
-            _set_running_loop(None)
+            if not on_loop:
+                _set_running_loop(None)
         # The spare waits on its wake future all along, so cancel() cancels that. A timer
         # set and cancelled in the step (asyncio.timeout around work that never waited)
         # cannot reach it; one still live might.
@@ -364,11 +369,15 @@ class TaskLoop(asyncio.SelectorEventLoop):
             self._retire_spare(spare)
         return None
 
-    def _new_spare(self) -> asyncio.Task[None]:
+    def _new_spare(self, on_loop: bool) -> asyncio.Task[None]:
         wake: asyncio.Future[None] = self.create_future()
         handoff: list[_Handoff] = []
-        # Its first step (up to awaiting wake) runs now, like start_task's.
-        spare = self.start_task(_host(wake, handoff), "ASGIToWSGI request")
+        # Its first step (up to awaiting wake) runs now.
+        host = _host(wake, handoff)
+        if on_loop:
+            spare = self.create_task_now(host, "ASGIToWSGI request")
+        else:
+            spare = self.start_task(host, "ASGIToWSGI request")
         self.spare = spare
         self._spare_wake = wake
         self._spare_handoff = handoff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Iterator
@@ -270,5 +271,37 @@ def test_wake_ups_beyond_one_read_of_the_self_pipe_are_all_drained() -> None:
         assert ran == list(range(3 * 4096))
         # Nothing left in the pipe: the next wake-up from another thread still lands.
         assert shared.run(asyncio.sleep(0.01, "again"), timeout=10) == "again"
+    finally:
+        shared.stop()
+
+
+def test_on_a_running_loop_the_first_step_leaves_the_loop_running_and_its_task_goes_on() -> None:
+    # The shared loop runs each request's first step in a callback on the running loop.
+    shared = SharedLoop(name="test-on-loop")
+    loop = shared.get()
+    seen: list[Any] = []
+
+    async def quick() -> None:
+        seen.append(("quick", asyncio.current_task() is not None))
+
+    async def waits() -> None:
+        first = asyncio.current_task()
+        await asyncio.sleep(0.01)
+        seen.append(("waits", asyncio.current_task() is first))
+
+    def start_both(done: concurrent.futures.Future[Any]) -> None:
+        tasks = [loop.run_first_step(quick(), on_loop=True)]
+        seen.append(("still running", asyncio.get_running_loop() is loop))
+        tasks.append(loop.run_first_step(waits(), on_loop=True))
+        done.set_result(tasks)
+
+    try:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(start_both, done)
+        finished, task = done.result(timeout=10)
+        assert finished is None
+        assert task is not None
+        shared.run(asyncio.wait_for(asyncio.shield(task), 10), timeout=10)  # type: ignore[arg-type]
+        assert seen == [("quick", True), ("still running", True), ("waits", True)]
     finally:
         shared.stop()
