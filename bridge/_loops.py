@@ -183,6 +183,7 @@ class TaskLoop(asyncio.SelectorEventLoop):
         # Returned for the captured step; Task.__init__ ignores the handle it gets.
         self._unscheduled = asyncio.Handle(_nothing, (), self)
         self._incoming = deque()
+        self._incoming_handle = asyncio.Handle(self._run_incoming, (), self)
         # BaseEventLoop's queue of ready callbacks, which run_ready_once() runs.
         self.ready: deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
 
@@ -226,7 +227,12 @@ class TaskLoop(asyncio.SelectorEventLoop):
         self._incoming.append((contextvars.copy_context(), callback, args))
         if not self._incoming_pending:
             self._incoming_pending = True
-            self.call_soon_threadsafe(self._run_incoming)
+            # call_soon_threadsafe() spelled out, with one handle made once instead of
+            # a new one per wake-up (a deque append is atomic; each callback runs in
+            # its own context anyway).
+            self._check_closed()  # type: ignore[attr-defined]
+            self.ready.append(self._incoming_handle)
+            self._write_to_self()  # type: ignore[attr-defined]
 
     def _run_incoming(self) -> None:
         # Cleared before the queue is emptied: a caller that still saw it set has
