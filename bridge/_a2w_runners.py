@@ -41,9 +41,6 @@ _get_running_loop = asyncio._get_running_loop
 # How far shared mode reads a request body ahead per hand-off (see SharedLink).
 READ_AHEAD_BYTES = 512 * 1024
 
-# The name of every request's task (naming them costs per request; this one says whose).
-_TASK_NAME = "ASGIToWSGI request"
-
 
 def _resolve(future: asyncio.Future[Any], value: Any = None) -> None:
     if not future.done():
@@ -225,10 +222,11 @@ class SharedLink:
         self.loop.call_soon_batched(self._create_task, coro)
 
     def _create_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        # Its first step runs in this callback: one pass of the loop less per request.
+        # Its first step runs in this callback (one pass of the loop less per request),
+        # without a task of its own unless it waits (run_first_step).
         self._first_step = True
         try:
-            self.task = self.loop.create_task_now(coro, _TASK_NAME)
+            self.task = self.loop.run_first_step(coro, on_loop=True)
         finally:
             self._first_step = False
         if self._changed and not self._ended:

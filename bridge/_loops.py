@@ -183,6 +183,7 @@ class TaskLoop(asyncio.SelectorEventLoop):
         # Returned for the captured step; Task.__init__ ignores the handle it gets.
         self._unscheduled = asyncio.Handle(_nothing, (), self)
         self._incoming = deque()
+        self._incoming_handle = asyncio.Handle(self._run_incoming, (), self)
         # BaseEventLoop's queue of ready callbacks, which run_ready_once() runs.
         self.ready: deque[asyncio.Handle] = self._ready  # type: ignore[attr-defined]
 
@@ -226,7 +227,12 @@ class TaskLoop(asyncio.SelectorEventLoop):
         self._incoming.append((contextvars.copy_context(), callback, args))
         if not self._incoming_pending:
             self._incoming_pending = True
-            self.call_soon_threadsafe(self._run_incoming)
+            # call_soon_threadsafe() spelled out, with one handle made once instead of
+            # a new one per wake-up (a deque append is atomic; each callback runs in
+            # its own context anyway).
+            self._check_closed()  # type: ignore[attr-defined]
+            self.ready.append(self._incoming_handle)
+            self._write_to_self()  # type: ignore[attr-defined]
 
     def _run_incoming(self) -> None:
         # Cleared before the queue is emptied: a caller that still saw it set has
@@ -243,6 +249,18 @@ class TaskLoop(asyncio.SelectorEventLoop):
                 self.call_exception_handler(
                     {"message": f"Exception in callback {callback!r}", "exception": exc}
                 )
+
+    def _read_from_self(self) -> None:
+        # One recv() per wake-up, where asyncio's loops until recv() raises
+        # BlockingIOError: that second call and its exception cost every wake-up of the
+        # shared loop (one per request). The selector is level-triggered, so bytes left
+        # after one read (over 4096 wake-ups at once) wake the next select() at once.
+        try:
+            data = self._ssock.recv(4096)  # type: ignore[attr-defined]
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            self._process_self_data(data)  # type: ignore[attr-defined]
 
     def run_ready(self) -> None:
         """Run the callbacks that are ready now (one short loop run), then return."""
@@ -290,7 +308,9 @@ class TaskLoop(asyncio.SelectorEventLoop):
                 _set_running_loop(None)
         return task
 
-    def run_first_step(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    def run_first_step(
+        self, coro: Coroutine[Any, Any, None], *, on_loop: bool = False
+    ) -> asyncio.Task[None] | None:
         """Run ``coro``'s first step in this thread; ``None`` if it finished there, else
         the task that now drives it.
 
@@ -305,16 +325,18 @@ class TaskLoop(asyncio.SelectorEventLoop):
         serves the next request. Otherwise the spare becomes the coroutine's task,
         which goes on driving it from where the step left it (a new spare is made when
         next needed), so whatever captured ``current_task()`` holds the task that runs
-        it to the end. Same conditions as ``start_task``.
+        it to the end. Same conditions as ``start_task``; or, with ``on_loop``, from a
+        callback on this loop while it runs (the shared loop), like ``create_task_now``.
         """
         spare = self.spare
         if spare is None:
-            spare = self._new_spare()
+            spare = self._new_spare(on_loop)
         mark = self.scheduled
         timers: list[asyncio.TimerHandle] = []
         self._step_timers = timers
         context = contextvars.copy_context()
-        _set_running_loop(self)
+        if not on_loop:
+            _set_running_loop(self)
         _enter_task(self, spare)
         try:
             yielded = context.run(coro.send, None)
@@ -338,7 +360,8 @@ class TaskLoop(asyncio.SelectorEventLoop):
         finally:
             self._step_timers = None
             _leave_task(self, spare)
-            _set_running_loop(None)
+            if not on_loop:
+                _set_running_loop(None)
         # The spare waits on its wake future all along, so cancel() cancels that. A timer
         # set and cancelled in the step (asyncio.timeout around work that never waited)
         # cannot reach it; one still live might.
@@ -352,11 +375,15 @@ class TaskLoop(asyncio.SelectorEventLoop):
             self._retire_spare(spare)
         return None
 
-    def _new_spare(self) -> asyncio.Task[None]:
+    def _new_spare(self, on_loop: bool) -> asyncio.Task[None]:
         wake: asyncio.Future[None] = self.create_future()
         handoff: list[_Handoff] = []
-        # Its first step (up to awaiting wake) runs now, like start_task's.
-        spare = self.start_task(_host(wake, handoff), "ASGIToWSGI request")
+        # Its first step (up to awaiting wake) runs now.
+        host = _host(wake, handoff)
+        if on_loop:
+            spare = self.create_task_now(host, "ASGIToWSGI request")
+        else:
+            spare = self.start_task(host, "ASGIToWSGI request")
         self.spare = spare
         self._spare_wake = wake
         self._spare_handoff = handoff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Iterator
@@ -252,3 +253,55 @@ def test_a_timer_set_and_cancelled_in_the_step_keeps_the_spare_a_live_one_retire
     loop.run_until_complete(task)  # the timer fires meanwhile: it cancels the old spare
     assert tasks[4] == "finished"
     assert ran == []
+
+
+def test_wake_ups_beyond_one_read_of_the_self_pipe_are_all_drained() -> None:
+    # TaskLoop reads its self-pipe once per wake-up (4096 bytes at most); a backlog
+    # larger than that must wake the selector again until it is empty, not hang.
+    shared = SharedLoop(name="test-self-pipe")
+    loop = shared.get()
+    try:
+        gate = threading.Event()
+        loop.call_soon_threadsafe(gate.wait)  # the loop thread blocks: writes pile up
+        ran: list[int] = []
+        for n in range(3 * 4096):
+            loop.call_soon_threadsafe(ran.append, n)
+        gate.set()
+        assert shared.run(asyncio.sleep(0, "woke"), timeout=10) == "woke"
+        assert ran == list(range(3 * 4096))
+        # Nothing left in the pipe: the next wake-up from another thread still lands.
+        assert shared.run(asyncio.sleep(0.01, "again"), timeout=10) == "again"
+    finally:
+        shared.stop()
+
+
+def test_on_a_running_loop_the_first_step_leaves_the_loop_running_and_its_task_goes_on() -> None:
+    # The shared loop runs each request's first step in a callback on the running loop.
+    shared = SharedLoop(name="test-on-loop")
+    loop = shared.get()
+    seen: list[Any] = []
+
+    async def quick() -> None:
+        seen.append(("quick", asyncio.current_task() is not None))
+
+    async def waits() -> None:
+        first = asyncio.current_task()
+        await asyncio.sleep(0.01)
+        seen.append(("waits", asyncio.current_task() is first))
+
+    def start_both(done: concurrent.futures.Future[Any]) -> None:
+        tasks = [loop.run_first_step(quick(), on_loop=True)]
+        seen.append(("still running", asyncio.get_running_loop() is loop))
+        tasks.append(loop.run_first_step(waits(), on_loop=True))
+        done.set_result(tasks)
+
+    try:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        loop.call_soon_threadsafe(start_both, done)
+        finished, task = done.result(timeout=10)
+        assert finished is None
+        assert task is not None
+        shared.run(asyncio.wait_for(asyncio.shield(task), 10), timeout=10)  # type: ignore[arg-type]
+        assert seen == [("quick", True), ("still running", True), ("waits", True)]
+    finally:
+        shared.stop()
