@@ -59,6 +59,7 @@ from middleware._core import (
 )
 from middleware._headers import all_known
 from middleware._request import (
+    GOOD_NAMES,
     STATE_KEY,
     check_header,
     check_root_path,
@@ -168,14 +169,23 @@ class EnvironHead(RequestHead):
 
     def set_header(self, name: bytes, value: bytes) -> None:
         check_header(name, value)
-        self._environ[_key(name)] = value.decode("latin-1")
+        self._environ[_KEY_CACHE.get(name) or _key(name)] = value.decode("latin-1")
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        check_header(name, value)
-        key = _key(name)
+        # check_header's and _key's usual answers without their frames (a request id
+        # added per request, as ScopeHead.add_header); they decide the rest.
+        if (
+            type(name) is not bytes
+            or name not in GOOD_NAMES
+            or type(value) is not bytes
+            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
+        ):
+            check_header(name, value)
+        key = _KEY_CACHE.get(name) or _key(name)  # "" (dropped) is _key's to refuse
         text = value.decode("latin-1")
-        existing = self._environ.get(key)
-        self._environ[key] = text if existing is None else existing + ", " + text
+        environ = self._environ
+        existing = environ.get(key)
+        environ[key] = text if existing is None else existing + ", " + text
 
     def remove_header(self, name: bytes) -> None:
         check_header(name)

@@ -402,3 +402,23 @@ def test_a_one_chunk_access_log_line_is_written_on_close(
         assert caplog.records == []  # not before the server is done with the body
         body.close()  # type: ignore[attr-defined]
         assert [r.http["status"] for r in caplog.records] == [200]  # type: ignore[attr-defined]
+
+
+def test_an_environ_heads_add_header_joins_and_refuses_as_check_header_does() -> None:
+    from middleware._wsgi_driver import EnvironHead
+
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "HTTP_X_ID": "a"}
+    head = EnvironHead(environ)
+    for _ in range(2):  # the second time, the name is one already found valid
+        head.add_header(b"x-id", b"b")
+    assert environ["HTTP_X_ID"] == "a, b, b"
+    head.add_header(b"x-new", b"v 1")  # not alphanumeric: checked, and valid
+    assert environ["HTTP_X_NEW"] == "v 1"
+    for _ in range(2):
+        with pytest.raises(ValueError, match="invalid value"):
+            head.add_header(b"x-id", b"evil\r\nx-b: 1")
+        with pytest.raises(ValueError, match="cannot be expressed"):
+            head.add_header(b"x_id", b"1")  # CGI cannot tell it from x-id
+        with pytest.raises(ValueError, match="lower-case token"):
+            head.add_header(b"X-Id", b"1")
+    assert environ["HTTP_X_ID"] == "a, b, b"
