@@ -50,10 +50,22 @@ MEMO_ENTRIES = 256  # per memo
 MEMO_KEY_CHARS = 4096
 
 _templates: dict[tuple[Any, ...], dict[str, Any]] = {}
-# environ keys -> (environ key, ASGI name) of each header among them, in environ order,
-# and what reads the _TARGET values present among them.
-_Shape = tuple[tuple[tuple[str, bytes], ...], Callable[[Environ], Any]]
+# environ keys -> (environ key, ASGI name) of each header among them, in environ order;
+# what reads the _TARGET values present among them; and the CGI headers among them.
+_Shape = tuple[
+    tuple[tuple[str, bytes], ...],
+    Callable[[Environ], Any],
+    tuple[tuple[bytes, str], ...],
+]
 _header_plans: dict[tuple[str, ...], _Shape] = {}
+# The last stored (environ keys, shape, target values, template): a server sends one shape
+# and a few targets over and over, and comparing a request's keys and values with the
+# last ones costs less than hashing them for the memos (the strings are new each
+# request, so their hashes are computed afresh). Read and replaced whole, so threads
+# see a consistent entry; it only ever holds what the memos held.
+_Last = tuple[tuple[Any, ...], _Shape | None, tuple[Any, ...], dict[str, Any] | None]
+_NO_LAST: _Last = ((None,), None, (None,), None)
+_last = _NO_LAST
 
 
 def _storable(key: tuple[Any, ...]) -> bool:
@@ -70,8 +82,10 @@ def _storable(key: tuple[Any, ...]) -> bool:
 
 
 def _store(memo: dict[Any, Any], key: tuple[Any, ...], value: Any) -> None:
+    global _last
     if len(memo) >= MEMO_ENTRIES:
         memo.clear()  # start over: a client inventing keys only causes misses
+        _last = _NO_LAST
     memo[key] = value
 
 
@@ -95,7 +109,8 @@ def _header_plan(keys: tuple[str, ...]) -> _Shape:
         target = lambda environ: (environ[only],)  # noqa: E731
     else:
         target = _no_target
-    return tuple(plan), target
+    cgi = tuple((name, key) for name, key in _CGI_HEADERS if key in keys)
+    return tuple(plan), target, cgi
 
 
 def _template(scope: Scope) -> dict[str, Any]:
@@ -115,16 +130,30 @@ def a2w_scope(
 
     Raises ``ScopeError`` as ``http_scope`` does.
     """
+    global _last
     keys = tuple(environ)
+    last = _last
     try:
-        shape = _header_plans.get(keys)
-        if shape is not None:
-            # The reader is part of the key: it says which _TARGET keys are present.
-            target: tuple[Any, ...] = (shape[1], shape[1](environ))
-            template = _templates.get(target)
+        if keys == last[0] and _templates:  # (a memo cleared from outside: not last)
+            shape = last[1]
+            assert shape is not None  # stored together with its keys
+            values = shape[1](environ)
+            if values == last[2]:
+                template = last[3]
+            else:
+                template = _templates.get((shape[1], values))
+                if template is not None:
+                    _last = (keys, shape, values, template)
         else:
-            target = ()
-            template = None
+            shape = _header_plans.get(keys)
+            if shape is not None:
+                # The reader is part of the key: it says which _TARGET keys are present.
+                values = shape[1](environ)
+                template = _templates.get((shape[1], values))
+                if template is not None:
+                    _last = (keys, shape, values, template)
+            else:
+                template = None
     except TypeError:  # an unhashable value: nothing to memoise
         return http_scope(environ, state=state, extensions=extensions)
     if template is None or shape is None:
@@ -134,21 +163,23 @@ def a2w_scope(
                 return scope
             shape = _header_plan(keys)
             _store(_header_plans, keys, shape)
-            target = (shape[1], shape[1](environ))
-        if _storable(target[1]):
-            _store(_templates, target, _template(scope))
+        values = shape[1](environ)
+        if _storable(values):
+            template = _template(scope)
+            _store(_templates, (shape[1], values), template)
+            _last = (keys, shape, values, template)
         return scope
-    get = environ.get
     headers = []
     for key, name in shape[0]:  # not a comprehension: that is one more call in 3.11
         headers.append((name, environ[key].encode("latin-1")))
-    for name, cgi in _CGI_HEADERS:
-        value = get(cgi)
+    for name, cgi in shape[2]:  # only those among the keys: most requests have none
+        value = environ[cgi]
         if value:
             headers.append((name, value.encode("latin-1")))
     scope = template.copy()
     scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # fresh: apps may write
     scope["headers"] = headers
+    get = environ.get
     host = get("REMOTE_ADDR")
     port = get("REMOTE_PORT")
     if host and type(port) is str and port.isdigit():

@@ -137,3 +137,20 @@ def test_stored_templates_keep_no_request_values() -> None:
     (template,) = _a2w_scope._templates.values()
     for name in ("headers", "client", "state", "extensions", "asgi"):
         assert template[name] is None
+
+
+def test_alternating_targets_of_one_shape_each_get_their_own_scope() -> None:
+    # The last stored entry answers a repeat; the memo answers the one before it.
+    first = environ(PATH_INFO="/a", CONTENT_TYPE="text/plain", CONTENT_LENGTH="")
+    second = environ(PATH_INFO="/b", CONTENT_TYPE="", CONTENT_LENGTH="7")
+    for env in (first, second, first, first, second, second, first):
+        assert a2w_scope(env, {"s": 1}, {"e": {}}) == expected(env)
+
+
+def test_the_last_entry_is_always_one_the_memo_holds() -> None:
+    for n in range(2 * MEMO_ENTRIES + 1):
+        a2w_scope(environ(PATH_INFO=f"/{n}"), {}, {})
+        last = _a2w_scope._last[3]
+        assert any(last is template for template in _a2w_scope._templates.values())
+    env = environ(HTTP_ACCEPT="x/y")
+    assert a2w_scope(env, {"s": 1}, {"e": {}}) == expected(env)
