@@ -155,6 +155,38 @@ def test_the_task_seen_in_the_first_step_is_the_one_that_runs_the_rest(
     assert var.get() == "unset"
 
 
+def test_first_steps_that_return_raise_or_wait_each_leave_the_next_one_working(
+    loop: TaskLoop,
+) -> None:
+    # One driver of first steps serves every step that returns; a step that raises or
+    # waits takes it along (the task that took over drives it to its end).
+    async def returns() -> None:
+        return None
+
+    async def raises() -> None:
+        raise LookupError("app error")
+
+    results: list[Any] = []
+
+    async def waits() -> None:
+        await asyncio.sleep(0.001)
+        await returns()
+        results.append("done")
+
+    for _ in range(2):
+        assert loop.run_first_step(returns()) is None
+    with pytest.raises(LookupError, match="app error"):
+        loop.run_first_step(raises())
+    assert loop.run_first_step(returns()) is None
+    task = loop.run_first_step(waits())
+    assert task is not None
+    assert loop.run_first_step(returns()) is None  # while the other still waits
+    loop.run_until_complete(task)
+    assert task.exception() is None
+    assert results == ["done"]
+    assert loop.run_first_step(returns()) is None
+
+
 def test_a_request_that_leaves_work_behind_does_not_share_its_task_with_the_next(
     loop: TaskLoop,
 ) -> None:
