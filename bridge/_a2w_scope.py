@@ -179,9 +179,11 @@ def a2w_scope(
     scope = template.copy()
     scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # fresh: apps may write
     scope["headers"] = headers
-    get = environ.get
-    host = get("REMOTE_ADDR")
-    port = get("REMOTE_PORT")
+    try:  # subscripts, not environ.get(): no bound method and no calls
+        host = environ["REMOTE_ADDR"]
+        port = environ["REMOTE_PORT"]
+    except KeyError:
+        host = None  # _client() says what that means
     if host and type(port) is str and port.isdigit():
         scope["client"] = (host, int(port))
     else:
