@@ -469,7 +469,8 @@ class _Exchange:
         """
         try:
             environ = build_environ(scope, None, max_header_repeats=adapter._max_header_repeats)
-            environ["wsgi.input"] = BodyStream(first, more, self.pull, limit=adapter._max_body_size)
+            # limit positionally: a keyword to a class call costs a dict (~1k instructions).
+            environ["wsgi.input"] = BodyStream(first, more, self.pull, adapter._max_body_size)
         except (RequestRejected, BodyTooLarge) as error:
             if isinstance(error, RequestRejected):
                 logger.warning("rejected request: %s", error.reason)
