@@ -47,6 +47,9 @@ _RUNNING: Final = JobState.RUNNING
 _EXPIRED: Final = JobState.EXPIRED
 
 
+_NOTHING: Final[Any] = object()  # no job taken (None is the sentinel that stops a worker)
+
+
 class Job:
     """A submitted call. ``queued`` is true when no worker was free at submission, so
     the job waits behind others and may be expired with :meth:`ThreadPool.expire`."""
@@ -154,6 +157,7 @@ class ThreadPool:
     def _work(self) -> None:
         get = self._queue.get
         get_nowait = self._queue.get_nowait
+        empty = self._queue.empty
         lock = self._lock
         job = get()
         finished = False  # a job of ours ended and is still counted as running
@@ -180,9 +184,15 @@ class ThreadPool:
                     # Jobs handle their own errors; anything here is a bug worth seeing.
                     logger.exception("unhandled error in a worker thread")
             del fn, args  # before sleeping: the job's objects are freed now
-            try:
-                job = get_nowait()
-            except queue.Empty:
+            # empty() first: get_nowait() on an empty queue raises, and raising and
+            # catching Empty cost ~2.4k instructions (callgrind) where empty() costs ~0.1k.
+            job = _NOTHING
+            if not empty():
+                try:
+                    job = get_nowait()
+                except queue.Empty:  # another worker took it in between
+                    job = _NOTHING
+            if job is _NOTHING:
                 if finished:
                     with lock:
                         self._running -= 1

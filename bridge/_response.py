@@ -196,7 +196,10 @@ class ResponseHead:
             )
         code = parse_status(status)
         raw_headers, length = encode_headers(headers)
-        self._enter(HEADERS_PENDING)
+        if self.phase is AWAITING_START:
+            self.phase = HEADERS_PENDING  # the usual first call: _enter()'s move, inline
+        else:
+            self._enter(HEADERS_PENDING)
         self.status, self.headers, self.content_length = code, raw_headers, length
         return self.write
 

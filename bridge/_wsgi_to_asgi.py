@@ -70,6 +70,9 @@ class _End:
         self.error = error
 
 
+_END: Final = _End(None)  # the usual end, shared: no object made per request
+
+
 class _Waiter(Protocol):
     """What the loop awaits until a worker posts (an ``asyncio.Future[None]`` on asyncio)."""
 
@@ -290,7 +293,7 @@ class _Exchange:
         # an exchange and all it holds, the server's receive and send included, sat in
         # reference cycles that only the cyclic collector could free. Done before the
         # post, so that nothing is left for the worker once the loop has the end.
-        self._disconnected._detach()
+        self._disconnected._listen = None  # its _detach(), without a call
         held, self._held = self._held, None
         with self._lock:
             if held:
@@ -299,7 +302,7 @@ class _Exchange:
                         self._unsent += 1  # the pump counts these as it sends them
                         self._unsent_bytes += len(message["body"])
                 self._outbox += held
-            self._outbox.append(_End(error))
+            self._outbox.append(_END if error is None else _End(error))
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._wake(waiter)
@@ -466,7 +469,8 @@ class _Exchange:
         """
         try:
             environ = build_environ(scope, None, max_header_repeats=adapter._max_header_repeats)
-            environ["wsgi.input"] = BodyStream(first, more, self.pull, limit=adapter._max_body_size)
+            # limit positionally: a keyword to a class call costs a dict (~1k instructions).
+            environ["wsgi.input"] = BodyStream(first, more, self.pull, adapter._max_body_size)
         except (RequestRejected, BodyTooLarge) as error:
             if isinstance(error, RequestRejected):
                 logger.warning("rejected request: %s", error.reason)
@@ -489,13 +493,38 @@ class _Exchange:
         error: BaseException | None = None
         self.response = ResponseHead(self.write)
         try:
-            iterable = app(environ, self.response.start_response)
+            response = self.response
+            iterable = app(environ, response.start_response)
             if type(iterable) is list and len(iterable) <= 1:
                 # The usual short answer. A list has no close(): its whole response and
                 # the end can cross to the loop together, taking the lock once and
                 # waking the loop once, instead of a post per message.
-                self._held = []
-            self._respond(iterable)
+                chunk = iterable[0] if iterable else b""
+                if (
+                    type(chunk) is bytes
+                    and chunk
+                    and response.phase is HEADERS_PENDING
+                    and not self._head_only
+                    and (response.content_length is None or response.content_length == len(chunk))
+                ):
+                    # One chunk that is the whole body: the head and the final body
+                    # message, as _respond() would post them, without its calls
+                    # (write, _send_head, mark_sent, two posts; ~8k instructions).
+                    response.phase = HEADERS_SENT
+                    self._sent = len(chunk)
+                    self._held = [
+                        {
+                            "type": "http.response.start",
+                            "status": response.status,
+                            "headers": response.headers,
+                        },
+                        {"type": "http.response.body", "body": chunk, "more_body": False},
+                    ]
+                else:
+                    self._held = []
+                    self._respond(iterable)
+            else:
+                self._respond(iterable)
         except BaseException as exc:
             error = self._fail(exc)
         finally:
@@ -891,7 +920,7 @@ class WSGIToASGI:
             extensions is not None and "http.response.pathsend" in extensions,  # pathsend
             self._max_chunks_in_flight,  # window
         )
-        pool = self.pool
+        pool = self._pool or self.pool  # the property's call only until the pool is set
         context = contextvars.copy_context()
         job = pool.submit(context.run, exchange.serve, self, scope, first, more)
         if job is None:

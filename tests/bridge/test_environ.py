@@ -95,6 +95,23 @@ def test_server_and_client_addresses_are_strings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        pytest.param(["testserver", 80], ("testserver", "80"), id="list-as-starlette-testclient"),
+        pytest.param(("10.0.0.1", 8443), ("10.0.0.1", "8443"), id="tuple"),
+        pytest.param((["odd"], 81), ("['odd']", "81"), id="tuple-holding-a-list"),
+    ],
+)
+def test_server_address_is_the_same_every_time_whatever_its_shape(
+    server: Any, expected: tuple[str, str]
+) -> None:
+    # Twice: the second request finds the first one's strings cached (when it can be).
+    for _ in range(2):
+        environ = environ_for(server=server)
+        assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == expected
+
+
+@pytest.mark.parametrize(
     ("host", "scheme", "expected"),
     [
         (b"example.com:8080", "http", ("example.com", "8080")),
