@@ -55,7 +55,6 @@ def main(database: str, which: str, requests: int, threads: int) -> dict[str, An
         app = getattr(bridged, which)
     statuses: Counter[str] = Counter()
     lock = threading.Lock()
-    left = [requests]
 
     def stats() -> dict[str, Any]:
         status, body = call(app, "/stats")
@@ -63,12 +62,12 @@ def main(database: str, which: str, requests: int, threads: int) -> dict[str, An
         result: dict[str, Any] = json.loads(body)
         return result
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if left[0] <= 0:
-                    return
-                left[0] -= 1
+    def worker(quota: int) -> None:
+        # A fixed share per thread, not a shared counter: under load the first threads
+        # could serve every request before the last one started, and the count of
+        # connections (one per thread that served) would then depend on the scheduler.
+        start.wait()
+        for _ in range(quota):
             status, body = call(app, "/items")
             with lock:
                 statuses[status] += 1
@@ -80,13 +79,15 @@ def main(database: str, which: str, requests: int, threads: int) -> dict[str, An
     first.join()
     done = threading.Barrier(threads + 1)
     release = threading.Event()
+    start = threading.Barrier(threads)  # every thread serves, from the same moment
 
-    def serve() -> None:
-        worker()
+    def serve(quota: int) -> None:
+        worker(quota)
         done.wait()
         release.wait()  # alive while /stats counts threads, as a server's pool would be
 
-    pool = [threading.Thread(target=serve) for _ in range(threads)]
+    shares = [requests // threads + (i < requests % threads) for i in range(threads)]
+    pool = [threading.Thread(target=serve, args=(share,)) for share in shares]
     for thread in pool:
         thread.start()
     done.wait()
