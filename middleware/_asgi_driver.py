@@ -49,7 +49,6 @@ from middleware._core import (
 )
 from middleware._headers import all_known
 from middleware._request import (
-    GOOD_NAMES,
     check_header,
     check_root_path,
     check_scheme,
@@ -185,15 +184,7 @@ class ScopeHead(RequestHead):
             raise
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        # check_header's usual answer without its frame: a name already found valid
-        # and a value of ASCII letters and digits (an id, a token); it decides the rest.
-        if (
-            type(name) is not bytes
-            or name not in GOOD_NAMES
-            or type(value) is not bytes
-            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
-        ):
-            check_header(name, value)
+        check_header(name, value)
         scope = self._scope
         scope["headers"] = [*scope["headers"], (name, value)]
 

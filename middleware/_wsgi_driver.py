@@ -59,7 +59,6 @@ from middleware._core import (
 )
 from middleware._headers import all_known
 from middleware._request import (
-    GOOD_NAMES,
     STATE_KEY,
     check_header,
     check_root_path,
@@ -172,15 +171,7 @@ class EnvironHead(RequestHead):
         self._environ[_KEY_CACHE.get(name) or _key(name)] = value.decode("latin-1")
 
     def add_header(self, name: bytes, value: bytes) -> None:
-        # check_header's and _key's usual answers without their frames (a request id
-        # added per request, as ScopeHead.add_header); they decide the rest.
-        if (
-            type(name) is not bytes
-            or name not in GOOD_NAMES
-            or type(value) is not bytes
-            or not value.isalnum()  # ASCII letters and digits: no CR, LF or NUL
-        ):
-            check_header(name, value)
+        check_header(name, value)
         key = _KEY_CACHE.get(name) or _key(name)  # "" (dropped) is _key's to refuse
         text = value.decode("latin-1")
         environ = self._environ
