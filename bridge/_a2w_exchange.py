@@ -40,9 +40,13 @@ logger = logging.getLogger("bridge.asgi_to_wsgi")
 # mode: the wider the window, the more chunks go over per hand-off.
 MAX_BUFFERED_BYTES = 2 * 1024 * 1024
 MAX_BUFFERED_CHUNKS = 64
-# ... and resumed once the server has taken it down to half of both.
-_LOW_WATER = MAX_BUFFERED_CHUNKS // 2
-_LOW_WATER_BYTES = MAX_BUFFERED_BYTES // 2
+# ... and resumed once the server has taken all of it (the last chunk is then still
+# being written, so the app refills the buffer meanwhile). Resuming at half, as before,
+# made a hand-off between threads per half-window in shared mode instead of one per
+# window, which cost a gunicorn worker more than the overlap gained (thread mode only
+# resumes the app once the buffer is empty anyway).
+_LOW_WATER = 0
+_LOW_WATER_BYTES = 0
 # How long a cancelled task may take to unwind before it is abandoned (and logged).
 _CANCEL_GRACE = 5.0
 
@@ -583,8 +587,8 @@ class Exchange:
             and len(chunks) <= _LOW_WATER
             and self.queued_bytes - taken <= _LOW_WATER_BYTES
         ):
-            # The app refills the buffer while the server writes what is left (in
-            # shared mode, on the other core), instead of after it is empty.
+            # The app refills the buffer while the server writes the chunk taken last
+            # (in shared mode, on the other core), instead of after it is written.
             self.drain = None
             self.link.call_on_loop(_resolve, drain)
         return chunk

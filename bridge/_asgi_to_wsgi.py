@@ -147,7 +147,7 @@ class ASGIToWSGI:
 
     Body chunks the app sends are handed to the server as they come; an app that
     gets 2 MiB (or 64 chunks) ahead of the server is paused in ``send()`` until the
-    server has taken it down to half of that.
+    server has taken all of it.
     ``receive()`` after the body waits until the response ends, then reports
     ``http.disconnect`` (WSGI tells us about a gone client no sooner); ``send()``
     after the server closed the response raises ``ClientDisconnected``.

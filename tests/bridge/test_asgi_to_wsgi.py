@@ -196,6 +196,34 @@ def test_a_fast_producer_is_paused_until_the_server_takes_chunks(
     assert sent == 1000
 
 
+def test_a_paused_producer_resumes_only_once_the_server_has_taken_every_chunk(
+    make: Any, loop_mode: str
+) -> None:
+    # In shared mode each resume is a hand-off between threads: one per window, not one
+    # per half-window (the app refills while the server writes the last chunk).
+    sent = 0
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal sent
+        await start(send)
+        for _ in range(MAX_BUFFERED_CHUNKS * 3):
+            sent += 1
+            await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body"})
+
+    result = make(app, loop_mode=loop_mode)(make_environ(), lambda *args: None)
+    try:
+        chunks = iter(result)
+        for _ in range(MAX_BUFFERED_CHUNKS - 1):
+            assert next(chunks) == b"x"
+        time.sleep(0.05)  # time enough for an app resumed early to send more
+        assert sent == MAX_BUFFERED_CHUNKS  # one chunk is still queued
+        assert b"".join(chunks) == b"x" * (MAX_BUFFERED_CHUNKS * 2 + 1)
+    finally:
+        result.close()
+    assert sent == MAX_BUFFERED_CHUNKS * 3
+
+
 def test_a_producer_of_big_chunks_is_paused_by_bytes_not_chunk_count(
     make: Any, loop_mode: str
 ) -> None:
