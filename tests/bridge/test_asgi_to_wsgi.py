@@ -693,6 +693,45 @@ def test_background_work_in_shared_mode_finishes_on_the_loop(make: Any) -> None:
     assert done.wait(5)
 
 
+def test_shared_mode_runs_every_step_of_the_app_on_the_loop_thread(make: Any) -> None:
+    # The shared loop's promise, as under uvicorn: all of the app's async code runs in
+    # one thread. Thread-bound objects made there (a sqlite3 connection, a greenlet such
+    # as SQLAlchemy's asyncio extension starts in one step and resumes in the next) rely
+    # on it, so no step may run in the calling WSGI thread, even while the loop idles.
+    seen: list[tuple[str, int]] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(("first step", threading.get_ident()))
+        await receive()
+        seen.append(("after receive", threading.get_ident()))
+        await asyncio.sleep(0)
+        seen.append(("after a real wait", threading.get_ident()))
+        await hello(scope, receive, send)
+
+    async def one_step(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(("one-step app", threading.get_ident()))
+        await hello(scope, receive, send)
+
+    for asgi_app, steps in ((app, 3), (one_step, 1)):
+        wrapped = make(asgi_app, loop_mode="shared")
+        seen.clear()
+        for _ in range(5):  # one at a time: the loop idles whenever a request starts
+            assert call(wrapped).body == b"hello"
+        others: list[bytes] = []
+        threads = [
+            threading.Thread(target=lambda: others.append(call(wrapped).body)) for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert others == [b"hello"] * 4
+        assert len(seen) == steps * 9
+        loop_threads = {ident for _, ident in seen}
+        assert len(loop_threads) == 1, seen
+        assert threading.get_ident() not in loop_threads
+
+
 def test_background_work_is_cancelled_after_background_timeout(
     make: Any, loop_mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
