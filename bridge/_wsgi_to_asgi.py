@@ -184,7 +184,8 @@ class _Exchange:
         "_receiving",
         "_send",
         "_sent",
-        "_space",
+        "_space_gate",
+        "_space_waiter",
         "_stash",
         "_stashed",
         "_unsent",
@@ -213,7 +214,13 @@ class _Exchange:
         self._receive = receive
         self._send = send
         self._lock = threading.Lock()
-        self._space: threading.Condition | None = None  # made when backpressure first bites
+        # The worker's wait for room (backpressure): a lock the worker holds from its
+        # first wait on and acquires again to wait, which the loop releases once per
+        # wait. One lock per exchange (made when backpressure first bites), where
+        # Condition.wait() made a lock per wait. _space_waiter is the gate while the
+        # worker waits on it (or is about to): what the loop must release.
+        self._space_gate: threading.Lock | None = None
+        self._space_waiter: threading.Lock | None = None
         # Lists, not deques: only appended to and swapped whole, and cheaper to make.
         self._outbox: list[Message | _End] = []
         # The worker's own list while it answers with a one-chunk list: posted with the
@@ -262,6 +269,7 @@ class _Exchange:
         if held is not None:
             held.append(message)
             return
+        gate = None
         with self._lock:
             if self._abort is not None:
                 raise self._abort
@@ -273,19 +281,20 @@ class _Exchange:
             if body:
                 self._unsent += 1
                 self._unsent_bytes += len(message["body"])
+                if self._unsent > self._window or self._unsent_bytes > _BYTES_IN_FLIGHT:
+                    # Too far ahead of the client: wait, decided in the same locked
+                    # step as the post, so the pump's release cannot come in between.
+                    gate = self._space_gate
+                    if gate is None:
+                        gate = self._space_gate = threading.Lock()
+                        gate.acquire()
+                    self._space_waiter = gate
         if waiter is not None:
             self._wake(waiter)
-        window = self._window
-        if body and (self._unsent > window or self._unsent_bytes > _BYTES_IN_FLIGHT):
-            with self._lock:
-                if self._space is None:
-                    self._space = threading.Condition(self._lock)
-                while (
-                    self._unsent > window or self._unsent_bytes > _BYTES_IN_FLIGHT
-                ) and self._abort is None:
-                    self._space.wait()
-                if self._abort is not None:
-                    raise self._abort
+        if gate is not None:
+            gate.acquire()  # released once: by the pump at low water, or by abort()
+            if self._abort is not None:
+                raise self._abort
 
     def _post_end(self, error: BaseException | None) -> None:
         # The call is over: drop the signal's reference back to the exchange (listening
@@ -682,11 +691,36 @@ class _Exchange:
         with self._lock:
             if self._abort is None:
                 self._abort = reason
-            if self._space is not None:
-                self._space.notify_all()
+            space, self._space_waiter = self._space_waiter, None
             gate, self._pull_gate = self._pull_gate, None
+        if space is not None:
+            space.release()  # the post sees _abort and raises
         if gate is not None:
             gate.release()  # _pulled is None: the pull raises
+
+    def _count_sent(self, bodies: int, size: int) -> None:
+        """Loop side: ``bodies`` chunks of ``size`` bytes in all went out; a waiting
+        worker resumes once no more than half the window is left unsent.
+
+        Half, not "within the window": let on at the first free slot, the worker would
+        post a chunk or two and wait again, and every wait is a thread hand-off (on one
+        core, context switches and a GIL hand-over each way).
+        """
+        space = None
+        with self._lock:
+            self._unsent -= bodies
+            self._unsent_bytes -= size
+            if self._unsent < 0:
+                # More chunks sent than posted: a chunk went out twice.
+                raise RuntimeError(f"pump sent {-self._unsent} body chunk(s) more than were posted")
+            if (
+                self._space_waiter is not None
+                and self._unsent <= self._window // 2
+                and self._unsent_bytes <= _BYTES_IN_FLIGHT // 2
+            ):
+                space, self._space_waiter = self._space_waiter, None
+        if space is not None:
+            space.release()
 
     async def pump(self) -> None:
         """Send what the worker posts until it posts its end."""
@@ -733,16 +767,7 @@ class _Exchange:
                         await self._send(message)
                 if sent_bodies:
                     streaming = True
-                    with self._lock:
-                        self._unsent -= sent_bodies
-                        self._unsent_bytes -= sent_bytes
-                        if self._unsent < 0:
-                            # More chunks sent than posted: a chunk went out twice.
-                            raise RuntimeError(
-                                f"pump sent {-self._unsent} body chunk(s) more than were posted"
-                            )
-                        if self._space is not None:
-                            self._space.notify()
+                    self._count_sent(sent_bodies, sent_bytes)
         except BaseException as exc:
             reason = ClientDisconnected(f"the response could not be sent: {exc!r}")
             self.abort(reason)
