@@ -8,7 +8,7 @@ request's traffic between the two sides goes through one ``_Exchange``:
 - the worker runs the app and *posts* ASGI messages to the exchange's outbox, waking
   the loop only when it is waiting; a short response is usually posted whole before the
   loop wakes, so it costs one hop each way;
-- the loop's pump sends what was posted; a worker a window (64 chunks or 2 MiB) ahead
+- the loop's pump sends what was posted; a worker a window (64 chunks or 4 MiB) ahead
   of the client waits (backpressure) until half of it has gone out, and a client that
   goes away (``http.disconnect``, ``send()`` raising, the task cancelled) aborts the
   exchange, which wakes the worker and makes its next post raise, so the app's
@@ -61,9 +61,10 @@ _STASH_LIMIT: Final = 1 << 20
 #: waits, whatever ``max_chunks_in_flight`` allows: big chunks cost memory, not hops.
 #: Each wait is a round of thread hand-offs (on uvicorn pinned to one core, about six
 #: context switches), so the window sets how often a fast download pays for one:
-#: 2 MiB, 32 chunks of 64 KiB, took a 64 MiB download from ~690 switches to ~205 and
-#: from 0.91x to 0.96x native (512 KiB before); 4 MiB bought nothing more measurable.
-_BYTES_IN_FLIGHT: Final = 2 * 1024 * 1024
+#: 4 MiB, 64 chunks of 64 KiB, took a 64 MiB download from ~690 switches to ~108 and
+#: from 0.81-0.91x to 0.96-1.01x native in runs under load (512 KiB before); 2 MiB
+#: measured 0.87-0.96x (~205 switches). A slow client's memory stays bounded by it.
+_BYTES_IN_FLIGHT: Final = 4 * 1024 * 1024
 
 
 class _End:
@@ -826,10 +827,10 @@ class WSGIToASGI:
       functions are awaited) run on the ASGI lifespan events.
     - ``max_chunks_in_flight``: how many body chunks the app may produce beyond what the
       server has taken before it waits (backpressure); it also waits once more than
-      2 MiB are waiting, so a slow client holds at most that plus one chunk. A waiting
+      4 MiB are waiting, so a slow client holds at most that plus one chunk. A waiting
       app resumes once half the window has gone out. The default, 64 (the window
       ``ASGIToWSGI`` keeps too), lets a download cross between the worker and the loop
-      2 MiB per hand-off; a smaller window trades speed for memory.
+      4 MiB per hand-off; a smaller window trades speed for memory.
 
     - ``websocket_pool``: the :class:`ThreadPool` WebSocket connections run on, one
       thread each for their whole life; by default one pool of 100 threads with no

@@ -936,8 +936,8 @@ async def test_the_backpressure_window_is_configurable(window: int) -> None:
     assert exchange.body == b"x" * 60
 
 
-async def test_big_chunks_stop_the_app_at_2_mib_in_flight_whatever_the_window() -> None:
-    chunk = b"x" * (1024 * 1024 + 1)  # two make more than 2 MiB
+async def test_big_chunks_stop_the_app_at_4_mib_in_flight_whatever_the_window() -> None:
+    chunk = b"x" * (2 * 1024 * 1024 + 1)  # two make more than 4 MiB
     app, made = tracked_app(lambda: iter([chunk] * 6))
     reads = asyncio.Event()
     exchange = Exchange(client_reads=reads)
