@@ -101,6 +101,23 @@ def test_a_body_over_the_limit_raises_body_too_large() -> None:
         stream_of([b"123456789"], limit=8)
 
 
+def test_a_read_across_chunks_that_fails_keeps_what_it_had_read_for_the_next_read() -> None:
+    stream = stream_of([b"abcdef", b"gh", b"ijklmnop"], limit=10)
+    assert stream.read(2) == b"ab"  # the first chunk is kept, two bytes into it
+    with pytest.raises(BodyTooLarge):
+        stream.read(20)  # its rest, b"gh", then a chunk over the limit
+    assert stream.read() == b"cdefgh"
+
+
+def test_a_read_across_chunks_keeps_the_chunk_it_ends_in_for_the_next_reads() -> None:
+    stream = stream_of([b"abcdef", b"ghijkl", b"mn"])
+    assert stream.read(4) == b"abcd"
+    assert stream.read(4) == b"efgh"
+    assert stream.read(3) == b"ijk"
+    assert stream.read(5) == b"lmn"
+    assert stream.read() == b""
+
+
 def test_a_body_at_the_limit_is_accepted() -> None:
     assert stream_of([b"1234", b"5678"], limit=8).read() == b"12345678"
 

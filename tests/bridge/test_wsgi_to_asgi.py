@@ -936,15 +936,15 @@ async def test_the_backpressure_window_is_configurable(window: int) -> None:
     assert exchange.body == b"x" * 60
 
 
-async def test_big_chunks_stop_the_app_at_512_kib_in_flight_whatever_the_window() -> None:
-    chunk = b"x" * (256 * 1024 + 1)  # two make more than 512 KiB
+async def test_big_chunks_stop_the_app_at_4_mib_in_flight_whatever_the_window() -> None:
+    chunk = b"x" * (2 * 1024 * 1024 + 1)  # two make more than 4 MiB
     app, made = tracked_app(lambda: iter([chunk] * 6))
     reads = asyncio.Event()
     exchange = Exchange(client_reads=reads)
     task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
     await wait_until(lambda: bool(made) and made[0].produced >= 1)
     await asyncio.sleep(0.1)
-    # the chunk the client is holding up, plus one: the default window of 8 is not reached
+    # the chunk the client is holding up, plus one: the default window of 64 is not reached
     assert made[0].produced == 2
     while not task.done():
         reads.set()
@@ -953,19 +953,57 @@ async def test_big_chunks_stop_the_app_at_512_kib_in_flight_whatever_the_window(
     assert exchange.body == chunk * 6
 
 
-async def test_the_default_window_is_eight_small_chunks() -> None:
-    app, made = tracked_app(lambda: iter([b"x" * 1024] * 40))
+async def test_the_default_window_is_64_small_chunks() -> None:
+    app, made = tracked_app(lambda: iter([b"x" * 1024] * 100))
     reads = asyncio.Event()
     exchange = Exchange(client_reads=reads)
     task = asyncio.ensure_future(exchange.run(WSGIToASGI(app), http_scope()))
     await wait_until(lambda: bool(made) and made[0].produced >= 1)
     await asyncio.sleep(0.1)
-    assert made[0].produced == 8 + 1
+    assert made[0].produced == 64 + 1
     while not task.done():
         reads.set()
         await asyncio.sleep(0.001)
     await task
-    assert exchange.body == b"x" * 1024 * 40
+    assert exchange.body == b"x" * 1024 * 100
+
+
+async def test_a_held_back_app_resumes_only_once_half_the_window_has_gone_out() -> None:
+    # Resuming at the first free slot would cost a thread hand-off per chunk or two.
+    first_sent = threading.Event()
+    made: list[int] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", TEXT)
+        for index in range(20):
+            made.append(index)
+            yield b"x"
+            if index == 0:
+                first_sent.wait(5)  # the pump's first batch ends with this chunk
+
+    reads = asyncio.Event()
+    exchange = Exchange(client_reads=reads)
+    task = asyncio.ensure_future(
+        exchange.run(WSGIToASGI(app, max_chunks_in_flight=4), http_scope())
+    )
+    await wait_until(lambda: len(made) >= 1)
+    await asyncio.sleep(0.05)  # the pump is in send() with the first chunk
+    first_sent.set()
+    await wait_until(lambda: len(made) >= 5)
+    await asyncio.sleep(0.05)
+    assert len(made) == 5  # the chunk being sent and the window of 4
+    reads.set()  # the first chunk goes out: 4 still unsent, more than half of 4
+    await asyncio.sleep(0.1)
+    assert len(made) == 5
+    for _ in range(4):  # the next batch goes out: the app resumes
+        reads.set()
+        await asyncio.sleep(0.02)
+    await wait_until(lambda: len(made) > 5)
+    while not task.done():
+        reads.set()
+        await asyncio.sleep(0.001)
+    await task
+    assert exchange.body == b"x" * 20
 
 
 # -- lenient where every server is (issue 11) --------------------------------------------
