@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
-from bridge._a2w_exchange import MAX_BUFFERED_BYTES, MAX_BUFFERED_CHUNKS
-from bridge._a2w_runners import SharedLink
+from bridge._a2w_exchange import MAX_BUFFERED_BYTES, MAX_BUFFERED_CHUNKS, Exchange
+from bridge._a2w_runners import SharedLink, ThreadLink
 from bridge._asgi_to_wsgi import ASGIToWSGI, LifespanStartupFailed
 from bridge._http import ClientDisconnected, InvalidResponse
 from bridge._types import Message, Receive, Scope, Send
@@ -132,10 +133,12 @@ def test_a_served_request_leaves_nothing_for_the_cycle_collector(make: Any) -> N
         bodies = [call(adapter, validate=False).body for _ in range(50)]
         gc.collect()
         ours = set(scopes[1:])
+        codes = (app.__code__, Exchange.run.__code__)
         left = [
             type(thing).__name__
             for thing in gc.garbage
-            if type(thing).__name__ in ("Exchange", "ThreadLink", "coroutine")
+            if isinstance(thing, (Exchange, ThreadLink))
+            or (isinstance(thing, types.CoroutineType) and thing.cr_code in codes)
             or (type(thing) is dict and id(thing) in ours)
         ]
     finally:
