@@ -755,9 +755,11 @@ def test_shared_mode_runs_every_step_of_the_app_on_the_loop_thread(make: Any) ->
         for _ in range(5):  # one at a time: the loop idles whenever a request starts
             assert call(wrapped).body == b"hello"
         others: list[bytes] = []
-        threads = [
-            threading.Thread(target=lambda: others.append(call(wrapped).body)) for _ in range(4)
-        ]
+
+        def serve(wrapped: Any = wrapped, others: list[bytes] = others) -> None:
+            others.append(call(wrapped).body)
+
+        threads = [threading.Thread(target=serve) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
