@@ -161,11 +161,23 @@ def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
         def large(data: bytes) -> bytes:
             return _Gzip(level).flush(data)
 
+    # gzip_parameters as two lookups by bit length, in the caller's frame (a frame and a
+    # tuple less per body; test_gzip_sizing checks both agree at every size).
+    searched = _FULL_SEARCH[level]
+    wbits_for = tuple(16 + max(9, bits) for bits in range(zlib.MAX_WBITS))
+    mem_level_for = tuple(max(1, bits - 6) for bits in range(zlib.MAX_WBITS))
+    default_mem_level = zlib.DEF_MEM_LEVEL
+
     def one_shot(data: bytes) -> bytes:
         size = len(data)
         if size > largest:
             return large(data)
-        z = compressobj(level, deflated, *gzip_parameters(size, level))
+        z = compressobj(
+            level,
+            deflated,
+            wbits_for[(size + _MIN_LOOKAHEAD - 1).bit_length()],
+            mem_level_for[(size + 1).bit_length()] if size <= searched else default_mem_level,
+        )
         return z.compress(data) + z.flush()
 
     return one_shot

@@ -138,3 +138,22 @@ def test_a_1_kib_body_at_level_9_gets_a_2_kib_window_and_memlevel_5(
     spec.one_shot(body_for("json", 1024))
     spec.one_shot(body_for("json", 65536))  # zlib's defaults: no compressor object
     assert made == [(9, zlib.DEFLATED, 16 + 11, 5)]
+
+
+@pytest.mark.parametrize("level", range(10))
+def test_one_shot_uses_the_parameters_gzip_parameters_gives(
+    monkeypatch: pytest.MonkeyPatch, level: int
+) -> None:
+    made: list[tuple[int, ...]] = []
+    real = zlib.compressobj
+
+    def spy(*args: int) -> Any:
+        made.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(zlib, "compressobj", spy)
+    spec = EncoderSpec("gzip", level)
+    sizes = [*range(0, 1100), *range(1100, 16123, 97), 16122]
+    for size in sizes:
+        spec.one_shot(bytes(size))
+    assert made == [(level, zlib.DEFLATED, *gzip_parameters(size, level)) for size in sizes]
