@@ -232,7 +232,7 @@ class _CompressHandler(Handler):
                     return chunk
                 spec = self._spec
                 body = spec.one_shot(chunk)
-                length = (b"content-length", str(len(body)).encode())
+                length = (b"content-length", b"%d" % len(body))
                 if self._plain:
                     # _compressed_headers for a head the scan found no ETag or Vary in:
                     # the app's list less its Content-Length, then the coded ones.

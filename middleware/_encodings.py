@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ __all__ = [
     "AVAILABLE",
     "Compressor",
     "EncoderSpec",
+    "gzip_parameters",
     "negotiate",
     "parse_accept_encoding",
 ]
@@ -108,16 +110,106 @@ class _Zstd:
         return out
 
 
+# Deflate's state sized for a whole body of known length (zlib's deflate.c, 1.2.x-1.3.x).
+# zlib's defaults (32 KiB window, memLevel 8) allocate about 256 KiB per stream and zero
+# a 64 KiB hash table. Where glibc hands that memory back after each body and faults it
+# in again on the next (a small process: 18 page faults), the setup costs five times the
+# compressing of 1 KiB; in a warmed-up heap it costs little time, but still a third of
+# the instructions. A smaller state gives byte-identical output when nothing deflate
+# decides can tell the difference:
+# * window (2**wbits): matches reach back min(position, window - 262) bytes, 262 being
+#   MIN_LOOKAHEAD; a window of at least size + 262 never cuts a match short;
+# * memLevel sets the symbol buffer to 2**(memLevel + 6) entries, and a block is ended
+#   when it holds that many less one: at least size + 2 entries ends no block early;
+# * memLevel also sets the hash table to 2**(memLevel + 7) heads. A smaller table only
+#   adds colliding strings to each hash chain, which longest_match skips (they never
+#   match) but counts against its chain budget; a search sees every real candidate, as
+#   with the default table, if a chain cannot outgrow the budget: size <= budget.
+_MIN_LOOKAHEAD = 262
+# The largest body a window under zlib's 32 KiB fits (2**14 - 262); a longer one gets
+# zlib's defaults, since its window must be 32 KiB and its symbol buffer 16 Ki entries.
+_SIZED_MAX = (1 << (zlib.MAX_WBITS - 1)) - _MIN_LOOKAHEAD
+# Per level, the longest body whose every hash-chain search runs to the chain's end:
+# zlib's max_chain (configuration_table), quartered for the lazy levels 4-9 since
+# longest_match quarters it once it holds a good match. Level 0 stores, never searches.
+_FULL_SEARCH = (_SIZED_MAX, 4, 8, 32, 16 >> 2, 32 >> 2, 128 >> 2, 256 >> 2, 1024 >> 2, 4096 >> 2)
+
+
+def gzip_parameters(size: int, level: int) -> tuple[int, int]:
+    """``(wbits, memLevel)`` for a gzip stream of a ``size``-byte body at ``level``: the
+    smallest deflate state that gives the same bytes as zlib's defaults (see above)."""
+    if size > _SIZED_MAX:
+        return 16 + zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL
+    wbits = max(9, (size + _MIN_LOOKAHEAD - 1).bit_length())  # 2**wbits >= size + 262
+    if size > _FULL_SEARCH[level]:
+        return 16 + wbits, zlib.DEF_MEM_LEVEL  # the default hash table: same chains
+    return 16 + wbits, max(1, (size + 1).bit_length() - 6)  # 2**(m + 6) >= size + 2
+
+
 def _gzip_one_shot(level: int) -> Callable[[bytes], bytes]:
+    compressobj = zlib.compressobj
+    deflated = zlib.DEFLATED
+    largest = _SIZED_MAX
     if sys.version_info >= (3, 11):
-        # One C call and no compressor object: the cheapest way to gzip a whole body.
-        # Positional arguments, not a partial with keywords: zlib.compress parses
-        # keywords the slow way, which cost more than this lambda's frame (1 KiB JSON:
-        # 177.3k -> 176.0k instructions per call, callgrind).
+        # One C call and no compressor object for a body that needs zlib's defaults.
+        # Positional arguments: zlib.compress parses keywords the slow way.
         compress = zlib.compress
-        wbits = 16 + zlib.MAX_WBITS
-        return lambda data: compress(data, level, wbits)
-    return lambda data: _Gzip(level).flush(data)  # pragma: no cover - Python 3.10
+        default_wbits = 16 + zlib.MAX_WBITS
+
+        def large(data: bytes) -> bytes:
+            return compress(data, level, default_wbits)
+
+    else:  # pragma: no cover - Python 3.10
+
+        def large(data: bytes) -> bytes:
+            return _Gzip(level).flush(data)
+
+    # gzip_parameters as two lookups by bit length, in the caller's frame (a frame and a
+    # tuple less per body; test_gzip_sizing checks both agree at every size).
+    searched = _FULL_SEARCH[level]
+    wbits_for = tuple(16 + max(9, bits) for bits in range(zlib.MAX_WBITS))
+    mem_level_for = tuple(max(1, bits - 6) for bits in range(zlib.MAX_WBITS))
+    default_mem_level = zlib.DEF_MEM_LEVEL
+
+    def one_shot(data: bytes) -> bytes:
+        size = len(data)
+        if size > largest:
+            return large(data)
+        z = compressobj(
+            level,
+            deflated,
+            wbits_for[(size + _MIN_LOOKAHEAD - 1).bit_length()],
+            mem_level_for[(size + 1).bit_length()] if size <= searched else default_mem_level,
+        )
+        return z.compress(data) + z.flush()
+
+    return one_shot
+
+
+# Whole bodies up to this size reuse their thread's ZstdCompressor: making one costs
+# twice the compressing of 1 KiB JSON at level 3. Bigger ones get their own, so a thread
+# keeps at most the workspace of a body this size (about 330 KB at level 3, 630 KB at
+# level 19 and up).
+_ZSTD_REUSED_MAX = 16384
+
+
+def _zstd_one_shot(level: int) -> Callable[[bytes], bytes]:
+    assert _zstandard is not None
+    new = _zstandard.ZstdCompressor
+    # Per thread, never shared: one_shot runs start to end in C with no await between,
+    # so an event loop's requests take turns on the loop thread's compressor.
+    local = threading.local()
+
+    def one_shot(data: bytes) -> bytes:
+        if len(data) > _ZSTD_REUSED_MAX:
+            return bytes(new(level=level).compress(data))
+        try:
+            compressor = local.compressor
+        except AttributeError:
+            compressor = local.compressor = new(level=level)
+        return bytes(compressor.compress(data))
+
+    return one_shot
 
 
 class EncoderSpec:
@@ -154,10 +246,9 @@ class EncoderSpec:
                 raise ValueError("'zstd' needs the zstandard package (pip install zstandard)")
             if not -7 <= level <= 22:
                 raise ValueError(f"zstd_level must be -7..22, not {level}")
-            zstd = _zstandard
-            # A ZstdCompressor must not be shared between threads: one per body.
+            # A ZstdCompressor must not be shared between threads: one per stream.
             self.streaming = lambda: _Zstd(level)
-            self.one_shot = lambda data: bytes(zstd.ZstdCompressor(level=level).compress(data))
+            self.one_shot = _zstd_one_shot(level)
         else:
             raise ValueError(f"unknown content coding {name!r}; known: gzip, br, zstd")
 

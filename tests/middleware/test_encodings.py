@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import brotli
@@ -171,3 +172,31 @@ def test_without_the_optional_extras_only_gzip_is_offered() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_zstd_whole_bodies_reuse_their_threads_compressor_for_the_same_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = 0
+    real = zstandard.ZstdCompressor
+
+    def counting(**options: int) -> zstandard.ZstdCompressor:
+        nonlocal made
+        made += 1
+        return real(**options)
+
+    monkeypatch.setattr(zstandard, "ZstdCompressor", counting)
+    spec = EncoderSpec("zstd", 3)
+    bodies = [b"", b"x", b'{"id": 1}' * 100, bytes(range(256)) * 64, b"a" * 16385, b"b" * 1000]
+    for body in bodies:
+        assert spec.one_shot(body) == real(level=3).compress(body)
+    # One compressor for every body up to 16 KiB, and one of its own for the bigger one.
+    assert made == 2
+
+
+def test_zstd_whole_bodies_compressed_in_many_threads_at_once_are_each_right() -> None:
+    spec = EncoderSpec("zstd", 3)
+    bodies = [(b"%d," % i) * (i * 37 % 5000) for i in range(400)]
+    expected = [zstandard.ZstdCompressor(level=3).compress(body) for body in bodies]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(spec.one_shot, bodies)) == expected
