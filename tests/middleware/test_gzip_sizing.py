@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import random
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,16 @@ from tests.middleware.harness import Reply, Request, run_both
 MADLER_ZLIB = "ng" not in zlib.ZLIB_RUNTIME_VERSION
 GZIP = (("Accept-Encoding", "gzip"),)
 DEFAULT_WBITS = 16 + zlib.MAX_WBITS
+
+
+def zlib_default(body: bytes, level: int) -> bytes:
+    """zlib's gzip output with its default state: ``zlib.compress(body, level, 31)``, or
+    on Python 3.10 (no third argument) a compressor object, as GZip uses there. (At
+    level 0 the two split stored blocks differently.)"""
+    if sys.version_info >= (3, 11):
+        return zlib.compress(body, level, DEFAULT_WBITS)
+    z = zlib.compressobj(level, zlib.DEFLATED, DEFAULT_WBITS)  # pragma: no cover
+    return z.compress(body) + z.flush()  # pragma: no cover
 
 
 def _json(size: int, rng: random.Random) -> bytes:
@@ -95,7 +106,7 @@ def test_gzip_sends_zlibs_default_output_for_whole_bodies_on_both_interfaces(
         assert result.header("content-length") == str(len(result.body))
         assert result.decoded == body
         if MADLER_ZLIB:
-            assert result.body == zlib.compress(body, level, DEFAULT_WBITS)
+            assert result.body == zlib_default(body, level)
 
 
 @pytest.mark.skipif(not MADLER_ZLIB, reason="the byte-for-byte promise is zlib's deflate.c")
@@ -105,7 +116,7 @@ def test_one_shot_output_is_zlibs_default_output_at_every_level(level: int) -> N
     for kind in KINDS:
         for size in [0, 1, 2, 3, 4, 5, 8, 9, 33, 256, 257, *SIZES]:
             body = body_for(kind, size)
-            assert spec.one_shot(body) == zlib.compress(body, level, DEFAULT_WBITS), (kind, size)
+            assert spec.one_shot(body) == zlib_default(body, level), (kind, size)
 
 
 @pytest.mark.parametrize("level", range(10))
@@ -136,8 +147,8 @@ def test_a_1_kib_body_at_level_9_gets_a_2_kib_window_and_memlevel_5(
     monkeypatch.setattr(zlib, "compressobj", spy)
     spec = EncoderSpec("gzip", 9)
     spec.one_shot(body_for("json", 1024))
-    spec.one_shot(body_for("json", 65536))  # zlib's defaults: no compressor object
-    assert made == [(9, zlib.DEFLATED, 16 + 11, 5)]
+    spec.one_shot(body_for("json", 65536))  # zlib's defaults (3.10: three arguments)
+    assert [args for args in made if len(args) == 4] == [(9, zlib.DEFLATED, 16 + 11, 5)]
 
 
 @pytest.mark.parametrize("level", range(10))
