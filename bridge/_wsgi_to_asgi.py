@@ -44,10 +44,11 @@ from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
 from bridge._response import (
+    AWAITING_START,
     HEADERS_PENDING,
     HEADERS_SENT,
     FileWrapper,
-    ResponseHead,
+    StartResponse,
     close_app_iterable,
 )
 from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
@@ -133,11 +134,6 @@ async def _to_thread(fn: Callable[[], object]) -> object:
     return await to_thread(fn)
 
 
-def _write_after_return(data: bytes) -> None:
-    """``start_response()``'s ``write`` once the app's call is over."""
-    raise RuntimeError("write() called after the WSGI app's call returned")
-
-
 def _resolve(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -165,11 +161,13 @@ async def _send_plain(
         await send(message)
 
 
-class _Exchange:
-    """One request's traffic between the event loop and the worker running the app."""
+class _Exchange(StartResponse):
+    """One request's traffic between the event loop and the worker running the app.
 
-    #: Made by the worker in :meth:`run`: only the worker's side reads it.
-    response: ResponseHead
+    It is also the response head (``start_response`` is its method): one object a
+    request fewer, and no bound method held in a head to point back at it. The head's
+    state is set up by the worker in :meth:`run`; only the worker's side reads it.
+    """
 
     __slots__ = (
         "_abort",
@@ -188,6 +186,7 @@ class _Exchange:
         "_receive",
         "_receiver",
         "_receiving",
+        "_returned",
         "_send",
         "_sent",
         "_space_gate",
@@ -199,7 +198,6 @@ class _Exchange:
         "_waiter",
         "_watching",
         "_window",
-        "response",
     )
 
     # Positional for the adapter's call: keywords to a Python __init__ cost a dict per
@@ -304,9 +302,9 @@ class _Exchange:
 
     def _post_end(self, error: BaseException | None) -> None:
         # The call is over: drop the signal's reference back to the exchange (listening
-        # now would start nothing). With it, and the response head's (dropped in run()),
-        # an exchange and all it holds, the server's receive and send included, sat in
-        # reference cycles that only the cyclic collector could free. Done before the
+        # now would start nothing). With it, an exchange and all it holds, the server's
+        # receive and send included, sat in a reference cycle that only the cyclic
+        # collector could free. Done before the
         # post, so that nothing is left for the worker once the loop has the end.
         self._disconnected._listen = None  # its _detach(), without a call
         held, self._held = self._held, None
@@ -323,30 +321,30 @@ class _Exchange:
             self._wake(waiter)
 
     def _send_head(self) -> None:
-        response = self.response
-        response.mark_sent()
+        self.mark_sent()
         # No wake-up for the head alone: a post with body (or the end) follows at once,
         # and one wake-up for both saves the loop a round.
         self._post(
-            {"type": "http.response.start", "status": response.status, "headers": response.headers},
+            {"type": "http.response.start", "status": self.status, "headers": self.headers},
             body=False,
             wake=False,
         )
 
     def write(self, data: bytes) -> None:
         """The ``write()`` callable of PEP 3333, and the path of every body chunk."""
+        if self._returned:
+            raise RuntimeError("write() called after the WSGI app's call returned")
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"WSGI body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
         if not data:
             return
-        response = self.response
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_head()
         if self._head_only:
             return
-        limit = response.content_length
+        limit = self.content_length
         if limit is not None and self._sent + len(data) > limit:
             logger.error(
                 "WSGI app sent more than its Content-Length of %d bytes; the excess was dropped",
@@ -385,40 +383,39 @@ class _Exchange:
                 links.append(value.strip(" \t").encode("latin-1"))
             else:
                 logger.debug("dropped early hint header %r: only Link can be sent", name)
-        if not links or self.response.phase is HEADERS_SENT:
+        if not links or self.phase is HEADERS_SENT:
             return
         # A client that left gets no hint; the view finds out at its next write.
         with contextlib.suppress(ClientDisconnected):
             self._post({"type": "http.response.early_hint", "links": links}, body=False)
 
     def _respond(self, iterable: Iterable[bytes]) -> None:
-        response = self.response
         if (
             self._pathsend
             and type(iterable) is FileWrapper
-            and response.phase is HEADERS_PENDING
+            and self.phase is HEADERS_PENDING
             and not self._head_only
         ):
-            path = iterable.sendable_path(response.content_length)
+            path = iterable.sendable_path(self.content_length)
             if path is not None:
                 self._send_head()
                 self._post({"type": "http.response.pathsend", "path": path}, body=False)
                 return
         for chunk in iterable:
             self.write(chunk)
-            if response.phase is HEADERS_SENT and (
+            if self.phase is HEADERS_SENT and (
                 self._head_only
-                or (response.content_length is not None and self._sent >= response.content_length)
+                or (self.content_length is not None and self._sent >= self.content_length)
             ):
                 break  # nothing more may be sent: stop the app early
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_head()
-        limit = response.content_length
+        limit = self.content_length
         if (
             limit is not None
             and self._sent < limit
             and not self._head_only
-            and response.status not in (204, 304)
+            and self.status not in (204, 304)
         ):
             raise RuntimeError(
                 f"WSGI app sent {self._sent} bytes but declared Content-Length: {limit}"
@@ -451,7 +448,7 @@ class _Exchange:
         if self._abort is not None:
             logger.debug("WSGI app stopped after the client went away: %r", error)
             return None
-        started = self.response.phase is HEADERS_SENT
+        started = self.phase is HEADERS_SENT
         if isinstance(error, BodyTooLarge) and not started:
             logger.warning("rejected request: %s", error)
             try:
@@ -506,10 +503,14 @@ class _Exchange:
         """Worker thread: run the app, post its response, close its iterable, post the end."""
         iterable: Iterable[bytes] | None = None
         error: BaseException | None = None
-        self.response = ResponseHead(self.write)
+        # The head's state (StartResponse._reset_head(), inline: no call).
+        self.phase = AWAITING_START
+        self.status = 500
+        self.headers = []
+        self.content_length = None
+        self._returned = False
         try:
-            response = self.response
-            iterable = app(environ, response.start_response)
+            iterable = app(environ, self.start_response)
             if type(iterable) is list and len(iterable) <= 1:
                 # The usual short answer. A list has no close(): its whole response and
                 # the end can cross to the loop together, taking the lock once and
@@ -518,20 +519,20 @@ class _Exchange:
                 if (
                     type(chunk) is bytes
                     and chunk
-                    and response.phase is HEADERS_PENDING
+                    and self.phase is HEADERS_PENDING
                     and not self._head_only
-                    and (response.content_length is None or response.content_length == len(chunk))
+                    and (self.content_length is None or self.content_length == len(chunk))
                 ):
                     # One chunk that is the whole body: the head and the final body
                     # message, as _respond() would post them, without its calls
                     # (write, _send_head, mark_sent, two posts; ~8k instructions).
-                    response.phase = HEADERS_SENT
+                    self.phase = HEADERS_SENT
                     self._sent = len(chunk)
                     self._held = [
                         {
                             "type": "http.response.start",
-                            "status": response.status,
-                            "headers": response.headers,
+                            "status": self.status,
+                            "headers": self.headers,
                         },
                         {"type": "http.response.body", "body": chunk, "more_body": False},
                     ]
@@ -545,8 +546,7 @@ class _Exchange:
         finally:
             close_app_iterable(iterable, environ)
             del iterable
-            # The head's reference back to the exchange (see _post_end).
-            self.response.write = _write_after_return
+            self._returned = True  # write() refuses from now on
             self._post_end(error)
 
     def pull(self) -> tuple[bytes, bool]:
