@@ -300,16 +300,20 @@ class _Exchange(StartResponse):
             if self._abort is not None:
                 raise self._abort
 
-    def _post_end(self, error: BaseException | None) -> None:
+    def _post_end(self, error: BaseException | None, whole: list[Message] | None = None) -> None:
+        """Post the end, after what the worker held back, or after ``whole``: a whole
+        response (no body message with more to come) that was never held."""
         # The call is over: drop the signal's reference back to the exchange (listening
         # now would start nothing). With it, an exchange and all it holds, the server's
         # receive and send included, sat in a reference cycle that only the cyclic
-        # collector could free. Done before the
-        # post, so that nothing is left for the worker once the loop has the end.
+        # collector could free. Done before the post, so that nothing is left for the
+        # worker once the loop has the end.
         self._disconnected._listen = None  # its _detach(), without a call
         held, self._held = self._held, None
         with self._lock:
-            if held:
+            if whole is not None:
+                self._outbox += whole  # nothing the pump counts: no look at each message
+            elif held:
                 for message in held:
                     if message["type"] == "http.response.body" and message["more_body"]:
                         self._unsent += 1  # the pump counts these as it sends them
@@ -501,6 +505,7 @@ class _Exchange(StartResponse):
         # this frame, a call fewer per request.
         iterable: Iterable[bytes] | None = None
         error: BaseException | None = None
+        whole: list[Message] | None = None  # the usual short answer, posted with the end
         # The head's state (StartResponse._reset_head(), inline: no call).
         self.phase = AWAITING_START
         self.status = 500
@@ -526,7 +531,7 @@ class _Exchange(StartResponse):
                     # (write, _send_head, mark_sent, two posts; ~8k instructions).
                     self.phase = HEADERS_SENT
                     self._sent = len(chunk)
-                    self._held = [
+                    whole = [
                         {
                             "type": "http.response.start",
                             "status": self.status,
@@ -551,7 +556,7 @@ class _Exchange(StartResponse):
                 close_app_iterable(iterable, environ)
             del iterable
             self._returned = True  # write() refuses from now on
-            self._post_end(error)
+            self._post_end(error, whole)
 
     def pull(self) -> tuple[bytes, bool]:
         """Worker side of ``wsgi.input``: block until the loop has received more body."""
