@@ -42,6 +42,8 @@ class DisconnectSignal:
     def __init__(self, listen: Callable[[], None], lock: threading.Lock) -> None:
         # Made for every request, asked about by few: only what is needed up front, and
         # the lock is the request's own (never held while this one is taken).
+        # WSGIToASGI's exchange sets these same fields without calling this: keep the
+        # two in step.
         self._listen: Callable[[], None] | None = listen
         self._lock = lock
         self._set = False

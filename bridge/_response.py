@@ -160,17 +160,24 @@ def encode_headers(headers: Iterable[Any]) -> tuple[RawHeaders, int | None]:
 HOP_BY_HOP_BYTES: Final = frozenset(name.encode("ascii") for name in HOP_BY_HOP)
 
 
-class ResponseHead:
-    """What the app said in ``start_response``, and whether it has gone out yet."""
+class StartResponse:
+    """What the app said in ``start_response``, and whether it has gone out yet.
 
-    __slots__ = ("content_length", "headers", "phase", "status", "write")
+    The state machine without storage for ``write``: a subclass supplies ``write``
+    (the callable ``start_response`` returns) and calls :meth:`_reset_head` first.
+    ``WSGIToASGI``'s per-request exchange is one, so a request makes no separate
+    head object (and no bound method held in it, a reference cycle to break).
+    """
 
-    def __init__(self, write: Callable[[bytes], None]) -> None:
+    __slots__ = ("content_length", "headers", "phase", "status")
+
+    write: Callable[[bytes], None]
+
+    def _reset_head(self) -> None:
         self.phase = AWAITING_START
         self.status = 500
         self.headers: RawHeaders = []
         self.content_length: int | None = None
-        self.write = write
 
     def _enter(self, phase: Phase) -> None:
         # The moves of _ALLOWED, as identity tests: an Enum's hash runs Python code.
@@ -208,6 +215,16 @@ class ResponseHead:
         if self.phase is AWAITING_START:
             raise RuntimeError("the app produced a response body before calling start_response()")
         self._enter(HEADERS_SENT)
+
+
+class ResponseHead(StartResponse):
+    """A :class:`StartResponse` whose ``write`` is the callable it is given."""
+
+    __slots__ = ("write",)
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._reset_head()
+        self.write = write
 
 
 class FileWrapper:

@@ -44,16 +44,18 @@ from bridge._input import BodyStream, BodyTooLarge
 from bridge._interface import require_int, require_interface
 from bridge._pool import Job, ThreadPool, default_pool
 from bridge._response import (
+    AWAITING_START,
     HEADERS_PENDING,
     HEADERS_SENT,
     FileWrapper,
-    ResponseHead,
+    StartResponse,
     close_app_iterable,
 )
-from bridge._types import Environ, Message, Receive, Scope, Send, WSGIApp
+from bridge._types import Message, Receive, Scope, Send, WSGIApp
 from bridge._websocket_session import WebSocketServer
 
 logger = logging.getLogger("bridge.wsgi_to_asgi")
+_new: Final = object.__new__  # an instance without its __init__ (see _Exchange)
 
 #: Body bytes received ahead of the app's reads before we stop listening for more.
 _STASH_LIMIT: Final = 1 << 20
@@ -133,11 +135,6 @@ async def _to_thread(fn: Callable[[], object]) -> object:
     return await to_thread(fn)
 
 
-def _write_after_return(data: bytes) -> None:
-    """``start_response()``'s ``write`` once the app's call is over."""
-    raise RuntimeError("write() called after the WSGI app's call returned")
-
-
 def _resolve(waiter: _Waiter) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -165,11 +162,13 @@ async def _send_plain(
         await send(message)
 
 
-class _Exchange:
-    """One request's traffic between the event loop and the worker running the app."""
+class _Exchange(StartResponse):
+    """One request's traffic between the event loop and the worker running the app.
 
-    #: Made by the worker in :meth:`run`: only the worker's side reads it.
-    response: ResponseHead
+    It is also the response head (``start_response`` is its method): one object a
+    request fewer, and no bound method held in a head to point back at it. The head's
+    state is set up by the worker in :meth:`serve`; only the worker's side reads it.
+    """
 
     __slots__ = (
         "_abort",
@@ -188,6 +187,7 @@ class _Exchange:
         "_receive",
         "_receiver",
         "_receiving",
+        "_returned",
         "_send",
         "_sent",
         "_space_gate",
@@ -199,7 +199,6 @@ class _Exchange:
         "_waiter",
         "_watching",
         "_window",
-        "response",
     )
 
     # Positional for the adapter's call: keywords to a Python __init__ cost a dict per
@@ -230,7 +229,7 @@ class _Exchange:
         # Lists, not deques: only appended to and swapped whole, and cheaper to make.
         self._outbox: list[Message | _End] = []
         # The worker's own list while it answers with a one-chunk list: posted with the
-        # end, in one locked step and one wake-up (see run()).
+        # end, in one locked step and one wake-up (see serve()).
         self._held: list[Message] | None = None
         self._unsent = 0  # body messages posted and not yet sent
         self._unsent_bytes = 0  # their bytes
@@ -260,7 +259,15 @@ class _Exchange:
         # environ["bridge.disconnected"]. Made here, before the worker can exist, so the
         # loop always finds it: made later it needed a locked step and a "left before"
         # flag for a client leaving while the job waits (~5k instructions a request).
-        self._disconnected = DisconnectSignal(self._ask_to_watch, self._lock)
+        # DisconnectSignal.__init__'s fields, set here without running it: the class
+        # call and its frame cost more than the stores (callgrind: ~0.6k instructions a
+        # request, on the loop thread). Keep in step with that __init__.
+        signal = self._disconnected = _new(DisconnectSignal)
+        signal._listen = self._ask_to_watch
+        signal._lock = self._lock
+        signal._set = False
+        signal._event = None
+        signal._callbacks = None
 
     # -- worker side ---------------------------------------------------------------
 
@@ -302,16 +309,20 @@ class _Exchange:
             if self._abort is not None:
                 raise self._abort
 
-    def _post_end(self, error: BaseException | None) -> None:
+    def _post_end(self, error: BaseException | None, whole: list[Message] | None = None) -> None:
+        """Post the end, after what the worker held back, or after ``whole``: a whole
+        response (no body message with more to come) that was never held."""
         # The call is over: drop the signal's reference back to the exchange (listening
-        # now would start nothing). With it, and the response head's (dropped in run()),
-        # an exchange and all it holds, the server's receive and send included, sat in
-        # reference cycles that only the cyclic collector could free. Done before the
-        # post, so that nothing is left for the worker once the loop has the end.
+        # now would start nothing). With it, an exchange and all it holds, the server's
+        # receive and send included, sat in a reference cycle that only the cyclic
+        # collector could free. Done before the post, so that nothing is left for the
+        # worker once the loop has the end.
         self._disconnected._listen = None  # its _detach(), without a call
         held, self._held = self._held, None
         with self._lock:
-            if held:
+            if whole is not None:
+                self._outbox += whole  # nothing the pump counts: no look at each message
+            elif held:
                 for message in held:
                     if message["type"] == "http.response.body" and message["more_body"]:
                         self._unsent += 1  # the pump counts these as it sends them
@@ -323,30 +334,30 @@ class _Exchange:
             self._wake(waiter)
 
     def _send_head(self) -> None:
-        response = self.response
-        response.mark_sent()
+        self.mark_sent()
         # No wake-up for the head alone: a post with body (or the end) follows at once,
         # and one wake-up for both saves the loop a round.
         self._post(
-            {"type": "http.response.start", "status": response.status, "headers": response.headers},
+            {"type": "http.response.start", "status": self.status, "headers": self.headers},
             body=False,
             wake=False,
         )
 
     def write(self, data: bytes) -> None:
         """The ``write()`` callable of PEP 3333, and the path of every body chunk."""
+        if self._returned:
+            raise RuntimeError("write() called after the WSGI app's call returned")
         if type(data) is not bytes:
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"WSGI body chunks must be bytes, not {type(data).__name__}")
             data = bytes(data)
         if not data:
             return
-        response = self.response
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_head()
         if self._head_only:
             return
-        limit = response.content_length
+        limit = self.content_length
         if limit is not None and self._sent + len(data) > limit:
             logger.error(
                 "WSGI app sent more than its Content-Length of %d bytes; the excess was dropped",
@@ -385,40 +396,39 @@ class _Exchange:
                 links.append(value.strip(" \t").encode("latin-1"))
             else:
                 logger.debug("dropped early hint header %r: only Link can be sent", name)
-        if not links or self.response.phase is HEADERS_SENT:
+        if not links or self.phase is HEADERS_SENT:
             return
         # A client that left gets no hint; the view finds out at its next write.
         with contextlib.suppress(ClientDisconnected):
             self._post({"type": "http.response.early_hint", "links": links}, body=False)
 
     def _respond(self, iterable: Iterable[bytes]) -> None:
-        response = self.response
         if (
             self._pathsend
             and type(iterable) is FileWrapper
-            and response.phase is HEADERS_PENDING
+            and self.phase is HEADERS_PENDING
             and not self._head_only
         ):
-            path = iterable.sendable_path(response.content_length)
+            path = iterable.sendable_path(self.content_length)
             if path is not None:
                 self._send_head()
                 self._post({"type": "http.response.pathsend", "path": path}, body=False)
                 return
         for chunk in iterable:
             self.write(chunk)
-            if response.phase is HEADERS_SENT and (
+            if self.phase is HEADERS_SENT and (
                 self._head_only
-                or (response.content_length is not None and self._sent >= response.content_length)
+                or (self.content_length is not None and self._sent >= self.content_length)
             ):
                 break  # nothing more may be sent: stop the app early
-        if response.phase is not HEADERS_SENT:
+        if self.phase is not HEADERS_SENT:
             self._send_head()
-        limit = response.content_length
+        limit = self.content_length
         if (
             limit is not None
             and self._sent < limit
             and not self._head_only
-            and response.status not in (204, 304)
+            and self.status not in (204, 304)
         ):
             raise RuntimeError(
                 f"WSGI app sent {self._sent} bytes but declared Content-Length: {limit}"
@@ -451,7 +461,7 @@ class _Exchange:
         if self._abort is not None:
             logger.debug("WSGI app stopped after the client went away: %r", error)
             return None
-        started = self.response.phase is HEADERS_SENT
+        started = self.phase is HEADERS_SENT
         if isinstance(error, BodyTooLarge) and not started:
             logger.warning("rejected request: %s", error)
             try:
@@ -477,7 +487,7 @@ class _Exchange:
         return error
 
     def serve(self, adapter: WSGIToASGI, scope: Scope, first: bytes, more: bool) -> None:
-        """Worker thread: build the environ, then :meth:`run` the app.
+        """Worker thread: build the environ, run the app, post its response and the end.
 
         Here rather than on the loop: the loop thread serves every connection, and the
         environ is the largest piece of per-request work the adapter does.
@@ -486,12 +496,12 @@ class _Exchange:
             environ = build_environ(scope, None, max_header_repeats=adapter._max_header_repeats)
             # limit positionally: a keyword to a class call costs a dict (~1k instructions).
             environ["wsgi.input"] = BodyStream(first, more, self.pull, adapter._max_body_size)
-        except (RequestRejected, BodyTooLarge) as error:
-            if isinstance(error, RequestRejected):
-                logger.warning("rejected request: %s", error.reason)
-                answer = _plain_response(error.status, error.reason)
+        except (RequestRejected, BodyTooLarge) as refused:
+            if isinstance(refused, RequestRejected):
+                logger.warning("rejected request: %s", refused.reason)
+                answer = _plain_response(refused.status, refused.reason)
             else:
-                logger.warning("rejected request: %s", error)
+                logger.warning("rejected request: %s", refused)
                 answer = _plain_response(413, "Request body too large")
             self.answer_instead(answer)
             return
@@ -500,16 +510,19 @@ class _Exchange:
         extensions = scope.get("extensions")
         if extensions is not None and "http.response.early_hint" in extensions:
             environ["wsgi.early_hints"] = self.early_hints
-        self.run(adapter.app, environ)
-
-    def run(self, app: WSGIApp, environ: Environ) -> None:
-        """Worker thread: run the app, post its response, close its iterable, post the end."""
+        # Then run the app, post its response, close its iterable and post the end: in
+        # this frame, a call fewer per request.
         iterable: Iterable[bytes] | None = None
         error: BaseException | None = None
-        self.response = ResponseHead(self.write)
+        whole: list[Message] | None = None  # the usual short answer, posted with the end
+        # The head's state (StartResponse._reset_head(), inline: no call).
+        self.phase = AWAITING_START
+        self.status = 500
+        self.headers = []
+        self.content_length = None
+        self._returned = False
         try:
-            response = self.response
-            iterable = app(environ, response.start_response)
+            iterable = adapter.app(environ, self.start_response)
             if type(iterable) is list and len(iterable) <= 1:
                 # The usual short answer. A list has no close(): its whole response and
                 # the end can cross to the loop together, taking the lock once and
@@ -518,20 +531,20 @@ class _Exchange:
                 if (
                     type(chunk) is bytes
                     and chunk
-                    and response.phase is HEADERS_PENDING
+                    and self.phase is HEADERS_PENDING
                     and not self._head_only
-                    and (response.content_length is None or response.content_length == len(chunk))
+                    and (self.content_length is None or self.content_length == len(chunk))
                 ):
                     # One chunk that is the whole body: the head and the final body
                     # message, as _respond() would post them, without its calls
                     # (write, _send_head, mark_sent, two posts; ~8k instructions).
-                    response.phase = HEADERS_SENT
+                    self.phase = HEADERS_SENT
                     self._sent = len(chunk)
-                    self._held = [
+                    whole = [
                         {
                             "type": "http.response.start",
-                            "status": response.status,
-                            "headers": response.headers,
+                            "status": self.status,
+                            "headers": self.headers,
                         },
                         {"type": "http.response.body", "body": chunk, "more_body": False},
                     ]
@@ -543,11 +556,16 @@ class _Exchange:
         except BaseException as exc:
             error = self._fail(exc)
         finally:
-            close_app_iterable(iterable, environ)
+            if type(iterable) is list:
+                # No close() to call: only close_app_iterable()'s flush, without its call.
+                errors = environ.get("wsgi.errors")
+                if errors is not None:
+                    errors.flush()
+            else:
+                close_app_iterable(iterable, environ)
             del iterable
-            # The head's reference back to the exchange (see _post_end).
-            self.response.write = _write_after_return
-            self._post_end(error)
+            self._returned = True  # write() refuses from now on
+            self._post_end(error, whole)
 
     def pull(self) -> tuple[bytes, bool]:
         """Worker side of ``wsgi.input``: block until the loop has received more body."""
@@ -891,24 +909,11 @@ class WSGIToASGI:
         return f"WSGIToASGI({self.app!r})"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "websocket":
-            if not _on_asyncio():
-                raise RuntimeError(
-                    "WSGIToASGI serves WebSocket connections on asyncio only, not trio: "
-                    "run the server on asyncio (hypercorn -k asyncio) for WebSockets"
-                )
-            await self._websockets.serve(
-                self.app, scope, receive, send, max_header_repeats=self._max_header_repeats
-            )
-        else:
-            raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        # The HTTP request is served in this coroutine, not one of its own: a coroutine
+        # object and a frame fewer on the loop thread for every request.
         # Only what the loop must know before the app runs is read here; the worker
         # builds the environ (and answers 431 if the headers are refused).
         limit = self._max_body_size
@@ -976,6 +981,23 @@ class WSGIToASGI:
         finally:
             if deadline is not None:
                 deadline.cancel()
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Lifespan and WebSocket scopes; anything else raises."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            if not _on_asyncio():
+                raise RuntimeError(
+                    "WSGIToASGI serves WebSocket connections on asyncio only, not trio: "
+                    "run the server on asyncio (hypercorn -k asyncio) for WebSockets"
+                )
+            await self._websockets.serve(
+                self.app, scope, receive, send, max_header_repeats=self._max_header_repeats
+            )
+        else:
+            raise ValueError(f"WSGIToASGI cannot serve ASGI scope type {kind!r}")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -387,3 +387,22 @@ def test_the_signal_works_under_trio() -> None:
     assert view.stopped_early is True
     assert view.elapsed < view.budget / 2
     assert sent == []
+
+
+async def test_the_adapters_signal_starts_as_one_made_by_its_init() -> None:
+    # The exchange fills a signal's fields without running __init__: none may be missed.
+    seen: list[Any] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        signal = environ["bridge.disconnected"]
+        seen.append({name: getattr(signal, name) for name in DisconnectSignal.__slots__})
+        start_response("200 OK", TEXT)
+        return [b"ok"]
+
+    await request(WSGIToASGI(app, pool=ThreadPool(2)))
+    made = DisconnectSignal(lambda: None, threading.Lock())
+    fields = {name: getattr(made, name) for name in DisconnectSignal.__slots__}
+    assert seen[0].keys() == fields.keys()
+    for name in ("_callbacks", "_event", "_set"):
+        assert seen[0][name] == fields[name]
+    assert seen[0]["_listen"] is not None

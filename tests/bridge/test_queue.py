@@ -13,9 +13,27 @@ import httpx
 import pytest
 
 from bridge import ThreadPool, WSGIToASGI
-from bridge._pool import DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT
+from bridge._pool import DEFAULT_MAX_QUEUE, DEFAULT_QUEUE_TIMEOUT, Job
 from bridge._types import Environ, StartResponse
 from tests.bridge.harness import Exchange, http_scope, pool_idle
+
+
+def test_a_submitted_job_starts_as_one_made_by_its_init() -> None:
+    # submit() fills a job's fields without running Job.__init__: none may be missed.
+    pool = ThreadPool(1)
+    release = threading.Event()
+    try:
+        pool.submit(release.wait)
+        job = pool.submit(print, "x")  # queued: no worker takes it while we look
+        assert job is not None
+        made = Job(print, ("x",), True)
+        assert {name: getattr(job, name) for name in Job.__slots__} == {
+            name: getattr(made, name) for name in Job.__slots__
+        }
+        assert pool.expire(job)
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
 
 
 def test_a_job_expired_before_a_worker_takes_it_never_runs() -> None:

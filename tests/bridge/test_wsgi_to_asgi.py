@@ -211,6 +211,19 @@ async def test_write_works_and_comes_before_the_iterable() -> None:
     assert exchange.body == b"written-iterated"
 
 
+async def test_write_kept_past_the_apps_call_refuses_and_sends_nothing() -> None:
+    kept: list[Callable[[bytes], object]] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        kept.append(start_response("200 OK", TEXT))
+        return [b"body"]
+
+    exchange = await request(WSGIToASGI(app))
+    with pytest.raises(RuntimeError, match="after the WSGI app's call returned"):
+        kept[0](b"late")
+    assert exchange.body == b"body"
+
+
 # --- request body -----------------------------------------------------------------
 
 
