@@ -134,17 +134,23 @@ def test_sized_parameters_keep_every_bound_deflate_depends_on(level: int) -> Non
             assert size <= budget  # a smaller hash table never exhausts a chain search
 
 
-def test_a_1_kib_body_at_level_9_gets_a_2_kib_window_and_memlevel_5(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    made: list[tuple[int, ...]] = []
+@pytest.fixture
+def made(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The arguments of every ``zlib.compressobj`` call from now on."""
+    calls: list[tuple[int, ...]] = []
     real = zlib.compressobj
 
     def spy(*args: int) -> Any:
-        made.append(args)
+        calls.append(args)
         return real(*args)
 
     monkeypatch.setattr(zlib, "compressobj", spy)
+    return calls
+
+
+def test_a_1_kib_body_at_level_9_gets_a_2_kib_window_and_memlevel_5(
+    made: list[tuple[int, ...]],
+) -> None:
     spec = EncoderSpec("gzip", 9)
     spec.one_shot(body_for("json", 1024))
     spec.one_shot(body_for("json", 65536))  # zlib's defaults (3.10: three arguments)
@@ -153,16 +159,8 @@ def test_a_1_kib_body_at_level_9_gets_a_2_kib_window_and_memlevel_5(
 
 @pytest.mark.parametrize("level", range(10))
 def test_one_shot_uses_the_parameters_gzip_parameters_gives(
-    monkeypatch: pytest.MonkeyPatch, level: int
+    made: list[tuple[int, ...]], level: int
 ) -> None:
-    made: list[tuple[int, ...]] = []
-    real = zlib.compressobj
-
-    def spy(*args: int) -> Any:
-        made.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(zlib, "compressobj", spy)
     spec = EncoderSpec("gzip", level)
     sizes = [*range(0, 1100), *range(1100, 16123, 97), 16122]
     for size in sizes:
